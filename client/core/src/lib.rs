@@ -1,0 +1,1 @@
+//! Tropa client library (work in progress).
