@@ -1,1 +1,259 @@
-fn main(){}
+//! `tropa-relay`: run a Tropa relay.
+//!
+//! With no arguments it initialises a data directory at the default location
+//! if needed and serves. The first line of stdout of `run` is always the relay
+//! address, so scripts can read it.
+
+#![forbid(unsafe_code)]
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tropa_relay::config::Config;
+use tropa_relay::identity::{KEY_FILE, RelayIdentity};
+use tropa_relay::server::{Server, address_for};
+use tropa_relay::store::SledStore;
+
+const CONFIG_FILE: &str = "relay.toml";
+const STORE_DIR: &str = "store";
+
+/// A Tropa relay: stores sealed, fixed-size envelopes for Tropa clients and
+/// learns nothing else about them.
+///
+/// Quick start: `tropa-relay` creates a relay in the default data directory
+/// and serves it, printing the relay address (tropa://…) to give to users.
+/// Operators: `tropa-relay init --data DIR --listen 0.0.0.0:4433`, edit
+/// DIR/relay.toml (set public_host), then `tropa-relay run --data DIR`.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the relay key and relay.toml in DIR and print the address.
+    Init {
+        /// Data directory (created with mode 0700).
+        #[arg(long, value_name = "DIR", env = "TROPA_RELAY_DATA")]
+        data: PathBuf,
+        /// UDP address to listen on; port 0 picks a free port at every start.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
+        /// Host or IP to put in the address when listening on 0.0.0.0 or [::].
+        #[arg(long, value_name = "HOST")]
+        public_host: Option<String>,
+    },
+    /// Serve the relay in DIR. Prints the address on the first line of stdout.
+    Run {
+        /// Data directory made by `init`.
+        #[arg(long, value_name = "DIR", env = "TROPA_RELAY_DATA")]
+        data: PathBuf,
+        /// Override the listen address from relay.toml.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
+    },
+    /// Print the relay address of DIR.
+    Address {
+        /// Data directory made by `init`.
+        #[arg(long, value_name = "DIR", env = "TROPA_RELAY_DATA")]
+        data: PathBuf,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error("{0} is already a relay data directory (use `tropa-relay run --data {0}`)")]
+    AlreadyInitialised(String),
+    #[error("{0} is not a relay data directory (create one with `tropa-relay init --data {0}`)")]
+    NotInitialised(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no default data directory on this system; pass --data DIR")]
+    NoDefaultDir,
+    #[error("the relay listens on port 0 (a new port each start); the running relay prints its address")]
+    DynamicPort,
+    #[error(transparent)]
+    Config(#[from] tropa_relay::config::ConfigError),
+    #[error(transparent)]
+    Identity(#[from] tropa_relay::identity::IdentityError),
+    #[error(transparent)]
+    Store(#[from] tropa_relay::store::StoreError),
+    #[error(transparent)]
+    Server(#[from] tropa_relay::server::ServerError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::AlreadyInitialised(_) | CliError::NotInitialised(_) => 3,
+            CliError::Config(_) => 4,
+            CliError::Server(_) => 5,
+            _ => 1,
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+    move |source| CliError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn default_data_dir() -> Result<PathBuf, CliError> {
+    if let Some(d) = std::env::var_os("TROPA_RELAY_DATA") {
+        return Ok(PathBuf::from(d));
+    }
+    directories::ProjectDirs::from("", "", "tropa")
+        .map(|p| p.data_dir().join("relay"))
+        .ok_or(CliError::NoDefaultDir)
+}
+
+fn is_initialised(data: &Path) -> bool {
+    data.join(KEY_FILE).exists()
+}
+
+fn init(data: &Path, listen: Option<SocketAddr>, public_host: Option<String>) -> Result<(), CliError> {
+    if is_initialised(data) {
+        return Err(CliError::AlreadyInitialised(data.display().to_string()));
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(data).map_err(io_err(data))?;
+    let mut cfg = Config::default();
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    cfg.public_host = public_host;
+    cfg.validate()?;
+    let identity = RelayIdentity::generate()?;
+    cfg.save(&data.join(CONFIG_FILE))?;
+    identity.save(&data.join(KEY_FILE))?;
+    if cfg.listen.port() == 0 {
+        println!("relay created in {} (port chosen at each start)", data.display());
+    } else {
+        println!("{}", address_for(&cfg, identity.fingerprint(), cfg.listen.port()));
+    }
+    Ok(())
+}
+
+fn load(data: &Path) -> Result<(Config, RelayIdentity), CliError> {
+    if !is_initialised(data) {
+        return Err(CliError::NotInitialised(data.display().to_string()));
+    }
+    let cfg_path = data.join(CONFIG_FILE);
+    let cfg = if cfg_path.exists() {
+        Config::load(&cfg_path)?
+    } else {
+        Config::default()
+    };
+    Ok((cfg, RelayIdentity::load(&data.join(KEY_FILE))?))
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn run(data: &Path, listen: Option<SocketAddr>) -> Result<(), CliError> {
+    let (mut cfg, identity) = load(data)?;
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)?;
+    rt.block_on(async {
+        let store = Arc::new(SledStore::open(&data.join(STORE_DIR))?);
+        let has_public_host = cfg.public_host.is_some();
+        let wildcard = cfg.listen.ip().is_unspecified();
+        let server = Server::bind(cfg, &identity, store).await?;
+        let address = server.address().map_err(io_err(data))?;
+        println!("{address}");
+        tracing::info!("relay listening; address printed on stdout");
+        if wildcard && !has_public_host {
+            eprintln!(
+                "note: listening on all interfaces; the address above uses loopback. \
+                 Set public_host in {} so users get a reachable address.",
+                data.join(CONFIG_FILE).display()
+            );
+        }
+        server.run(shutdown_signal()).await;
+        Ok(())
+    })
+}
+
+fn address(data: &Path) -> Result<(), CliError> {
+    let (cfg, identity) = load(data)?;
+    if cfg.listen.port() == 0 {
+        return Err(CliError::DynamicPort);
+    }
+    println!("{}", address_for(&cfg, identity.fingerprint(), cfg.listen.port()));
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TROPA_LOG")
+                // quinn's debug logs carry peer addresses: keep them quiet.
+                .unwrap_or_else(|_| "info,quinn=warn,quinn_proto=warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Init {
+            data,
+            listen,
+            public_host,
+        }) => init(&data, listen, public_host),
+        Some(Command::Run { data, listen }) => run(&data, listen),
+        Some(Command::Address { data }) => address(&data),
+        None => default_data_dir().and_then(|data| {
+            if !is_initialised(&data) {
+                init(&data, None, None)?;
+                eprintln!("created a new relay in {}", data.display());
+            }
+            run(&data, None)
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tropa-relay: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! TLS 1.3 for the relay protocol: the relay's server configuration and the
+//! client's pinned-key verifier (S11).
+//!
+//! A client trusts no certificate authority. It accepts a relay if and only if
+//! the SHA-256 of the SubjectPublicKeyInfo in the relay's certificate equals
+//! the fingerprint in the relay address, and the TLS 1.3 handshake signature
+//! verifies under that key. The certificate's names, dates and issuer are
+//! irrelevant by design. SNI is disabled so the network does not see a name.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
+use tropa_proto::{ALPN, Fingerprint};
+
+use crate::crypto::{BINDING_LEN, ChannelBinding, EXPORTER_LABEL};
+
+/// Server name put in the (unsent) SNI slot; any valid name would do.
+pub const SERVER_NAME: &str = "tropa-relay";
+
+/// The crypto provider used on both sides (ring; TLS 1.3 suites only).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConfigError {
+    /// rustls refused the configuration (e.g. a bad key).
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// quinn refused the rustls configuration.
+    #[error("QUIC crypto configuration: {0}")]
+    Quic(String),
+}
+
+/// Accepts exactly one relay key.
+#[derive(Debug)]
+struct PinnedKey {
+    fingerprint: Fingerprint,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedKey {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let seen = Fingerprint::of_spki(&cert.subject_public_key_info());
+        // Fingerprints are public; a plain comparison leaks nothing secret.
+        if seen == self.fingerprint {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // Only TLS 1.3 is enabled; this is unreachable in practice.
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Transport settings shared by both ends: generous idle timeout for mobile
+/// networks, no unidirectional streams (the protocol does not use them).
+fn transport(client: bool) -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.max_concurrent_uni_streams(0u32.into());
+    if client {
+        // A keep-alive below common NAT timeouts keeps a subscription alive
+        // without polling; the relay never sends keep-alives itself.
+        t.keep_alive_interval(Some(Duration::from_secs(25)));
+        t.max_idle_timeout(Some(quinn::VarInt::from_u32(90_000).into()));
+    } else {
+        t.max_concurrent_bidi_streams(64u32.into());
+        t.max_idle_timeout(Some(quinn::VarInt::from_u32(120_000).into()));
+    }
+    t
+}
+
+/// QUIC client configuration that accepts only the relay with `fingerprint`.
+///
+/// # Errors
+/// [`TlsConfigError`] if rustls or quinn refuse the configuration.
+pub fn client_config(fingerprint: Fingerprint) -> Result<quinn::ClientConfig, TlsConfigError> {
+    let provider = provider();
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedKey {
+            fingerprint,
+            provider,
+        }))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    tls.enable_sni = false;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| TlsConfigError::Quic(e.to_string()))?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
+    cfg.transport_config(Arc::new(transport(true)));
+    Ok(cfg)
+}
+
+/// QUIC server configuration from a certificate and its private key (DER).
+///
+/// # Errors
+/// [`TlsConfigError`] if the key does not match or is unsupported.
+pub fn server_config(
+    cert: CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> Result<quinn::ServerConfig, TlsConfigError> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    // No session tickets: resumption state would be per-client state (S8).
+    tls.send_tls13_tickets = 0;
+    tls.max_early_data_size = 0;
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| TlsConfigError::Quic(e.to_string()))?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    cfg.transport_config(Arc::new(transport(false)));
+    cfg.migration(true);
+    Ok(cfg)
+}
+
+/// The connection's channel binding (TLS exporter). Both ends compute the same
+/// 32 bytes; a signature over it is worthless on any other connection.
+///
+/// # Errors
+/// Only if the handshake has not completed, which quinn rules out for an
+/// established connection.
+pub fn channel_binding(conn: &quinn::Connection) -> Result<ChannelBinding, TlsConfigError> {
+    let mut out = [0u8; BINDING_LEN];
+    conn.export_keying_material(&mut out, EXPORTER_LABEL, b"")
+        .map_err(|_| TlsConfigError::Quic("TLS exporter unavailable".into()))?;
+    Ok(out)
+}
