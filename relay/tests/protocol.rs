@@ -1,0 +1,385 @@
+//! Relay protocol over real QUIC sockets on loopback with a real sled store
+//! in a temp dir: the round trip, authentication, replay across connections,
+//! bad input, quotas, rate limits and what lands on disk (S6, S12).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use tropa_proto::relay::{self, ErrorCode, Request, recipient_command::Action, request};
+use tropa_proto::{ENVELOPE_SIZE, PROTOCOL_VERSION, RelayAddress};
+use tropa_relay::client::{RelayClient, RequestError};
+use tropa_relay::config::Config;
+use tropa_relay::identity::RelayIdentity;
+use tropa_relay::server::Server;
+use tropa_relay::store::SledStore;
+use x25519_dalek::{PublicKey, StaticSecret};
+
+struct Relay {
+    address: RelayAddress,
+    dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(cfg: Config) -> Relay {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = RelayIdentity::generate().unwrap();
+        let store = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
+        let cfg = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            ..cfg
+        };
+        let server = Server::bind(cfg, &identity, store).await.unwrap();
+        let address = server.address().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(server.run(async {
+            let _ = rx.await;
+        }));
+        Relay {
+            address,
+            dir,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.task).await;
+        self.dir
+    }
+}
+
+struct Mailbox {
+    auth: SigningKey,
+    dh: StaticSecret,
+    rid: [u8; 24],
+    sid: [u8; 24],
+    relay_dh: [u8; 32],
+}
+
+async fn mailbox(c: &RelayClient) -> Mailbox {
+    let auth = SigningKey::generate(&mut rand::rng());
+    let dh = StaticSecret::random_from_rng(&mut rand::rng());
+    let m = c
+        .create_mailbox(&auth, &PublicKey::from(&dh), None)
+        .await
+        .unwrap();
+    assert_ne!(m.recipient_id, m.sender_id);
+    Mailbox {
+        auth,
+        dh,
+        rid: m.recipient_id,
+        sid: m.sender_id,
+        relay_dh: m.relay_dh_pub,
+    }
+}
+
+fn envelope(fill: u8) -> Bytes {
+    // Not constant, so that a substring search is meaningful.
+    Bytes::from(
+        (0..ENVELOPE_SIZE)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(fill))
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn code(r: Result<(), RequestError>) -> ErrorCode {
+    r.unwrap_err().code().expect("relay error code")
+}
+
+fn resp_code(r: &relay::Response) -> Option<ErrorCode> {
+    match &r.result {
+        Some(relay::response::Result::Error(e)) => ErrorCode::try_from(e.code).ok(),
+        _ => None,
+    }
+}
+
+/// Every file under `dir`, concatenated.
+fn disk_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.extend(std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn round_trip_delivery_is_reencrypted_and_ack_deletes() {
+    let relay = Relay::start(Config::default()).await;
+    let recipient = RelayClient::connect(&relay.address).await.unwrap();
+    let sender = RelayClient::connect(&relay.address).await.unwrap();
+    let mb = mailbox(&recipient).await;
+    let env = envelope(1);
+    sender.deposit(&mb.sid, env.clone(), None).await.unwrap();
+
+    let mut sub = recipient.subscribe(&mb.auth, &mb.rid).await.unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_ne!(&d.sealed[..], &env[..], "delivery must not be the deposit bytes");
+    assert!(!contains(&d.sealed, &env[..64]));
+    let plain = d.open(&mb.dh, &mb.relay_dh, &mb.rid).unwrap();
+    assert_eq!(&plain[..], &env[..]);
+
+    // A live push: deposit while subscribed.
+    let env2 = envelope(2);
+    sender.deposit(&mb.sid, env2.clone(), None).await.unwrap();
+    let d2 = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(&d2.open(&mb.dh, &mb.relay_dh, &mb.rid).unwrap()[..], &env2[..]);
+
+    // S6 at rest: neither the deposit nor the delivery bytes are on disk.
+    let disk = disk_bytes(relay.dir.path());
+    assert!(!contains(&disk, &env[..64]), "deposit bytes stored verbatim");
+    assert!(!contains(&disk, &d.sealed[16..80]), "delivery bytes stored");
+
+    recipient.ack(&mb.auth, &mb.rid, &d.envelope_id).await.unwrap();
+    // Acking again is harmless.
+    recipient.ack(&mb.auth, &mb.rid, &d.envelope_id).await.unwrap();
+    sub.close();
+
+    // A new subscription redelivers only what was not acked, re-encrypted anew.
+    let mut sub = recipient.subscribe(&mb.auth, &mb.rid).await.unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.envelope_id, d2.envelope_id);
+    assert_ne!(again.sealed, d2.sealed, "redelivery must use a fresh nonce");
+    recipient
+        .ack(&mb.auth, &mb.rid, &again.envelope_id)
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), sub.next())
+            .await
+            .is_err(),
+        "nothing left to deliver"
+    );
+
+    // Delete: the mailbox is gone for senders too.
+    recipient.delete(&mb.auth, &mb.rid).await.unwrap();
+    assert_eq!(
+        code(sender.deposit(&mb.sid, envelope(3), None).await),
+        ErrorCode::NoMailbox
+    );
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn deposits_before_and_after_secure() {
+    let relay = Relay::start(Config::default()).await;
+    let c = RelayClient::connect(&relay.address).await.unwrap();
+    let mb = mailbox(&c).await;
+    let sender_key = SigningKey::generate(&mut rand::rng());
+    let stranger = SigningKey::generate(&mut rand::rng());
+    c.deposit(&mb.sid, envelope(1), None).await.unwrap();
+    c.secure(&mb.auth, &mb.rid, &sender_key.verifying_key().to_bytes())
+        .await
+        .unwrap();
+    assert_eq!(
+        code(c.deposit(&mb.sid, envelope(2), None).await),
+        ErrorCode::AuthFailed
+    );
+    assert_eq!(
+        code(c.deposit(&mb.sid, envelope(2), Some(&stranger)).await),
+        ErrorCode::AuthFailed
+    );
+    c.deposit(&mb.sid, envelope(2), Some(&sender_key))
+        .await
+        .unwrap();
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn recipient_commands_are_bound_to_the_connection() {
+    let relay = Relay::start(Config::default()).await;
+    let a = RelayClient::connect(&relay.address).await.unwrap();
+    let b = RelayClient::connect(&relay.address).await.unwrap();
+    let mb = mailbox(&a).await;
+    // A signed Delete captured from connection a...
+    let captured = a.signed(&mb.auth, &mb.rid, Action::Delete(relay::DeleteMailbox {}));
+    // ...is refused on connection b,
+    let err = b.send_expect_ok(&captured).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::AuthFailed));
+    // and the mailbox still exists: a deposit still works.
+    b.deposit(&mb.sid, envelope(1), None).await.unwrap();
+    // On its own connection it works.
+    a.send_expect_ok(&captured).await.unwrap();
+
+    // Wrong key, and unknown mailbox, fail the same way.
+    let mb2 = mailbox(&a).await;
+    let wrong = SigningKey::generate(&mut rand::rng());
+    let e1 = a.delete(&wrong, &mb2.rid).await.unwrap_err();
+    let e2 = a.delete(&mb2.auth, &[0u8; 24]).await.unwrap_err();
+    assert_eq!(e1.code(), Some(ErrorCode::AuthFailed));
+    assert_eq!(e1.to_string(), e2.to_string(), "must not reveal existence");
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_typed_errors_and_relay_keeps_serving() {
+    let relay = Relay::start(Config::default()).await;
+    let evil = RelayClient::connect(&relay.address).await.unwrap();
+    let good = RelayClient::connect(&relay.address).await.unwrap();
+    let mb = mailbox(&good).await;
+
+    // Oversized length prefix.
+    let r = evil.raw(&u32::MAX.to_be_bytes()).await.unwrap();
+    assert_eq!(resp_code(&r), Some(ErrorCode::TooLarge));
+    // Truncated frame: announces 100 bytes, sends 3.
+    let mut t = 100u32.to_be_bytes().to_vec();
+    t.extend_from_slice(&[1, 2, 3]);
+    let r = evil.raw(&t).await.unwrap();
+    assert_eq!(resp_code(&r), Some(ErrorCode::Malformed));
+    // Garbage body.
+    let mut g = 8u32.to_be_bytes().to_vec();
+    g.extend_from_slice(&[0xff; 8]);
+    let r = evil.raw(&g).await.unwrap();
+    assert_eq!(resp_code(&r), Some(ErrorCode::Malformed));
+    // Unknown message type: a well-formed protobuf with only an unknown field.
+    let unknown = Request {
+        version: PROTOCOL_VERSION,
+        command: None,
+    };
+    let mut frame = tropa_proto::framing::encode(&unknown).unwrap();
+    frame.extend_from_slice(&[0xf8, 0x06, 0x01]); // field 111, varint 1
+    let len = (frame.len() - 4) as u32;
+    frame[..4].copy_from_slice(&len.to_be_bytes());
+    let r = evil.raw(&frame).await.unwrap();
+    assert_eq!(resp_code(&r), Some(ErrorCode::Malformed));
+    // Unsupported version.
+    let v9 = Request {
+        version: 9,
+        command: Some(request::Command::Deposit(relay::Deposit::default())),
+    };
+    let r = evil
+        .raw(&tropa_proto::framing::encode(&v9).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp_code(&r), Some(ErrorCode::UnsupportedVersion));
+    // Wrong envelope sizes.
+    let mut big = envelope(0).to_vec();
+    big.push(0);
+    assert_eq!(
+        code(good.deposit(&mb.sid, Bytes::from(big), None).await),
+        ErrorCode::TooLarge
+    );
+    assert_eq!(
+        code(good.deposit(&mb.sid, Bytes::from_static(b"short"), None).await),
+        ErrorCode::Malformed
+    );
+    // Bad keys on create.
+    let bad = Request {
+        version: PROTOCOL_VERSION,
+        command: Some(request::Command::CreateMailbox(relay::CreateMailbox {
+            recipient_auth_pub: Bytes::from_static(b"short"),
+            ..Default::default()
+        })),
+    };
+    let r = evil
+        .raw(&tropa_proto::framing::encode(&bad).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp_code(&r), Some(ErrorCode::Malformed));
+
+    // The relay still serves: the honest client deposits and receives.
+    good.deposit(&mb.sid, envelope(5), None).await.unwrap();
+    let mut sub = good.subscribe(&mb.auth, &mb.rid).await.unwrap();
+    assert!(sub.next().await.unwrap().is_some());
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn quota_and_rate_limit() {
+    let relay = Relay::start(Config {
+        mailbox_quota: 2,
+        ..Config::default()
+    })
+    .await;
+    let c = RelayClient::connect(&relay.address).await.unwrap();
+    let mb = mailbox(&c).await;
+    c.deposit(&mb.sid, envelope(1), None).await.unwrap();
+    c.deposit(&mb.sid, envelope(2), None).await.unwrap();
+    assert_eq!(
+        code(c.deposit(&mb.sid, envelope(3), None).await),
+        ErrorCode::Quota
+    );
+    relay.stop().await;
+
+    let relay = Relay::start(Config {
+        rate_per_sec: 1,
+        rate_burst: 3,
+        ..Config::default()
+    })
+    .await;
+    let c = RelayClient::connect(&relay.address).await.unwrap();
+    let mb = mailbox(&c).await;
+    let mut limited = 0;
+    for i in 0..6 {
+        if let Err(e) = c.deposit(&mb.sid, envelope(i), None).await {
+            assert_eq!(e.code(), Some(ErrorCode::RateLimited));
+            limited += 1;
+        }
+    }
+    assert!(limited >= 2, "burst of 3 at 1/s must refuse some of 7 requests");
+    // Another connection has its own budget.
+    let other = RelayClient::connect(&relay.address).await.unwrap();
+    other.deposit(&mb.sid, envelope(9), None).await.unwrap();
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn creation_password_and_pinned_key() {
+    let relay = Relay::start(Config {
+        creation_password: Some("let-me-in".into()),
+        ..Config::default()
+    })
+    .await;
+    assert_eq!(relay.address.password.as_deref(), Some("let-me-in"));
+    let c = RelayClient::connect(&relay.address).await.unwrap();
+    let auth = SigningKey::generate(&mut rand::rng());
+    let dh = PublicKey::from(&StaticSecret::random_from_rng(&mut rand::rng()));
+    let e = c.create_mailbox(&auth, &dh, Some("nope")).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::AuthFailed));
+    let m = c
+        .create_mailbox(&auth, &dh, Some("let-me-in"))
+        .await
+        .unwrap();
+    // Deposits never need the password.
+    c.deposit(&m.sender_id, envelope(1), None).await.unwrap();
+
+    // A client with a different fingerprint refuses the relay.
+    let mut wrong = relay.address.clone();
+    wrong.fingerprint.0[0] ^= 1;
+    let err = RelayClient::connect(&wrong).await.unwrap_err();
+    assert!(
+        matches!(err, tropa_relay::client::ConnectError::Handshake(_)),
+        "{err}"
+    );
+    relay.stop().await;
+}
