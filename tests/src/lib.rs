@@ -1,0 +1,177 @@
+//! Helpers for the workspace integration tests: find the workspace's
+//! binaries, run relay processes on loopback, scan directories for secrets.
+//!
+//! Tests only ever use 127.0.0.1; nothing here reaches another host.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tropa_proto::RelayAddress;
+
+/// Path of a workspace binary, building it if the test run did not.
+pub fn bin(name: &str) -> PathBuf {
+    // target/<profile>/deps/<test-exe> -> target/<profile>/<name>
+    let exe = std::env::current_exe().expect("test exe path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    let path = dir.join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--bin", name])
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building {name} failed");
+    }
+    path
+}
+
+/// A `tropa-relay run` child process.
+pub struct RelayProcess {
+    /// The process.
+    pub child: Child,
+    /// The address it printed.
+    pub address: RelayAddress,
+    /// Its data directory.
+    pub data: PathBuf,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+impl RelayProcess {
+    /// Initialises `data` (if needed) for 127.0.0.1 with a free port and runs it.
+    pub fn start(data: &Path) -> RelayProcess {
+        Self::start_with(data, &[])
+    }
+
+    /// Like [`start`](Self::start), appending `extra_config` lines to relay.toml
+    /// on first initialisation.
+    pub fn start_with(data: &Path, extra_config: &[&str]) -> RelayProcess {
+        if !data.join("relay.key").exists() {
+            let out = Command::new(bin("tropa-relay"))
+                .args(["init", "--data"])
+                .arg(data)
+                .args(["--listen", "127.0.0.1:0"])
+                .output()
+                .expect("run tropa-relay init");
+            assert!(out.status.success(), "init failed: {out:?}");
+            if !extra_config.is_empty() {
+                let cfg = data.join("relay.toml");
+                let mut text = std::fs::read_to_string(&cfg).unwrap();
+                for l in extra_config {
+                    text = format!("{l}\n{text}");
+                }
+                std::fs::write(&cfg, text).unwrap();
+            }
+        }
+        let mut child = Command::new(bin("tropa-relay"))
+            .args(["run", "--data"])
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tropa-relay");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let mut err_pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        out.read_line(&mut line).expect("read address");
+        // Keep draining stdout so the relay never blocks on a full pipe.
+        std::thread::spawn(move || for _ in out.lines() {});
+        let address: RelayAddress = line.trim().parse().unwrap_or_else(|e| {
+            panic!(
+                "relay printed {line:?} ({e}); stderr: {}",
+                String::from_utf8_lossy(&stderr.lock().unwrap())
+            )
+        });
+        RelayProcess {
+            child,
+            address,
+            data: data.to_path_buf(),
+            stderr,
+        }
+    }
+
+    /// Everything the relay wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// kill -9.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits up to `limit`; returns the exit status and the time taken.
+    pub fn terminate(mut self, limit: Duration) -> (Option<std::process::ExitStatus>, Duration) {
+        let start = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        while start.elapsed() < limit {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return (Some(st), start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        (None, start.elapsed())
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every regular file under `dir`, with its bytes.
+pub fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(b) = std::fs::read(&p) {
+                out.push((p, b));
+            }
+        }
+    }
+    out
+}
+
+/// Files under `dir` that contain `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    assert!(!needle.is_empty());
+    files(dir)
+        .into_iter()
+        .filter(|(_, b)| b.windows(needle.len()).any(|w| w == needle))
+        .map(|(p, _)| p)
+        .collect()
+}

@@ -1,0 +1,151 @@
+//! The `tropa-relay` binary as a real process: address printing, restart
+//! after kill -9 keeps every accepted envelope, graceful SIGTERM, and logs
+//! without client addresses or mailbox IDs.
+
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use tropa_proto::ENVELOPE_SIZE;
+use tropa_relay::client::RelayClient;
+use tropa_tests::{RelayProcess, bin, files_containing};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+fn envelope(n: u8) -> Bytes {
+    Bytes::from(
+        (0..ENVELOPE_SIZE)
+            .map(|i| (i as u8).wrapping_mul(17) ^ n)
+            .collect::<Vec<_>>(),
+    )
+}
+
+#[test]
+fn init_address_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let out = Command::new(bin("tropa-relay"))
+        .args(["init", "--data"])
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:4999"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let addr: tropa_proto::RelayAddress = printed.trim().parse().unwrap();
+    assert_eq!(addr.port, 4999);
+    let out = Command::new(bin("tropa-relay"))
+        .args(["address", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), printed);
+    // The key file is private.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(data.join("relay.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "relay.key readable by others");
+    }
+    // A second init refuses, clearly.
+    let out = Command::new(bin("tropa-relay"))
+        .args(["init", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already a relay data directory"));
+    // Running a directory that is not a relay fails with a hint.
+    let out = Command::new(bin("tropa-relay"))
+        .args(["run", "--data"])
+        .arg(dir.path().join("nothing"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tropa-relay init"));
+}
+
+#[test]
+fn no_arguments_runs_the_default_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("default");
+    let out = Command::new(bin("tropa-relay"))
+        .args(["init", "--data"])
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut child = Command::new(bin("tropa-relay"))
+        .env("TROPA_RELAY_DATA", &data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let addr: tropa_proto::RelayAddress = line.trim().parse().unwrap();
+    assert_ne!(addr.port, 0, "the printed address carries the real port");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_after_kill9_keeps_every_accepted_envelope() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let relay = RelayProcess::start(&data);
+    let c = RelayClient::connect(&relay.address).await.unwrap();
+    let auth = SigningKey::generate(&mut rand::rng());
+    let dh = StaticSecret::random_from_rng(&mut rand::rng());
+    let m = c
+        .create_mailbox(&auth, &PublicKey::from(&dh), None)
+        .await
+        .unwrap();
+    let n = 20u8;
+    for i in 0..n {
+        c.deposit(&m.sender_id, envelope(i), None).await.unwrap();
+    }
+    // Every deposit above got `Accepted`. Now crash without any warning.
+    relay.kill9();
+    drop(c);
+
+    let relay = RelayProcess::start(&data);
+    let c = RelayClient::connect(&relay.address).await.unwrap();
+    let mut sub = c.subscribe(&auth, &m.recipient_id).await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..n {
+        let d = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("delivery in time")
+            .unwrap()
+            .expect("delivery");
+        let plain = d.open(&dh, &m.relay_dh_pub, &m.recipient_id).unwrap();
+        got.push(plain.to_vec());
+        c.ack(&auth, &m.recipient_id, &d.envelope_id).await.unwrap();
+    }
+    let want: Vec<Vec<u8>> = (0..n).map(|i| envelope(i).to_vec()).collect();
+    assert_eq!(got, want, "all accepted envelopes, in order");
+
+    // Privacy of what the relay wrote: no client address or IDs in the logs,
+    // no deposit bytes on disk.
+    let log = relay.stderr();
+    assert!(!log.contains("127.0.0.1"), "log mentions an address: {log}");
+    for id in [&m.recipient_id[..], &m.sender_id[..]] {
+        let hexid: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(!log.contains(&hexid));
+    }
+    assert!(files_containing(&data, &envelope(3)[..64]).is_empty());
+
+    let (status, took) = relay.terminate(Duration::from_secs(5));
+    let status = status.expect("relay exits within 5 s of SIGTERM");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(took < Duration::from_secs(5));
+}
