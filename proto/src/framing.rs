@@ -199,6 +199,7 @@ mod tests {
         proptest::option::of(prop_oneof![
             Just(response::Result::Ok(relay::Ok {})),
             Just(response::Result::Accepted(relay::Accepted {})),
+            Just(response::Result::Idle(relay::Idle {})),
             err,
             created,
             delivery,

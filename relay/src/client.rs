@@ -412,6 +412,15 @@ fn check(resp: Response) -> Result<Response, RequestError> {
     }
 }
 
+/// What a subscription yields.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// An envelope.
+    Delivery(Delivery),
+    /// Everything stored so far has been delivered.
+    Idle,
+}
+
 /// An open subscription stream.
 #[derive(Debug)]
 pub struct Subscription {
@@ -420,26 +429,42 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// Waits for the next delivery. `Ok(None)` if the relay ended the stream.
+    /// Waits for the next event: a delivery, or `Idle` once everything
+    /// stored has been pushed. `Ok(None)` if the relay ended the stream.
     ///
     /// # Errors
     /// [`RequestError`] if the connection fails or the relay sends garbage.
-    pub async fn next(&mut self) -> Result<Option<Delivery>, RequestError> {
+    pub async fn next_event(&mut self) -> Result<Option<Event>, RequestError> {
         let resp = match wire::read_frame::<Response>(&mut self.recv).await {
             Ok(r) => r,
             Err(ReadError::Finished) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
         match check(resp)?.result {
-            Some(response::Result::Delivery(d)) => Ok(Some(Delivery {
+            Some(response::Result::Delivery(d)) => Ok(Some(Event::Delivery(Delivery {
                 envelope_id: d
                     .envelope_id
                     .as_ref()
                     .try_into()
                     .map_err(|_| RequestError::Unexpected)?,
                 sealed: d.sealed,
-            })),
+            }))),
+            Some(response::Result::Idle(_)) => Ok(Some(Event::Idle)),
             _ => Err(RequestError::Unexpected),
+        }
+    }
+
+    /// Waits for the next delivery, skipping `Idle` markers.
+    ///
+    /// # Errors
+    /// [`RequestError`] if the connection fails or the relay sends garbage.
+    pub async fn next(&mut self) -> Result<Option<Delivery>, RequestError> {
+        loop {
+            match self.next_event().await? {
+                Some(Event::Delivery(d)) => return Ok(Some(d)),
+                Some(Event::Idle) => {}
+                None => return Ok(None),
+            }
         }
     }
 

@@ -452,6 +452,14 @@ async fn deliver(ctx: Arc<Ctx>, mut send: quinn::SendStream, sub: Subscription) 
                 break;
             }
         }
+        let idle = Response {
+            result: Some(tropa_proto::relay::response::Result::Idle(
+                tropa_proto::relay::Idle {},
+            )),
+        };
+        if wire::write_frame(&mut send, &idle).await.is_err() {
+            return;
+        }
         tokio::select! {
             changed = wake.changed() => if changed.is_err() { return },
             _ = send.stopped() => return,

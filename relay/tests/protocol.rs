@@ -131,11 +131,15 @@ async fn round_trip_delivery_is_reencrypted_and_ack_deletes() {
     sender.deposit(&mb.sid, env.clone(), None).await.unwrap();
 
     let mut sub = recipient.subscribe(&mb.auth, &mb.rid).await.unwrap();
-    let d = tokio::time::timeout(Duration::from_secs(5), sub.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let first = sub.next_event().await.unwrap().unwrap();
+    assert!(matches!(first, tropa_relay::client::Event::Delivery(_)));
+    assert!(matches!(
+        sub.next_event().await.unwrap().unwrap(),
+        tropa_relay::client::Event::Idle
+    ));
+    let tropa_relay::client::Event::Delivery(d) = first else {
+        unreachable!()
+    };
     assert_ne!(&d.sealed[..], &env[..], "delivery must not be the deposit bytes");
     assert!(!contains(&d.sealed, &env[..64]));
     let plain = d.open(&mb.dh, &mb.relay_dh, &mb.rid).unwrap();
