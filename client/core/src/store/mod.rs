@@ -126,6 +126,17 @@
 //! * What leaks without the passphrase: that this is a Tropa profile, the Argon2
 //!   parameters, the number of trees, the number of entries per tree, each value's
 //!   length to 64 bytes, and sled's write history (timestamps, file sizes).
+//!   **Callers:** do not make one tree per contact if the number of contacts or
+//!   of messages per contact must stay hidden; use a few fixed trees (e.g.
+//!   `messages`, keyed by contact id and message id inside the key).
+//! * Keys are stored as keyed hashes, so there are no range or prefix scans:
+//!   [`Vault::iter`] decrypts a whole tree into memory and sorts it by key.
+//! * Removing or overwriting an entry does not crypto-erase it: sled may keep the
+//!   old ciphertext in its log until the segment is reclaimed, and it stays
+//!   decryptable with the data key. Against someone who has the passphrase,
+//!   deleted (e.g. disappearing) messages are only gone after [`wipe`]. Rotating
+//!   the data key (re-encrypting into a fresh database) would fix this and is
+//!   deferred.
 //! * [`Vault::change_passphrase`] re-wraps the same data key: someone holding a copy
 //!   of the *old* key file and the *old* passphrase can still decrypt. Rotating the
 //!   data key means re-encrypting every value and is not done here.
@@ -309,6 +320,9 @@ fn acquire_lock(dir: &Path) -> io::Result<Option<File>> {
     match fs2::FileExt::try_lock_exclusive(&f) {
         Ok(()) => Ok(Some(f)),
         Err(e) if e.kind() == fs2::lock_contended_error().kind() => Ok(None),
+        // Some file systems (e.g. FUSE-backed shared storage on Android) do not
+        // support flock: run unlocked rather than refuse to work.
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => Ok(Some(f)),
         Err(e) => Err(e),
     }
 }
@@ -411,6 +425,10 @@ impl Vault {
         match (main, duress) {
             (Some(SlotContent::Main(data_key)), _) => {
                 let keys = Keys::derive(&data_key).map_err(OpenError::Corrupt)?;
+                if !dir.join(DB_DIR_NAME).is_dir() {
+                    // Never silently replace a deleted database with an empty one.
+                    return Err(OpenError::Corrupt("the profile database is missing"));
+                }
                 let lock = acquire_lock(dir)?.ok_or(OpenError::Locked)?;
                 // A crash during a key-file rewrite may leave a stale temporary.
                 let _ = fs::remove_file(dir.join(KEY_TMP_NAME));

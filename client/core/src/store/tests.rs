@@ -718,3 +718,24 @@ fn default_params_are_usable() {
         Err(OpenError::WrongPassphrase)
     ));
 }
+
+#[test]
+fn missing_database_is_not_silently_recreated() {
+    let (_tmp, dir) = profile();
+    let v = Vault::create(&dir, PASS, PARAMS).unwrap();
+    v.put("t", b"k", b"v").unwrap();
+    drop(v);
+    fs::remove_dir_all(dir.join(DB_DIR_NAME)).unwrap();
+    assert!(matches!(
+        Vault::open(&dir, PASS),
+        Err(OpenError::Corrupt(_))
+    ));
+    assert!(!dir.join(DB_DIR_NAME).exists());
+}
+
+#[test]
+fn vault_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Vault>();
+    check::<Batch>();
+}
