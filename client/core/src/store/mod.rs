@@ -147,6 +147,9 @@
 //! * The lock file prevents two processes from opening the same profile (sled
 //!   itself does not lock on Android).
 //! * A key file tampered with inside a slot looks like a wrong passphrase.
+//! * Integrity is per entry: someone who can write the directory cannot forge,
+//!   alter or move a value, but can delete entries or roll the database back to
+//!   an older copy undetected (that would need a MAC over whole trees).
 
 mod error;
 mod fsutil;
