@@ -245,10 +245,14 @@ mod tests {
         let a: RelayAddress = format!("tropa://{FP}@127.0.0.1:4433").parse().expect("v4");
         assert_eq!(a.socket_addr(), Some("127.0.0.1:4433".parse().expect("sa")));
         assert_eq!(a.to_string(), format!("tropa://{FP}@127.0.0.1:4433"));
-        let b: RelayAddress = format!("tropa://{FP}:s3cret-pw@[::1]:9").parse().expect("v6");
+        let b: RelayAddress = format!("tropa://{FP}:s3cret-pw@[::1]:9")
+            .parse()
+            .expect("v6");
         assert_eq!(b.password.as_deref(), Some("s3cret-pw"));
         assert_eq!(b.to_string(), format!("tropa://{FP}:s3cret-pw@[::1]:9"));
-        let c: RelayAddress = format!("TROPA://{FP}@Relay.Example.org:443/").parse().expect("name");
+        let c: RelayAddress = format!("TROPA://{FP}@Relay.Example.org:443/")
+            .parse()
+            .expect("name");
         assert_eq!(c.host, Host::Name("relay.example.org".into()));
         assert!(!format!("{b:?}").contains("s3cret"));
     }
@@ -260,15 +264,27 @@ mod tests {
             ("", AddressError::BadScheme),
             (&format!("tropa://{FP}"), AddressError::MissingAt),
             ("tropa://abc@1.2.3.4:1", AddressError::BadFingerprint),
-            (&format!("tropa://{FP}x@1.2.3.4:1"), AddressError::BadFingerprint),
-            (&format!("tropa://{FP}:@1.2.3.4:1"), AddressError::BadPassword),
-            (&format!("tropa://{FP}:a b@1.2.3.4:1"), AddressError::BadPassword),
+            (
+                &format!("tropa://{FP}x@1.2.3.4:1"),
+                AddressError::BadFingerprint,
+            ),
+            (
+                &format!("tropa://{FP}:@1.2.3.4:1"),
+                AddressError::BadPassword,
+            ),
+            (
+                &format!("tropa://{FP}:a b@1.2.3.4:1"),
+                AddressError::BadPassword,
+            ),
             (&format!("tropa://{FP}@:1"), AddressError::BadHost),
             (&format!("tropa://{FP}@bad_host:1"), AddressError::BadHost),
             (&format!("tropa://{FP}@[zz]:1"), AddressError::BadHost),
             (&format!("tropa://{FP}@1.2.3.4"), AddressError::BadPort),
             (&format!("tropa://{FP}@1.2.3.4:0"), AddressError::BadPort),
-            (&format!("tropa://{FP}@1.2.3.4:99999"), AddressError::BadPort),
+            (
+                &format!("tropa://{FP}@1.2.3.4:99999"),
+                AddressError::BadPort,
+            ),
             (&format!("tropa://{FP}@[::1]"), AddressError::BadPort),
         ];
         for (input, want) in cases {

@@ -157,15 +157,14 @@ mod tests {
                 password: p,
             })
         });
-        let deposit = (arb_bytes(30), arb_bytes(ENVELOPE_SIZE), arb_bytes(70)).prop_map(
-            |(s, e, sig)| {
+        let deposit =
+            (arb_bytes(30), arb_bytes(ENVELOPE_SIZE), arb_bytes(70)).prop_map(|(s, e, sig)| {
                 request::Command::Deposit(relay::Deposit {
                     sender_id: s,
                     envelope: e,
                     signature: sig,
                 })
-            },
-        );
+            });
         let signed = (arb_bytes(200), arb_bytes(70)).prop_map(|(c, s)| {
             request::Command::Signed(relay::SignedCommand {
                 command: c,
@@ -180,9 +179,8 @@ mod tests {
     }
 
     fn arb_response() -> impl Strategy<Value = Response> {
-        let err = (0i32..9, ".{0,40}").prop_map(|(code, message)| {
-            response::Result::Error(relay::Error { code, message })
-        });
+        let err = (0i32..9, ".{0,40}")
+            .prop_map(|(code, message)| response::Result::Error(relay::Error { code, message }));
         let created = (arb_bytes(24), arb_bytes(24), arb_bytes(32)).prop_map(|(r, s, d)| {
             response::Result::Created(relay::MailboxCreated {
                 recipient_id: r,

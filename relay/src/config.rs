@@ -167,12 +167,22 @@ mod tests {
             metrics_listen: Some("0.0.0.0:9000".parse().unwrap()),
             ..Config::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("metrics_listen"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("metrics_listen")
+        );
         let bad = Config {
             creation_password: Some("has space".into()),
             ..Config::default()
         };
-        assert!(bad.validate().unwrap_err().to_string().contains("creation_password"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("creation_password")
+        );
         assert!(toml::from_str::<Config>("nonsense = 1").is_err());
     }
 }

@@ -128,9 +128,7 @@ impl SealingKey {
     /// # Errors
     /// [`OpenError`] if the input is short or fails authentication.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
-        let (nonce, ct) = sealed
-            .split_first_chunk::<NONCE_LEN>()
-            .ok_or(OpenError)?;
+        let (nonce, ct) = sealed.split_first_chunk::<NONCE_LEN>().ok_or(OpenError)?;
         let cipher = ChaCha20Poly1305::new((&*self.0).into());
         cipher
             .decrypt(&Nonce::from(*nonce), Payload { msg: ct, aad })
@@ -165,7 +163,10 @@ mod tests {
         let other = SealingKey::delivery(&recipient, &PublicKey::from(&relay), &[8u8; 24]);
         assert_eq!(other.open(b"id", &a), Err(OpenError));
         // The at-rest key is not the delivery key.
-        assert_eq!(SealingKey::at_rest(&relay, &rid).open(b"id", &a), Err(OpenError));
+        assert_eq!(
+            SealingKey::at_rest(&relay, &rid).open(b"id", &a),
+            Err(OpenError)
+        );
     }
 
     #[test]
@@ -173,9 +174,21 @@ mod tests {
         let key = SigningKey::generate(&mut rand::rng());
         let pubk = key.verifying_key().to_bytes();
         let sig = sign_recipient(&key, &[1; 32], b"cmd");
-        assert!(verify(&pubk, &recipient_signed_bytes(&[1; 32], b"cmd"), &sig));
-        assert!(!verify(&pubk, &recipient_signed_bytes(&[2; 32], b"cmd"), &sig));
-        assert!(!verify(&pubk, &deposit_signed_bytes(&[1; 32], b"cmd"), &sig));
+        assert!(verify(
+            &pubk,
+            &recipient_signed_bytes(&[1; 32], b"cmd"),
+            &sig
+        ));
+        assert!(!verify(
+            &pubk,
+            &recipient_signed_bytes(&[2; 32], b"cmd"),
+            &sig
+        ));
+        assert!(!verify(
+            &pubk,
+            &deposit_signed_bytes(&[1; 32], b"cmd"),
+            &sig
+        ));
         assert!(!verify(&pubk[..31], b"x", &sig));
         assert!(!verify(&pubk, b"x", &sig[..63]));
     }

@@ -94,7 +94,8 @@ impl RelayIdentity {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut f = opts.open(path).map_err(io)?;
-        f.write_all(self.key.serialize_pem().as_bytes()).map_err(io)?;
+        f.write_all(self.key.serialize_pem().as_bytes())
+            .map_err(io)?;
         f.sync_all().map_err(io)
     }
 

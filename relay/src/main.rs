@@ -79,7 +79,9 @@ enum CliError {
     },
     #[error("no default data directory on this system; pass --data DIR")]
     NoDefaultDir,
-    #[error("the relay listens on port 0 (a new port each start); the running relay prints its address")]
+    #[error(
+        "the relay listens on port 0 (a new port each start); the running relay prints its address"
+    )]
     DynamicPort,
     #[error(transparent)]
     Config(#[from] tropa_relay::config::ConfigError),
@@ -124,7 +126,11 @@ fn is_initialised(data: &Path) -> bool {
     data.join(KEY_FILE).exists()
 }
 
-fn init(data: &Path, listen: Option<SocketAddr>, public_host: Option<String>) -> Result<(), CliError> {
+fn init(
+    data: &Path,
+    listen: Option<SocketAddr>,
+    public_host: Option<String>,
+) -> Result<(), CliError> {
     if is_initialised(data) {
         return Err(CliError::AlreadyInitialised(data.display().to_string()));
     }
@@ -143,9 +149,15 @@ fn init(data: &Path, listen: Option<SocketAddr>, public_host: Option<String>) ->
     cfg.save(&data.join(CONFIG_FILE))?;
     identity.save(&data.join(KEY_FILE))?;
     if cfg.listen.port() == 0 {
-        println!("relay created in {} (port chosen at each start)", data.display());
+        println!(
+            "relay created in {} (port chosen at each start)",
+            data.display()
+        );
     } else {
-        println!("{}", address_for(&cfg, identity.fingerprint(), cfg.listen.port()));
+        println!(
+            "{}",
+            address_for(&cfg, identity.fingerprint(), cfg.listen.port())
+        );
     }
     Ok(())
 }
@@ -219,7 +231,10 @@ fn address(data: &Path) -> Result<(), CliError> {
     if cfg.listen.port() == 0 {
         return Err(CliError::DynamicPort);
     }
-    println!("{}", address_for(&cfg, identity.fingerprint(), cfg.listen.port()));
+    println!(
+        "{}",
+        address_for(&cfg, identity.fingerprint(), cfg.listen.port())
+    );
     Ok(())
 }
 

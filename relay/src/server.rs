@@ -149,9 +149,11 @@ impl Server {
             }
         })?;
         let metrics_listener = match config.metrics_listen {
-            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.map_err(|source| {
-                ServerError::Bind { addr, source }
-            })?),
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
             None => None,
         };
         let metrics = Arc::new(Metrics::default());
@@ -182,7 +184,11 @@ impl Server {
     /// the bound address (a wildcard address is shown as loopback).
     pub fn address(&self) -> std::io::Result<RelayAddress> {
         let bound = self.local_addr()?;
-        Ok(address_for(&self.ctx.config, self.fingerprint, bound.port()))
+        Ok(address_for(
+            &self.ctx.config,
+            self.fingerprint,
+            bound.port(),
+        ))
     }
 
     /// Serves until `shutdown` completes, then stops accepting, closes
@@ -227,7 +233,10 @@ pub fn address_for(config: &Config, fingerprint: Fingerprint, port: u16) -> Rela
         Some(h) => h.clone(),
         None if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_owned(),
         None if ip.is_unspecified() => "127.0.0.1".to_owned(),
-        None => SocketAddr::new(ip, port).to_string().rsplit_once(':').map_or_else(String::new, |(h, _)| h.to_owned()),
+        None => SocketAddr::new(ip, port)
+            .to_string()
+            .rsplit_once(':')
+            .map_or_else(String::new, |(h, _)| h.to_owned()),
     };
     let pw = config
         .creation_password
@@ -304,7 +313,11 @@ async fn handle_connection(incoming: quinn::Incoming, ctx: Arc<Ctx>) {
         conn.close(1u32.into(), b"no channel binding");
         return;
     };
-    let mut limiter = RateLimiter::new(ctx.config.rate_per_sec, ctx.config.rate_burst, Instant::now());
+    let mut limiter = RateLimiter::new(
+        ctx.config.rate_per_sec,
+        ctx.config.rate_burst,
+        Instant::now(),
+    );
     while let Ok((send, recv)) = conn.accept_bi().await {
         if limiter.try_take(Instant::now()) {
             tokio::spawn(handle_stream(ctx.clone(), binding, send, recv));
@@ -339,43 +352,41 @@ async fn handle_stream(
     send: quinn::SendStream,
     mut recv: quinn::RecvStream,
 ) {
-    let req = match tokio::time::timeout(REQUEST_TIMEOUT, wire::read_frame::<Request>(&mut recv))
-        .await
-    {
-        Ok(Ok(req)) => req,
-        Ok(Err(e)) => {
-            let resp = match e {
-                ReadError::Frame(FrameError::TooLarge(_)) => {
-                    // Do not read the rest of an oversized frame.
-                    let _ = recv.stop(0u32.into());
-                    service::error(ErrorCode::TooLarge, "frame too large")
-                }
-                ReadError::Frame(_) => service::error(ErrorCode::Malformed, "malformed frame"),
-                ReadError::Finished | ReadError::Truncated => {
-                    service::error(ErrorCode::Malformed, "truncated frame")
-                }
-                ReadError::Stream(_) => return,
-            };
-            reply_and_finish(ctx, send, resp).await;
-            return;
-        }
-        Err(_) => {
-            let _ = recv.stop(0u32.into());
-            reply_and_finish(
-                ctx,
-                send,
-                service::error(ErrorCode::Malformed, "request timed out"),
-            )
-            .await;
-            return;
-        }
-    };
+    let req =
+        match tokio::time::timeout(REQUEST_TIMEOUT, wire::read_frame::<Request>(&mut recv)).await {
+            Ok(Ok(req)) => req,
+            Ok(Err(e)) => {
+                let resp = match e {
+                    ReadError::Frame(FrameError::TooLarge(_)) => {
+                        // Do not read the rest of an oversized frame.
+                        let _ = recv.stop(0u32.into());
+                        service::error(ErrorCode::TooLarge, "frame too large")
+                    }
+                    ReadError::Frame(_) => service::error(ErrorCode::Malformed, "malformed frame"),
+                    ReadError::Finished | ReadError::Truncated => {
+                        service::error(ErrorCode::Malformed, "truncated frame")
+                    }
+                    ReadError::Stream(_) => return,
+                };
+                reply_and_finish(ctx, send, resp).await;
+                return;
+            }
+            Err(_) => {
+                let _ = recv.stop(0u32.into());
+                reply_and_finish(
+                    ctx,
+                    send,
+                    service::error(ErrorCode::Malformed, "request timed out"),
+                )
+                .await;
+                return;
+            }
+        };
     let c = ctx.clone();
     // The store is synchronous (sled); keep it off the async workers.
-    let outcome = tokio::task::spawn_blocking(move || {
-        c.service.handle(req, &binding, crate::current_hour())
-    })
-    .await;
+    let outcome =
+        tokio::task::spawn_blocking(move || c.service.handle(req, &binding, crate::current_hour()))
+            .await;
     let outcome = match outcome {
         Ok(o) => o,
         Err(_) => Outcome::Reply(service::error(ErrorCode::Internal, "internal error")),

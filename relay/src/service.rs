@@ -47,8 +47,6 @@ pub enum Outcome {
     Subscribe(Subscription),
 }
 
-
-
 /// A started subscription: which mailbox and how to seal its deliveries.
 pub struct Subscription {
     /// The mailbox.
@@ -282,10 +280,9 @@ impl Service {
     }
 
     fn subscribe(&self, rid: RecipientId, rec: &MailboxRecord) -> Outcome {
-        let (Some(secret), Some(peer)) = (
-            key32(&rec.relay_dh_secret),
-            key32(&rec.recipient_dh_pub),
-        ) else {
+        let (Some(secret), Some(peer)) =
+            (key32(&rec.relay_dh_secret), key32(&rec.recipient_dh_pub))
+        else {
             return Outcome::Reply(store_error(&StoreError::Corrupt));
         };
         let secret = StaticSecret::from(secret);

@@ -137,8 +137,11 @@ pub struct SweepStats {
 /// Durable relay state.
 pub trait Store: Send + Sync + 'static {
     /// Stores a new mailbox; fails with `Collision` if either ID exists.
-    fn create_mailbox(&self, recipient_id: &RecipientId, rec: &MailboxRecord)
-    -> Result<(), StoreError>;
+    fn create_mailbox(
+        &self,
+        recipient_id: &RecipientId,
+        rec: &MailboxRecord,
+    ) -> Result<(), StoreError>;
     /// Looks a mailbox up by its recipient ID.
     fn mailbox(&self, recipient_id: &RecipientId) -> Result<Option<MailboxRecord>, StoreError>;
     /// Looks a mailbox up by its sender ID.
@@ -284,16 +287,14 @@ impl Store for SledStore {
         recipient_id: &RecipientId,
         rec: &MailboxRecord,
     ) -> Result<(), StoreError> {
-        untx(
-            (&self.mailboxes, &self.senders).transaction(|(m, s)| {
-                if m.get(recipient_id)?.is_some() || s.get(&rec.sender_id)?.is_some() {
-                    return abort(StoreError::Collision);
-                }
-                m.insert(recipient_id.as_slice(), rec.encode_to_vec())?;
-                s.insert(rec.sender_id.as_slice(), recipient_id.as_slice())?;
-                Ok(())
-            }),
-        )
+        untx((&self.mailboxes, &self.senders).transaction(|(m, s)| {
+            if m.get(recipient_id)?.is_some() || s.get(&rec.sender_id)?.is_some() {
+                return abort(StoreError::Collision);
+            }
+            m.insert(recipient_id.as_slice(), rec.encode_to_vec())?;
+            s.insert(rec.sender_id.as_slice(), recipient_id.as_slice())?;
+            Ok(())
+        }))
     }
 
     fn mailbox(&self, recipient_id: &RecipientId) -> Result<Option<MailboxRecord>, StoreError> {
@@ -354,32 +355,30 @@ impl Store for SledStore {
         }
         let mut tail = [0u8; 8];
         rand::Rng::fill_bytes(&mut rand::rng(), &mut tail);
-        let id = untx(
-            (&self.mailboxes, &self.envelopes).transaction(|(m, e)| {
-                let Some(raw) = m.get(recipient_id)? else {
-                    return abort(StoreError::NoMailbox);
-                };
-                let mut rec = decode_record(&raw).or_else(abort)?;
-                if rec.count >= limits.mailbox_quota {
-                    return abort(StoreError::Quota);
-                }
-                let seq = rec.next_seq;
-                let mut id = [0u8; ENVELOPE_ID_LEN];
-                id[..8].copy_from_slice(&seq.to_be_bytes());
-                id[8..].copy_from_slice(&tail);
-                let stored = StoredEnvelope {
-                    id,
-                    hour,
-                    sealed: seal(&id),
-                };
-                rec.next_seq += 1;
-                rec.count += 1;
-                rec.active_hour = hour;
-                e.insert(&env_key(recipient_id, seq)[..], stored.encode())?;
-                m.insert(recipient_id.as_slice(), rec.encode_to_vec())?;
-                Ok(id)
-            }),
-        )?;
+        let id = untx((&self.mailboxes, &self.envelopes).transaction(|(m, e)| {
+            let Some(raw) = m.get(recipient_id)? else {
+                return abort(StoreError::NoMailbox);
+            };
+            let mut rec = decode_record(&raw).or_else(abort)?;
+            if rec.count >= limits.mailbox_quota {
+                return abort(StoreError::Quota);
+            }
+            let seq = rec.next_seq;
+            let mut id = [0u8; ENVELOPE_ID_LEN];
+            id[..8].copy_from_slice(&seq.to_be_bytes());
+            id[8..].copy_from_slice(&tail);
+            let stored = StoredEnvelope {
+                id,
+                hour,
+                sealed: seal(&id),
+            };
+            rec.next_seq += 1;
+            rec.count += 1;
+            rec.active_hour = hour;
+            e.insert(&env_key(recipient_id, seq)[..], stored.encode())?;
+            m.insert(recipient_id.as_slice(), rec.encode_to_vec())?;
+            Ok(id)
+        }))?;
         self.total.fetch_add(1, Ordering::Relaxed);
         Ok(id)
     }
@@ -404,25 +403,23 @@ impl Store for SledStore {
 
     fn ack(&self, recipient_id: &RecipientId, id: &EnvelopeId) -> Result<bool, StoreError> {
         let key = env_key(recipient_id, seq_of(id));
-        let removed = untx(
-            (&self.mailboxes, &self.envelopes).transaction(|(m, e)| {
-                let Some(raw) = e.get(&key[..])? else {
-                    return Ok(false);
-                };
-                let stored = StoredEnvelope::decode(&raw).or_else(abort)?;
-                // The random half must match too: IDs are not guessable.
-                if &stored.id != id {
-                    return Ok(false);
-                }
-                e.remove(&key[..])?;
-                if let Some(raw) = m.get(recipient_id)? {
-                    let mut rec = decode_record(&raw).or_else(abort)?;
-                    rec.count = rec.count.saturating_sub(1);
-                    m.insert(recipient_id.as_slice(), rec.encode_to_vec())?;
-                }
-                Ok(true)
-            }),
-        )?;
+        let removed = untx((&self.mailboxes, &self.envelopes).transaction(|(m, e)| {
+            let Some(raw) = e.get(&key[..])? else {
+                return Ok(false);
+            };
+            let stored = StoredEnvelope::decode(&raw).or_else(abort)?;
+            // The random half must match too: IDs are not guessable.
+            if &stored.id != id {
+                return Ok(false);
+            }
+            e.remove(&key[..])?;
+            if let Some(raw) = m.get(recipient_id)? {
+                let mut rec = decode_record(&raw).or_else(abort)?;
+                rec.count = rec.count.saturating_sub(1);
+                m.insert(recipient_id.as_slice(), rec.encode_to_vec())?;
+            }
+            Ok(true)
+        }))?;
         if removed {
             self.total
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
@@ -525,7 +522,10 @@ mod tests {
         assert_eq!(found, rid);
         assert!(rec.secured_sender.is_empty());
         s.secure(&rid, &[7; 32]).unwrap();
-        assert_eq!(s.mailbox(&rid).unwrap().unwrap().secured_sender, vec![7; 32]);
+        assert_eq!(
+            s.mailbox(&rid).unwrap().unwrap().secured_sender,
+            vec![7; 32]
+        );
         put(&s, &rid, 10).unwrap();
         s.delete_mailbox(&rid).unwrap();
         assert!(s.mailbox(&rid).unwrap().is_none());
@@ -547,7 +547,12 @@ mod tests {
         put(&s, &b, 0).unwrap();
         put(&s, &b, 0).unwrap();
         assert!(matches!(put(&s, &b, 0), Err(StoreError::DiskFull)));
-        let listed: Vec<_> = s.envelopes(&a, 0, 100).unwrap().into_iter().map(|e| e.id).collect();
+        let listed: Vec<_> = s
+            .envelopes(&a, 0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
         assert_eq!(listed, ids, "FIFO order");
         assert_eq!(s.envelopes(&a, seq_of(&ids[1]), 100).unwrap().len(), 2);
         // A guessed ID with the right sequence number but wrong random half fails.

@@ -140,7 +140,11 @@ async fn round_trip_delivery_is_reencrypted_and_ack_deletes() {
     let tropa_relay::client::Event::Delivery(d) = first else {
         unreachable!()
     };
-    assert_ne!(&d.sealed[..], &env[..], "delivery must not be the deposit bytes");
+    assert_ne!(
+        &d.sealed[..],
+        &env[..],
+        "delivery must not be the deposit bytes"
+    );
     assert!(!contains(&d.sealed, &env[..64]));
     let plain = d.open(&mb.dh, &mb.relay_dh, &mb.rid).unwrap();
     assert_eq!(&plain[..], &env[..]);
@@ -153,16 +157,28 @@ async fn round_trip_delivery_is_reencrypted_and_ack_deletes() {
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(&d2.open(&mb.dh, &mb.relay_dh, &mb.rid).unwrap()[..], &env2[..]);
+    assert_eq!(
+        &d2.open(&mb.dh, &mb.relay_dh, &mb.rid).unwrap()[..],
+        &env2[..]
+    );
 
     // S6 at rest: neither the deposit nor the delivery bytes are on disk.
     let disk = disk_bytes(relay.dir.path());
-    assert!(!contains(&disk, &env[..64]), "deposit bytes stored verbatim");
+    assert!(
+        !contains(&disk, &env[..64]),
+        "deposit bytes stored verbatim"
+    );
     assert!(!contains(&disk, &d.sealed[16..80]), "delivery bytes stored");
 
-    recipient.ack(&mb.auth, &mb.rid, &d.envelope_id).await.unwrap();
+    recipient
+        .ack(&mb.auth, &mb.rid, &d.envelope_id)
+        .await
+        .unwrap();
     // Acking again is harmless.
-    recipient.ack(&mb.auth, &mb.rid, &d.envelope_id).await.unwrap();
+    recipient
+        .ack(&mb.auth, &mb.rid, &d.envelope_id)
+        .await
+        .unwrap();
     sub.close();
 
     // A new subscription redelivers only what was not acked, re-encrypted anew.
@@ -294,7 +310,10 @@ async fn bad_input_gets_typed_errors_and_relay_keeps_serving() {
         ErrorCode::TooLarge
     );
     assert_eq!(
-        code(good.deposit(&mb.sid, Bytes::from_static(b"short"), None).await),
+        code(
+            good.deposit(&mb.sid, Bytes::from_static(b"short"), None)
+                .await
+        ),
         ErrorCode::Malformed
     );
     // Bad keys on create.
@@ -350,7 +369,10 @@ async fn quota_and_rate_limit() {
             limited += 1;
         }
     }
-    assert!(limited >= 2, "burst of 3 at 1/s must refuse some of 7 requests");
+    assert!(
+        limited >= 2,
+        "burst of 3 at 1/s must refuse some of 7 requests"
+    );
     // Another connection has its own budget.
     let other = RelayClient::connect(&relay.address).await.unwrap();
     other.deposit(&mb.sid, envelope(9), None).await.unwrap();
@@ -368,7 +390,10 @@ async fn creation_password_and_pinned_key() {
     let c = RelayClient::connect(&relay.address).await.unwrap();
     let auth = SigningKey::generate(&mut rand::rng());
     let dh = PublicKey::from(&StaticSecret::random_from_rng(&mut rand::rng()));
-    let e = c.create_mailbox(&auth, &dh, Some("nope")).await.unwrap_err();
+    let e = c
+        .create_mailbox(&auth, &dh, Some("nope"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::AuthFailed));
     let m = c
         .create_mailbox(&auth, &dh, Some("let-me-in"))

@@ -1,0 +1,270 @@
+//! What the client keeps in its encrypted store, one prost message per kind.
+//!
+//! These are local formats, never sent over the network (wire types live in
+//! `tropa-proto`). Every record is sealed by the [`Vault`](crate::store::Vault)
+//! before it touches the disk. Secret fields are wiped on drop.
+
+use prost::Message;
+use zeroize::Zeroize;
+
+/// Tree names (hashed by the vault before they reach the disk).
+pub mod tree {
+    /// Key `profile`: [`ProfileRecord`](super::ProfileRecord).
+    pub const META: &str = "meta";
+    /// Contact id → [`ContactRecord`](super::ContactRecord).
+    pub const CONTACTS: &str = "contacts";
+    /// Contact id → encoded ratchet session.
+    pub const SESSIONS: &str = "sessions";
+    /// Recipient id → [`OwnMailbox`](super::OwnMailbox).
+    pub const MAILBOXES: &str = "mailboxes";
+    /// Invitation id → [`PendingRecord`](super::PendingRecord).
+    pub const PENDING: &str = "pending";
+    /// Contact id ‖ seq → [`MessageRecord`](super::MessageRecord).
+    pub const MESSAGES: &str = "messages";
+    /// Contact id ‖ message id → message key (dedup and receipts).
+    pub const MESSAGE_IDS: &str = "message-ids";
+    /// Outbox id → [`OutboxRecord`](super::OutboxRecord).
+    pub const OUTBOX: &str = "outbox";
+    /// Digest of a processed envelope → recipient id ‖ envelope id, until acked.
+    pub const PROCESSED: &str = "processed";
+    /// Key `seq`: the next local sequence number (big-endian u64).
+    pub const COUNTERS: &str = "counters";
+}
+
+/// The profile itself.
+#[derive(Clone, PartialEq, Message)]
+pub struct ProfileRecord {
+    /// Display name (never sent anywhere by this version).
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// The profile's relay (may carry a creation password).
+    #[prost(string, tag = "2")]
+    pub relay: String,
+    /// Encoded [`tropa_e2e::Identity`].
+    #[prost(bytes = "vec", tag = "3")]
+    pub identity: Vec<u8>,
+    /// Unix seconds.
+    #[prost(uint64, tag = "4")]
+    pub created_at: u64,
+}
+
+impl Drop for ProfileRecord {
+    fn drop(&mut self) {
+        self.identity.zeroize();
+        self.name.zeroize();
+        self.relay.zeroize();
+    }
+}
+
+/// Contact states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum ContactState {
+    /// We invited them; their `Hello` has not arrived yet.
+    Invited = 0,
+    /// The session exists.
+    Established = 1,
+}
+
+/// A contact.
+#[derive(Clone, PartialEq, Message)]
+pub struct ContactRecord {
+    /// Random local id (16 bytes); aliases can change, ids do not.
+    #[prost(bytes = "vec", tag = "1")]
+    pub id: Vec<u8>,
+    /// What this profile calls them.
+    #[prost(string, tag = "2")]
+    pub alias: String,
+    /// Their identity public key (64 bytes); empty while invited.
+    #[prost(bytes = "vec", tag = "3")]
+    pub identity: Vec<u8>,
+    /// State.
+    #[prost(enumeration = "ContactState", tag = "4")]
+    pub state: i32,
+    /// Whether the safety number was confirmed out of band.
+    #[prost(bool, tag = "5")]
+    pub verified: bool,
+    /// Relay of their mailbox for us.
+    #[prost(string, tag = "6")]
+    pub send_relay: String,
+    /// Sender id of their mailbox for us.
+    #[prost(bytes = "vec", tag = "7")]
+    pub send_sender_id: Vec<u8>,
+    /// Our Ed25519 secret that signs deposits into their mailbox.
+    #[prost(bytes = "vec", tag = "8")]
+    pub send_auth_secret: Vec<u8>,
+    /// Our mailbox for them (recipient id).
+    #[prost(bytes = "vec", tag = "9")]
+    pub recv_mailbox: Vec<u8>,
+    /// Disappearing-message timer in seconds (0 = off).
+    #[prost(uint32, tag = "10")]
+    pub timer_secs: u32,
+    /// Envelopes dropped as tampered or undecryptable since the last report.
+    #[prost(uint32, tag = "11")]
+    pub dropped: u32,
+    /// Unix seconds.
+    #[prost(uint64, tag = "12")]
+    pub created_at: u64,
+}
+
+impl Drop for ContactRecord {
+    fn drop(&mut self) {
+        self.send_auth_secret.zeroize();
+        self.alias.zeroize();
+    }
+}
+
+/// One of our own mailboxes (where we receive).
+#[derive(Clone, PartialEq, Message)]
+pub struct OwnMailbox {
+    /// The relay it lives on.
+    #[prost(string, tag = "1")]
+    pub relay: String,
+    /// Recipient id.
+    #[prost(bytes = "vec", tag = "2")]
+    pub recipient_id: Vec<u8>,
+    /// Ed25519 secret that signs recipient commands.
+    #[prost(bytes = "vec", tag = "3")]
+    pub auth_secret: Vec<u8>,
+    /// X25519 secret the deliveries are sealed to.
+    #[prost(bytes = "vec", tag = "4")]
+    pub dh_secret: Vec<u8>,
+    /// The relay's DH key for this mailbox.
+    #[prost(bytes = "vec", tag = "5")]
+    pub relay_dh_pub: Vec<u8>,
+    /// The contact it belongs to.
+    #[prost(bytes = "vec", tag = "6")]
+    pub contact_id: Vec<u8>,
+    /// Set while the mailbox waits for the Hello of this invitation.
+    #[prost(bytes = "vec", tag = "7")]
+    pub invite_id: Vec<u8>,
+    /// A sender key still to `Secure` the mailbox with (retry after failure).
+    #[prost(bytes = "vec", tag = "8")]
+    pub secure_with: Vec<u8>,
+}
+
+impl Drop for OwnMailbox {
+    fn drop(&mut self) {
+        self.auth_secret.zeroize();
+        self.dh_secret.zeroize();
+    }
+}
+
+/// An invitation waiting for its `Hello`.
+#[derive(Clone, PartialEq, Message)]
+pub struct PendingRecord {
+    /// Encoded [`tropa_e2e::PendingInvitation`].
+    #[prost(bytes = "vec", tag = "1")]
+    pub pending: Vec<u8>,
+    /// The contact created for it.
+    #[prost(bytes = "vec", tag = "2")]
+    pub contact_id: Vec<u8>,
+}
+
+impl Drop for PendingRecord {
+    fn drop(&mut self) {
+        self.pending.zeroize();
+    }
+}
+
+/// Direction of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum Direction {
+    /// Received.
+    In = 0,
+    /// Sent.
+    Out = 1,
+}
+
+/// Status of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum Status {
+    /// Outgoing, not yet accepted by the relay.
+    Queued = 0,
+    /// Outgoing, stored by the relay; no receipt yet.
+    Sent = 1,
+    /// Outgoing, the recipient's receipt arrived.
+    Delivered = 2,
+    /// Incoming, not yet shown by `read`.
+    Unread = 3,
+    /// Incoming, shown.
+    Read = 4,
+}
+
+/// A message in a conversation.
+#[derive(Clone, PartialEq, Message)]
+pub struct MessageRecord {
+    /// The end-to-end message id (16 bytes).
+    #[prost(bytes = "vec", tag = "1")]
+    pub id: Vec<u8>,
+    /// The contact.
+    #[prost(bytes = "vec", tag = "2")]
+    pub contact_id: Vec<u8>,
+    /// In or out.
+    #[prost(enumeration = "Direction", tag = "3")]
+    pub direction: i32,
+    /// The text.
+    #[prost(string, tag = "4")]
+    pub text: String,
+    /// Status.
+    #[prost(enumeration = "Status", tag = "5")]
+    pub status: i32,
+    /// Unix seconds when sent (out) or received (in).
+    #[prost(uint64, tag = "6")]
+    pub at: u64,
+    /// Unix seconds after which it is deleted (0 = never).
+    #[prost(uint64, tag = "7")]
+    pub expires_at: u64,
+    /// Local order.
+    #[prost(uint64, tag = "8")]
+    pub seq: u64,
+}
+
+impl Drop for MessageRecord {
+    fn drop(&mut self) {
+        self.text.zeroize();
+    }
+}
+
+/// Kinds of outbox entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum OutboxKind {
+    /// A text: sealed anew at every attempt, kept until its receipt arrives.
+    Text = 0,
+    /// A receipt: sealed at every attempt, done once the relay accepts it.
+    Receipt = 1,
+    /// The handshake envelope (already sealed): done once the relay accepts it.
+    Handshake = 2,
+}
+
+/// Something to deliver.
+#[derive(Clone, PartialEq, Message)]
+pub struct OutboxRecord {
+    /// Kind.
+    #[prost(enumeration = "OutboxKind", tag = "1")]
+    pub kind: i32,
+    /// The contact.
+    #[prost(bytes = "vec", tag = "2")]
+    pub contact_id: Vec<u8>,
+    /// Encoded `Content` (text, receipt) or the sealed envelope (handshake).
+    #[prost(bytes = "vec", tag = "3")]
+    pub payload: Vec<u8>,
+    /// Local order: older entries go first.
+    #[prost(uint64, tag = "4")]
+    pub seq: u64,
+    /// Unix seconds of the last accepted deposit (0 = never accepted).
+    #[prost(uint64, tag = "5")]
+    pub sent_at: u64,
+    /// Deposits accepted so far.
+    #[prost(uint32, tag = "6")]
+    pub attempts: u32,
+}
+
+impl Drop for OutboxRecord {
+    fn drop(&mut self) {
+        self.payload.zeroize();
+    }
+}

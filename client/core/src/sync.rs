@@ -1,0 +1,919 @@
+//! The sync engine: connects to every relay the profile receives on or sends
+//! to, subscribes to its mailboxes, turns deliveries into stored messages,
+//! and delivers the outbox (S13: a text stays queued until the recipient's
+//! end-to-end receipt arrives and is resent after a timeout; the recipient
+//! drops duplicates by message id).
+//!
+//! Order of effects on receipt, so a crash at any point loses nothing and
+//! shows nothing twice: decrypt → store message, new ratchet state and the
+//! envelope's digest in one durable batch → ack at the relay → forget the
+//! digest. A redelivered envelope (crash before the ack) is recognised by its
+//! digest and acked silently, never reported as tampering.
+//!
+//! Idle costs no data: the engine waits on subscription streams and local
+//! timers; it never polls a relay.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tropa_e2e::{Body, Content, ContentExt as _, OpenError, PendingInvitation, Session};
+use tropa_proto::RelayAddress;
+use tropa_relay::client::{Delivery, Event, RelayClient};
+use x25519_dalek::StaticSecret;
+use zeroize::Zeroizing;
+
+use crate::client::{Client, MessageView, message_key, now, signing_key};
+use crate::error::ClientError;
+use crate::records::{
+    ContactRecord, ContactState, Direction, MessageRecord, OutboxKind, OutboxRecord, OwnMailbox,
+    PendingRecord, Status, tree,
+};
+use crate::store::Batch;
+
+/// Longest a sync without `--wait` may take, even if a relay misbehaves.
+const ONE_SHOT_LIMIT: Duration = Duration::from_secs(60);
+/// First reconnect delay; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest reconnect delay.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Default time before a text without receipt is sent again.
+pub const DEFAULT_RESEND_AFTER: Duration = Duration::from_secs(600);
+const DIGEST_CONTEXT: &[u8] = b"tropa/1 processed-envelope\0";
+
+/// How a sync runs.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// Keep listening this long (None: leave as soon as caught up).
+    pub wait: Option<Duration>,
+    /// Resend a text that has no receipt after this long.
+    pub resend_after: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            wait: None,
+            resend_after: DEFAULT_RESEND_AFTER,
+        }
+    }
+}
+
+/// Something a front end may want to show as it happens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SyncEvent {
+    /// A new message arrived.
+    Received(MessageView),
+    /// The recipient confirmed a message.
+    Delivered {
+        /// Contact.
+        alias: String,
+        /// Message id (hex).
+        id: String,
+    },
+    /// Someone accepted our invitation.
+    Joined {
+        /// The alias chosen at `invite`.
+        alias: String,
+    },
+    /// An envelope was dropped: tampered, undecryptable or invalid.
+    Dropped {
+        /// Contact the mailbox belongs to.
+        alias: String,
+        /// Why.
+        reason: String,
+    },
+    /// A relay could not be reached (will be retried when waiting).
+    Unreachable {
+        /// The relay (without password).
+        relay: String,
+        /// The error.
+        error: String,
+    },
+}
+
+/// What a sync did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// New messages stored.
+    pub received: usize,
+    /// Envelopes accepted by relays (texts, receipts, handshakes).
+    pub deposited: usize,
+    /// Messages confirmed by their recipient.
+    pub delivered: usize,
+    /// Contacts that accepted an invitation.
+    pub joined: usize,
+    /// Envelopes dropped as tampered or invalid.
+    pub dropped: usize,
+    /// Relays that could not be reached.
+    pub unreachable: Vec<String>,
+    /// UDP payload bytes sent.
+    pub bytes_sent: u64,
+    /// UDP payload bytes received.
+    pub bytes_received: u64,
+}
+
+/// A request from an interactive front end during a waiting sync.
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// Queue and send a text.
+    Send {
+        /// Contact.
+        alias: String,
+        /// Text.
+        text: String,
+    },
+}
+
+enum SubMsg {
+    Event(Event),
+    Closed(String),
+}
+
+struct Link {
+    client: Arc<RelayClient>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+struct Down {
+    next_try: Instant,
+    backoff: Duration,
+}
+
+fn relay_key(addr: &str) -> Option<(String, RelayAddress)> {
+    let a: RelayAddress = addr.parse().ok()?;
+    Some((a.without_password().to_string(), a))
+}
+
+struct Engine<'a> {
+    c: &'a mut Client,
+    opts: SyncOptions,
+    links: HashMap<String, Link>,
+    down: HashMap<String, Down>,
+    tx: mpsc::UnboundedSender<(Vec<u8>, String, SubMsg)>,
+    rx: mpsc::UnboundedReceiver<(Vec<u8>, String, SubMsg)>,
+    idle_pending: HashSet<Vec<u8>>,
+    report: SyncReport,
+    events: Option<&'a mpsc::UnboundedSender<SyncEvent>>,
+    receipts: HashMap<Vec<u8>, Vec<[u8; 16]>>,
+}
+
+impl Client {
+    /// Receives and sends until caught up (or for `opts.wait`), reporting
+    /// events as they happen. Relays that cannot be reached are reported and
+    /// skipped; when waiting they are retried with exponential backoff.
+    ///
+    /// # Errors
+    /// Storage errors only; network trouble is reported, not fatal.
+    pub async fn sync(
+        &mut self,
+        opts: SyncOptions,
+        events: Option<&mpsc::UnboundedSender<SyncEvent>>,
+        mut commands: Option<&mut mpsc::UnboundedReceiver<Command>>,
+    ) -> Result<SyncReport, ClientError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let waiting = opts.wait.is_some();
+        let deadline = Instant::now() + opts.wait.unwrap_or(ONE_SHOT_LIMIT);
+        let mut e = Engine {
+            c: self,
+            opts,
+            links: HashMap::new(),
+            down: HashMap::new(),
+            tx,
+            rx,
+            idle_pending: HashSet::new(),
+            report: SyncReport::default(),
+            events,
+            receipts: HashMap::new(),
+        };
+        e.connect_all().await?;
+        e.flush_outbox().await?;
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if !waiting && e.idle_pending.is_empty() && !e.has_due_work()? {
+                break;
+            }
+            tokio::select! {
+                msg = e.rx.recv() => {
+                    let Some((rid, relay, msg)) = msg else { break };
+                    e.on_sub_msg(rid, relay, msg).await?;
+                    // Handle everything already queued before sending receipts.
+                    while let Ok((rid, relay, msg)) = e.rx.try_recv() {
+                        e.on_sub_msg(rid, relay, msg).await?;
+                    }
+                    e.queue_receipts()?;
+                    e.flush_outbox().await?;
+                }
+                cmd = async {
+                    match commands.as_mut() {
+                        Some(c) => c.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    match cmd {
+                        Some(Command::Send { alias, text }) => {
+                            if let Err(err) = e.c.queue_text(&alias, &text) {
+                                e.emit(SyncEvent::Dropped { alias, reason: err.to_string() });
+                            }
+                            e.flush_outbox().await?;
+                        }
+                        None => commands = None,
+                    }
+                }
+                _ = tick.tick() => {
+                    if waiting {
+                        e.reconnect_due().await?;
+                    }
+                    e.flush_outbox().await?;
+                }
+                () = tokio::time::sleep_until(deadline.into()) => break,
+            }
+        }
+        e.finish().await;
+        Ok(e.report)
+    }
+}
+
+impl Engine<'_> {
+    fn emit(&self, ev: SyncEvent) {
+        if let Some(tx) = self.events {
+            let _ = tx.send(ev);
+        }
+    }
+
+    fn mailboxes(&self) -> Result<Vec<OwnMailbox>, ClientError> {
+        self.c
+            .vault
+            .iter(tree::MAILBOXES)?
+            .into_iter()
+            .map(|(_, v)| {
+                OwnMailbox::decode(v.as_slice()).map_err(|_| ClientError::Corrupt("mailbox"))
+            })
+            .collect()
+    }
+
+    fn outbox(&self) -> Result<Vec<(Vec<u8>, OutboxRecord)>, ClientError> {
+        let mut v = self
+            .c
+            .vault
+            .iter(tree::OUTBOX)?
+            .into_iter()
+            .map(|(k, v)| {
+                OutboxRecord::decode(v.as_slice())
+                    .map(|r| (k, r))
+                    .map_err(|_| ClientError::Corrupt("outbox"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        v.sort_by_key(|(_, r)| r.seq);
+        Ok(v)
+    }
+
+    fn is_due(&self, r: &OutboxRecord, t: u64) -> bool {
+        match OutboxKind::try_from(r.kind) {
+            Ok(OutboxKind::Text) => {
+                r.attempts == 0 || t.saturating_sub(r.sent_at) >= self.opts.resend_after.as_secs()
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether anything in the outbox should go out now to a reachable relay.
+    fn has_due_work(&self) -> Result<bool, ClientError> {
+        let t = now();
+        for (_, r) in self.outbox()? {
+            if !self.is_due(&r, t) {
+                continue;
+            }
+            let Some(c) = self.c.contact(&r.contact_id)? else {
+                continue;
+            };
+            if c.state != ContactState::Established as i32 {
+                continue;
+            }
+            if let Some((key, _)) = relay_key(&c.send_relay)
+                && !self.down.contains_key(&key)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn connect_all(&mut self) -> Result<(), ClientError> {
+        let mut relays: Vec<String> = self
+            .mailboxes()?
+            .into_iter()
+            .map(|m| m.relay.clone())
+            .collect();
+        for (_, r) in self.outbox()? {
+            if let Some(c) = self.c.contact(&r.contact_id)?
+                && !c.send_relay.is_empty()
+            {
+                relays.push(c.send_relay.clone());
+            }
+        }
+        let mut seen = HashSet::new();
+        for r in relays {
+            if let Some((key, addr)) = relay_key(&r)
+                && seen.insert(key.clone())
+            {
+                self.link(&key, &addr).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn reconnect_due(&mut self) -> Result<(), ClientError> {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .down
+            .iter()
+            .filter(|(_, d)| d.next_try <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            if let Some((key, addr)) = relay_key(&key) {
+                self.link(&key, &addr).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn mark_down(&mut self, key: &str, error: String) {
+        if let Some(link) = self.links.remove(key) {
+            let (s, r) = link.client.traffic();
+            self.report.bytes_sent += s;
+            self.report.bytes_received += r;
+            for h in link.readers {
+                h.abort();
+            }
+        }
+        let backoff = self
+            .down
+            .get(key)
+            .map_or(MIN_BACKOFF, |d| (d.backoff * 2).min(MAX_BACKOFF));
+        self.down.insert(
+            key.to_owned(),
+            Down {
+                next_try: Instant::now() + backoff,
+                backoff,
+            },
+        );
+        if !self.report.unreachable.iter().any(|u| u == key) {
+            self.report.unreachable.push(key.to_owned());
+        }
+        self.emit(SyncEvent::Unreachable {
+            relay: key.to_owned(),
+            error,
+        });
+    }
+
+    /// The connection to `key`, connecting and subscribing if needed.
+    async fn link(
+        &mut self,
+        key: &str,
+        addr: &RelayAddress,
+    ) -> Result<Option<Arc<RelayClient>>, ClientError> {
+        if let Some(l) = self.links.get(key) {
+            if !l.client.is_closed() {
+                return Ok(Some(l.client.clone()));
+            }
+            self.mark_down(key, "connection lost".into());
+        }
+        if let Some(d) = self.down.get(key)
+            && d.next_try > Instant::now()
+        {
+            return Ok(None);
+        }
+        let client = match RelayClient::connect(addr).await {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                self.mark_down(key, e.to_string());
+                return Ok(None);
+            }
+        };
+        self.down.remove(key);
+        self.report.unreachable.retain(|u| u != key);
+        let mut readers = Vec::new();
+        for mut mb in self.mailboxes()? {
+            if relay_key(&mb.relay).is_none_or(|(k, _)| k != key) {
+                continue;
+            }
+            let Some(auth) = signing_key(&mb.auth_secret) else {
+                return Err(ClientError::Corrupt("mailbox key"));
+            };
+            if let Ok(k) = <[u8; 32]>::try_from(mb.secure_with.as_slice())
+                && client.secure(&auth, &mb.recipient_id, &k).await.is_ok()
+            {
+                mb.secure_with.clear();
+                self.c.vault.put(
+                    tree::MAILBOXES,
+                    &mb.recipient_id.clone(),
+                    &mb.encode_to_vec(),
+                )?;
+            }
+            match client.subscribe(&auth, &mb.recipient_id).await {
+                Ok(mut sub) => {
+                    let tx = self.tx.clone();
+                    let rid = mb.recipient_id.clone();
+                    let relay = key.to_owned();
+                    self.idle_pending.insert(rid.clone());
+                    readers.push(tokio::spawn(async move {
+                        loop {
+                            let msg = match sub.next_event().await {
+                                Ok(Some(ev)) => SubMsg::Event(ev),
+                                Ok(None) => SubMsg::Closed("relay ended the subscription".into()),
+                                Err(e) => SubMsg::Closed(e.to_string()),
+                            };
+                            let closed = matches!(msg, SubMsg::Closed(_));
+                            if tx.send((rid.clone(), relay.clone(), msg)).is_err() || closed {
+                                break;
+                            }
+                        }
+                    }));
+                }
+                Err(e) if e.code().is_some() => {
+                    // The relay no longer knows this mailbox (expired or
+                    // deleted): nothing will arrive there; report it once.
+                    self.emit(SyncEvent::Unreachable {
+                        relay: key.to_owned(),
+                        error: format!("a mailbox was refused: {e}"),
+                    });
+                }
+                Err(e) => {
+                    for h in readers {
+                        h.abort();
+                    }
+                    self.links.remove(key);
+                    self.mark_down(key, e.to_string());
+                    return Ok(None);
+                }
+            }
+        }
+        self.links.insert(
+            key.to_owned(),
+            Link {
+                client: client.clone(),
+                readers,
+            },
+        );
+        Ok(Some(client))
+    }
+
+    async fn on_sub_msg(
+        &mut self,
+        rid: Vec<u8>,
+        relay: String,
+        msg: SubMsg,
+    ) -> Result<(), ClientError> {
+        match msg {
+            SubMsg::Event(Event::Idle) => {
+                self.idle_pending.remove(&rid);
+            }
+            SubMsg::Event(Event::Delivery(d)) => self.on_delivery(&rid, &relay, &d).await?,
+            SubMsg::Closed(err) => {
+                self.idle_pending.remove(&rid);
+                if self.links.contains_key(&relay) {
+                    self.mark_down(&relay, err);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn ack(
+        &mut self,
+        relay: &str,
+        mb: &OwnMailbox,
+        d: &Delivery,
+        digest: &[u8],
+    ) -> Result<(), ClientError> {
+        let Some(link) = self.links.get(relay).map(|l| l.client.clone()) else {
+            return Ok(());
+        };
+        let Some(auth) = signing_key(&mb.auth_secret) else {
+            return Err(ClientError::Corrupt("mailbox key"));
+        };
+        if link
+            .ack(&auth, &mb.recipient_id, &d.envelope_id)
+            .await
+            .is_ok()
+        {
+            self.c.vault.remove(tree::PROCESSED, digest)?;
+        }
+        Ok(())
+    }
+
+    fn alias_of(&self, contact_id: &[u8]) -> Result<String, ClientError> {
+        Ok(self
+            .c
+            .contact(contact_id)?
+            .map_or_else(String::new, |c| c.alias.clone()))
+    }
+
+    async fn on_delivery(
+        &mut self,
+        rid: &[u8],
+        relay: &str,
+        d: &Delivery,
+    ) -> Result<(), ClientError> {
+        let Some(raw) = self.c.vault.get(tree::MAILBOXES, rid)? else {
+            return Ok(());
+        };
+        let mb = OwnMailbox::decode(raw.as_slice()).map_err(|_| ClientError::Corrupt("mailbox"))?;
+        let dh: Zeroizing<[u8; 32]> = Zeroizing::new(
+            mb.dh_secret
+                .as_slice()
+                .try_into()
+                .map_err(|_| ClientError::Corrupt("mailbox key"))?,
+        );
+        let relay_dh: [u8; 32] = mb
+            .relay_dh_pub
+            .as_slice()
+            .try_into()
+            .map_err(|_| ClientError::Corrupt("mailbox key"))?;
+        let digest_of = |plain: &[u8]| -> Vec<u8> {
+            Sha256::new()
+                .chain_update(DIGEST_CONTEXT)
+                .chain_update(rid)
+                .chain_update(plain)
+                .finalize()
+                .to_vec()
+        };
+        let plain = match d.open(&StaticSecret::from(*dh), &relay_dh, rid) {
+            Ok(p) => p,
+            Err(_) => {
+                // Not sealed for us by the relay: corrupt or forged; drop it.
+                let digest = digest_of(&d.sealed);
+                self.drop_envelope(&mb, "the relay's delivery did not authenticate")?;
+                return self.ack(relay, &mb, d, &digest).await;
+            }
+        };
+        let digest = digest_of(&plain);
+        if self.c.vault.get(tree::PROCESSED, &digest)?.is_some() {
+            // Redelivered after a crash or a lost ack: already stored, just ack.
+            return self.ack(relay, &mb, d, &digest).await;
+        }
+        let mut batch = Batch::new();
+        batch.put(tree::PROCESSED, &digest, &[]);
+        if mb.invite_id.is_empty() {
+            self.on_message(&mb, &plain, batch)?;
+        } else {
+            self.on_hello(relay, mb.clone(), &plain, batch).await?;
+        }
+        self.ack(relay, &mb, d, &digest).await
+    }
+
+    fn drop_envelope(&mut self, mb: &OwnMailbox, reason: &str) -> Result<(), ClientError> {
+        let mut batch = Batch::new();
+        if let Some(mut c) = self.c.contact(&mb.contact_id)? {
+            c.dropped += 1;
+            batch.put(tree::CONTACTS, &c.id.clone(), &c.encode_to_vec());
+        }
+        self.c.vault.apply(batch)?;
+        self.report.dropped += 1;
+        let alias = self.alias_of(&mb.contact_id)?;
+        self.emit(SyncEvent::Dropped {
+            alias,
+            reason: reason.to_owned(),
+        });
+        Ok(())
+    }
+
+    async fn on_hello(
+        &mut self,
+        relay: &str,
+        mut mb: OwnMailbox,
+        plain: &[u8],
+        mut batch: Batch,
+    ) -> Result<(), ClientError> {
+        let Some(raw) = self.c.vault.get(tree::PENDING, &mb.invite_id)? else {
+            self.c.vault.apply(batch)?;
+            return self.drop_envelope(&mb, "invitation already used");
+        };
+        let pending_rec = PendingRecord::decode(raw.as_slice())
+            .map_err(|_| ClientError::Corrupt("invitation"))?;
+        let pending = PendingInvitation::from_bytes(&pending_rec.pending)
+            .map_err(|_| ClientError::Corrupt("invitation"))?;
+        let accepted = Session::accept(&mut rand::rng(), &self.c.identity, &pending, plain, now());
+        let (session, joiner, hello, _first) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                self.c.vault.apply(batch)?;
+                return self.drop_envelope(&mb, &format!("invalid handshake: {e}"));
+            }
+        };
+        let Some(mut contact) = self.c.contact(&pending_rec.contact_id)? else {
+            self.c.vault.apply(batch)?;
+            return Ok(());
+        };
+        contact.identity = joiner.to_bytes().to_vec();
+        contact.state = ContactState::Established as i32;
+        contact.send_relay = hello.reply_relay.to_string();
+        contact.send_sender_id = hello.reply_sender_id.clone();
+        mb.secure_with = hello.sender_auth.to_vec();
+        let invite_id = std::mem::take(&mut mb.invite_id);
+        batch
+            .put(
+                tree::CONTACTS,
+                &contact.id.clone(),
+                &contact.encode_to_vec(),
+            )
+            .put(tree::SESSIONS, &contact.id.clone(), &session.to_bytes())
+            .put(
+                tree::MAILBOXES,
+                &mb.recipient_id.clone(),
+                &mb.encode_to_vec(),
+            )
+            // One-time: the prekey is gone with this batch.
+            .remove(tree::PENDING, &invite_id);
+        self.c.vault.apply(batch)?;
+        self.report.joined += 1;
+        self.emit(SyncEvent::Joined {
+            alias: contact.alias.clone(),
+        });
+        // Only the joiner may deposit here from now on.
+        if let (Some(link), Some(auth)) = (
+            self.links.get(relay).map(|l| l.client.clone()),
+            signing_key(&mb.auth_secret),
+        ) && link
+            .secure(&auth, &mb.recipient_id, &hello.sender_auth)
+            .await
+            .is_ok()
+        {
+            mb.secure_with.clear();
+            self.c.vault.put(
+                tree::MAILBOXES,
+                &mb.recipient_id.clone(),
+                &mb.encode_to_vec(),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn on_message(
+        &mut self,
+        mb: &OwnMailbox,
+        plain: &[u8],
+        mut batch: Batch,
+    ) -> Result<(), ClientError> {
+        let Some(contact) = self.c.contact(&mb.contact_id)? else {
+            self.c.vault.apply(batch)?;
+            return Ok(());
+        };
+        let Some(mut session) = self.c.session(&contact.id)? else {
+            self.c.vault.apply(batch)?;
+            return self.drop_envelope(mb, "no session with this contact");
+        };
+        let content = match session.open(plain) {
+            Ok(c) => c,
+            Err(OpenError::AlreadyProcessed) => {
+                self.c.vault.apply(batch)?;
+                return Ok(());
+            }
+            Err(e) => {
+                self.c.vault.apply(batch)?;
+                return self.drop_envelope(mb, &e.to_string());
+            }
+        };
+        batch.put(tree::SESSIONS, &contact.id, &session.to_bytes());
+        let mut event = None;
+        match content.body {
+            Some(Body::Text(text)) => {
+                let id: [u8; 16] = content
+                    .id
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| ClientError::Corrupt("message id"))?;
+                let idkey = [contact.id.as_slice(), &id].concat();
+                // Receipt again even for a duplicate: the first receipt may be lost.
+                self.receipts
+                    .entry(contact.id.clone())
+                    .or_default()
+                    .push(id);
+                if self.c.vault.get(tree::MESSAGE_IDS, &idkey)?.is_none() {
+                    let t = now();
+                    let seq = self.c.next_seq()?;
+                    let rec = MessageRecord {
+                        id: id.to_vec(),
+                        contact_id: contact.id.clone(),
+                        direction: Direction::In as i32,
+                        text: text.text.clone(),
+                        status: Status::Unread as i32,
+                        at: t,
+                        expires_at: if text.expire_after_secs > 0 {
+                            t + u64::from(text.expire_after_secs)
+                        } else {
+                            0
+                        },
+                        seq,
+                    };
+                    let key = message_key(&contact.id, seq);
+                    batch.put(tree::MESSAGES, &key, &rec.encode_to_vec()).put(
+                        tree::MESSAGE_IDS,
+                        &idkey,
+                        &key,
+                    );
+                    self.report.received += 1;
+                    event = Some(SyncEvent::Received(MessageView {
+                        id: hex::encode(id),
+                        alias: contact.alias.clone(),
+                        incoming: true,
+                        text: text.text.clone(),
+                        status: "unread",
+                        at: t,
+                    }));
+                }
+                self.c.vault.apply(batch)?;
+            }
+            Some(Body::Receipt(r)) => {
+                let mut delivered = Vec::new();
+                for id in &r.ids {
+                    let idkey = [contact.id.as_slice(), id].concat();
+                    let Some(key) = self.c.vault.get(tree::MESSAGE_IDS, &idkey)? else {
+                        continue;
+                    };
+                    batch.remove(tree::OUTBOX, id);
+                    if let Some(raw) = self.c.vault.get(tree::MESSAGES, &key)? {
+                        let mut m = MessageRecord::decode(raw.as_slice())
+                            .map_err(|_| ClientError::Corrupt("message"))?;
+                        if m.direction == Direction::Out as i32
+                            && m.status != Status::Delivered as i32
+                        {
+                            m.status = Status::Delivered as i32;
+                            batch.put(tree::MESSAGES, &key, &m.encode_to_vec());
+                            delivered.push(hex::encode(id));
+                        }
+                    }
+                }
+                self.c.vault.apply(batch)?;
+                self.report.delivered += delivered.len();
+                for id in delivered {
+                    self.emit(SyncEvent::Delivered {
+                        alias: contact.alias.clone(),
+                        id,
+                    });
+                }
+            }
+            None => self.c.vault.apply(batch)?,
+        }
+        if let Some(ev) = event {
+            self.emit(ev);
+        }
+        Ok(())
+    }
+
+    fn queue_receipts(&mut self) -> Result<(), ClientError> {
+        let pending = std::mem::take(&mut self.receipts);
+        for (contact_id, ids) in pending {
+            for chunk in ids.chunks(tropa_e2e::MAX_RECEIPT_IDS) {
+                let content = Content::receipt(&mut rand::rng(), chunk)
+                    .map_err(|_| ClientError::Corrupt("receipt"))?;
+                let rec = OutboxRecord {
+                    kind: OutboxKind::Receipt as i32,
+                    contact_id: contact_id.clone(),
+                    payload: content.encode_to_vec(),
+                    seq: self.c.next_seq()?,
+                    sent_at: 0,
+                    attempts: 0,
+                };
+                self.c
+                    .vault
+                    .put(tree::OUTBOX, &content.id, &rec.encode_to_vec())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deposits every due outbox entry, oldest first; once one entry of a
+    /// contact fails, later ones of that contact wait (order is kept).
+    async fn flush_outbox(&mut self) -> Result<(), ClientError> {
+        let t = now();
+        let mut blocked: HashSet<Vec<u8>> = HashSet::new();
+        for (key, mut r) in self.outbox()? {
+            if blocked.contains(&r.contact_id) || !self.is_due(&r, t) {
+                continue;
+            }
+            let Some(contact) = self.c.contact(&r.contact_id)? else {
+                // The contact is gone: so is the point of sending.
+                self.c.vault.remove(tree::OUTBOX, &key)?;
+                continue;
+            };
+            if contact.state != ContactState::Established as i32 {
+                continue;
+            }
+            let Some((rkey, addr)) = relay_key(&contact.send_relay) else {
+                continue;
+            };
+            let Some(link) = self.link(&rkey, &addr).await? else {
+                blocked.insert(r.contact_id.clone());
+                continue;
+            };
+            let kind = OutboxKind::try_from(r.kind).unwrap_or(OutboxKind::Text);
+            let envelope = match kind {
+                OutboxKind::Handshake => bytes::Bytes::copy_from_slice(&r.payload),
+                OutboxKind::Text | OutboxKind::Receipt => match self.seal(&contact, &r.payload)? {
+                    Some(env) => env,
+                    None => {
+                        self.c.vault.remove(tree::OUTBOX, &key)?;
+                        continue;
+                    }
+                },
+            };
+            let signer = signing_key(&contact.send_auth_secret);
+            match link
+                .deposit(&contact.send_sender_id, envelope, signer.as_ref())
+                .await
+            {
+                Ok(()) => {
+                    self.report.deposited += 1;
+                    if kind == OutboxKind::Text {
+                        r.attempts += 1;
+                        r.sent_at = t;
+                        let mut batch = Batch::new();
+                        batch.put(tree::OUTBOX, &key, &r.encode_to_vec());
+                        self.mark_sent(&contact, &key, &mut batch)?;
+                        self.c.vault.apply(batch)?;
+                    } else {
+                        self.c.vault.remove(tree::OUTBOX, &key)?;
+                    }
+                }
+                Err(e) => {
+                    blocked.insert(r.contact_id.clone());
+                    if e.code().is_none() {
+                        self.mark_down(&rkey, e.to_string());
+                    } else {
+                        self.emit(SyncEvent::Unreachable {
+                            relay: rkey.clone(),
+                            error: format!("delivery to {} refused: {e}", contact.alias),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn mark_sent(
+        &self,
+        contact: &ContactRecord,
+        id: &[u8],
+        batch: &mut Batch,
+    ) -> Result<(), ClientError> {
+        let idkey = [contact.id.as_slice(), id].concat();
+        if let Some(key) = self.c.vault.get(tree::MESSAGE_IDS, &idkey)?
+            && let Some(raw) = self.c.vault.get(tree::MESSAGES, &key)?
+        {
+            let mut m = MessageRecord::decode(raw.as_slice())
+                .map_err(|_| ClientError::Corrupt("message"))?;
+            if m.status == Status::Queued as i32 {
+                m.status = Status::Sent as i32;
+                batch.put(tree::MESSAGES, &key, &m.encode_to_vec());
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals `payload` (an encoded Content) with the contact's session and
+    /// stores the advanced session *before* the envelope leaves, so a ratchet
+    /// key is never used twice.
+    fn seal(
+        &mut self,
+        contact: &ContactRecord,
+        payload: &[u8],
+    ) -> Result<Option<bytes::Bytes>, ClientError> {
+        let Some(mut session) = self.c.session(&contact.id)? else {
+            return Ok(None);
+        };
+        let Ok(content) = Content::decode(payload) else {
+            return Ok(None);
+        };
+        let env = match session.seal(&mut rand::rng(), &content) {
+            Ok(env) => env,
+            Err(_) => return Ok(None),
+        };
+        self.c
+            .vault
+            .put(tree::SESSIONS, &contact.id, &session.to_bytes())?;
+        self.c.vault.flush()?;
+        Ok(Some(bytes::Bytes::copy_from_slice(env.as_bytes())))
+    }
+
+    async fn finish(&mut self) {
+        for (_, link) in self.links.drain() {
+            let (s, r) = link.client.traffic();
+            self.report.bytes_sent += s;
+            self.report.bytes_received += r;
+            for h in link.readers {
+                h.abort();
+            }
+            if let Ok(c) = Arc::try_unwrap(link.client) {
+                c.close().await;
+            }
+        }
+    }
+}
