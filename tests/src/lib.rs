@@ -175,3 +175,137 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         .map(|(p, _)| p)
         .collect()
 }
+
+/// A `tropa` profile driven through the real CLI binary.
+pub struct Profile {
+    /// Profile directory.
+    pub home: PathBuf,
+    /// Its passphrase.
+    pub passphrase: String,
+}
+
+/// What a `tropa` run produced.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 if killed).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the output unless the exit code is 0.
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "tropa failed: {self:?}");
+        self
+    }
+}
+
+impl Profile {
+    /// Creates a profile with cheap passphrase hashing (tests only).
+    pub fn init(root: &Path, name: &str, relay: &RelayAddress) -> Profile {
+        let p = Profile {
+            home: root.join(name),
+            passphrase: format!("correct horse {name}"),
+        };
+        p.tropa(&[
+            "init",
+            "--name",
+            name,
+            "--relay",
+            &relay.to_string(),
+            "--kdf-memory-mib",
+            "1",
+            "--kdf-passes",
+            "1",
+        ])
+        .ok();
+        p
+    }
+
+    /// Runs `tropa ARGS` on this profile with its passphrase in the environment.
+    pub fn tropa(&self, args: &[&str]) -> Run {
+        self.tropa_with(args, &self.passphrase, &[])
+    }
+
+    /// Runs `tropa ARGS` with an explicit passphrase and extra environment.
+    pub fn tropa_with(&self, args: &[&str], passphrase: &str, env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(bin("tropa"));
+        cmd.args(args)
+            .env("TROPA_HOME", &self.home)
+            .env("TROPA_PASSPHRASE", passphrase)
+            .env_remove("TROPA_NEW_PASSPHRASE")
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run tropa");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `tropa read [ALIAS] --json`, parsed.
+    pub fn read_json(&self, alias: Option<&str>) -> Vec<serde_json::Value> {
+        let mut args = vec!["read", "--json"];
+        if let Some(a) = alias {
+            args.insert(1, a);
+        }
+        self.tropa(&args)
+            .ok()
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect()
+    }
+}
+
+/// Makes `inviter` invite and `joiner` accept; both then call each other by
+/// the given aliases. Returns after the inviter has processed the Hello.
+pub fn connect_profiles(
+    inviter: &Profile,
+    as_seen_by_inviter: &str,
+    joiner: &Profile,
+    as_seen_by_joiner: &str,
+) {
+    let link = inviter
+        .tropa(&["invite", "--name", as_seen_by_inviter])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    assert!(link.starts_with("tropa:"), "{link}");
+    joiner
+        .tropa(&["accept", &link, "--name", as_seen_by_joiner])
+        .ok();
+    let out = inviter.tropa(&["sync"]).ok();
+    assert!(out.stdout.contains("1 joined"), "{out:?}");
+}
+
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Starts a relay on a fixed port (so its address survives restarts).
+pub fn relay_on_fixed_port(data: &Path) -> RelayProcess {
+    if !data.join("relay.key").exists() {
+        let port = free_udp_port();
+        let out = Command::new(bin("tropa-relay"))
+            .args(["init", "--data"])
+            .arg(data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .output()
+            .expect("init relay");
+        assert!(out.status.success(), "{out:?}");
+    }
+    RelayProcess::start(data)
+}
