@@ -162,6 +162,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_valid() {
+        let cfg: Config = toml::from_str(include_str!("../../deploy/relay.toml.example")).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.public_host.as_deref(), Some("203.0.113.7"));
+    }
+
+    #[test]
     fn invalid_values_are_named() {
         let bad = Config {
             metrics_listen: Some("0.0.0.0:9000".parse().unwrap()),

@@ -241,6 +241,7 @@ fn address(data: &Path) -> Result<(), CliError> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TROPA_LOG")
                 // quinn's debug logs carry peer addresses: keep them quiet.

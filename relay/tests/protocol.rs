@@ -2,6 +2,8 @@
 //! in a temp dir: the round trip, authentication, replay across connections,
 //! bad input, quotas, rate limits and what lands on disk (S6, S12).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,6 +2,8 @@
 //! contract commands, S1/S9 privacy scans, S13 across a relay crash, S10
 //! identity changes, tampering, bad input, wipe and duress.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::time::{Duration, Instant};
 
 use prost::Message as _;
