@@ -326,3 +326,91 @@ fn wipe_and_duress() {
     assert!(!alice.home.join("key").exists());
     assert_eq!(alice.tropa(&["contacts"]).code, 4);
 }
+
+#[test]
+fn disappearing_messages_vanish_on_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let alice = Profile::init(dir.path(), "alice", &relay.address);
+    let bob = Profile::init(dir.path(), "bob", &relay.address);
+    connect_profiles(&alice, "bob", &bob, "alice");
+    bob.tropa(&["timer", "alice", "2"]).ok();
+    bob.tropa(&["send", "alice", "burn after reading"]).ok();
+    bob.tropa(&["timer", "alice", "0"]).ok();
+    bob.tropa(&["send", "alice", "keep this one"]).ok();
+    alice.tropa(&["sync"]).ok();
+    let got = texts(&alice.read_json(Some("bob")));
+    assert_eq!(got.len(), 2, "{got:?}");
+    std::thread::sleep(Duration::from_millis(2500));
+    for (p, alias) in [(&alice, "bob"), (&bob, "alice")] {
+        let left: Vec<String> = texts(&p.read_json(Some(alias)))
+            .into_iter()
+            .map(|m| m.1)
+            .collect();
+        assert_eq!(left, vec!["keep this one".to_owned()], "{alias}");
+    }
+}
+
+#[test]
+fn chat_sends_typed_lines_and_shows_incoming_live() {
+    use std::io::{BufRead as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let alice = Profile::init(dir.path(), "alice", &relay.address);
+    let bob = Profile::init(dir.path(), "bob", &relay.address);
+    connect_profiles(&alice, "bob", &bob, "alice");
+
+    let mut chat = std::process::Command::new(tropa_tests::bin("tropa"))
+        .args(["chat", "bob"])
+        .env("TROPA_HOME", &alice.home)
+        .env("TROPA_PASSPHRASE", &alice.passphrase)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = chat.stdin.take().unwrap();
+    writeln!(stdin, "typed in chat").unwrap();
+    // Bob receives it and answers while Alice's chat is still open.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        bob.tropa(&["sync"]).ok();
+        if texts(&bob.read_json(Some("alice")))
+            .iter()
+            .any(|m| m.1 == "typed in chat")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "chat line never arrived");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bob.tropa(&["send", "alice", "answer while you chat"]).ok();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = chat.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = false;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(15)) {
+        if line.contains("answer while you chat") {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "incoming message not shown live");
+    drop(stdin); // Ctrl-D
+    let start = Instant::now();
+    while chat.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "chat did not exit on EOF"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(chat.wait().unwrap().success());
+}
