@@ -180,6 +180,13 @@ impl Server {
         self.endpoint.local_addr()
     }
 
+    /// The metrics endpoint's bound address, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// The relay address clients use: the public host if configured, else
     /// the bound address (a wildcard address is shown as loopback).
     pub fn address(&self) -> std::io::Result<RelayAddress> {

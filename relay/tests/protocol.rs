@@ -20,6 +20,7 @@ use x25519_dalek::{PublicKey, StaticSecret};
 
 struct Relay {
     address: RelayAddress,
+    metrics: Option<std::net::SocketAddr>,
     dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -36,12 +37,14 @@ impl Relay {
         };
         let server = Server::bind(cfg, &identity, store).await.unwrap();
         let address = server.address().unwrap();
+        let metrics = server.metrics_addr();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
         }));
         Relay {
             address,
+            metrics,
             dir,
             stop: Some(tx),
             task,
@@ -412,5 +415,33 @@ async fn creation_password_and_pinned_key() {
         matches!(err, tropa_relay::client::ConnectError::Handshake(_)),
         "{err}"
     );
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_are_aggregate_counters_on_loopback() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let relay = Relay::start(Config {
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..Config::default()
+    })
+    .await;
+    let c = RelayClient::connect(&relay.address).await.unwrap();
+    let mb = mailbox(&c).await;
+    c.deposit(&mb.sid, envelope(1), None).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(relay.metrics.unwrap())
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.unwrap();
+    assert!(body.starts_with("HTTP/1.0 200 OK"), "{body}");
+    assert!(body.contains("tropa_relay_deposits_total 1\n"), "{body}");
+    assert!(
+        body.contains("tropa_relay_mailboxes_created_total 1\n"),
+        "{body}"
+    );
+    assert!(body.contains("tropa_relay_envelopes 1\n"), "{body}");
+    assert!(!body.contains("127.0.0.1"));
     relay.stop().await;
 }
