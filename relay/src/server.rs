@@ -80,6 +80,19 @@ impl Subscribers {
             .subscribe()
     }
 
+    /// Forgets the mailbox's channel once no subscription listens to it.
+    fn release(&self, rid: &RecipientId) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(rid).is_some_and(|tx| tx.receiver_count() == 0) {
+            map.remove(rid);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     fn notify(&self, rid: &RecipientId) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = map.get(rid) {
@@ -431,7 +444,18 @@ async fn deliver(ctx: Arc<Ctx>, mut send: quinn::SendStream, sub: Subscription) 
         return;
     }
     let sub = Arc::new(sub);
-    let mut wake = ctx.subscribers.watch(sub.recipient_id);
+    let rid = sub.recipient_id;
+    let wake = ctx.subscribers.watch(rid);
+    push_deliveries(&ctx, &mut send, sub, wake).await;
+    ctx.subscribers.release(&rid);
+}
+
+async fn push_deliveries(
+    ctx: &Ctx,
+    send: &mut quinn::SendStream,
+    sub: Arc<Subscription>,
+    mut wake: watch::Receiver<u64>,
+) {
     let mut next_seq = 0u64;
     loop {
         // Mark the current value seen before reading, so a deposit that lands
@@ -458,7 +482,7 @@ async fn deliver(ctx: Arc<Ctx>, mut send: quinn::SendStream, sub: Subscription) 
                 next_seq = seq + 1;
                 match frame {
                     Ok(frame) => {
-                        if wire::write_frame(&mut send, &frame).await.is_err() {
+                        if wire::write_frame(send, &frame).await.is_err() {
                             return;
                         }
                         ctx.metrics.inc(&ctx.metrics.deliveries);
@@ -475,12 +499,45 @@ async fn deliver(ctx: Arc<Ctx>, mut send: quinn::SendStream, sub: Subscription) 
                 tropa_proto::relay::Idle {},
             )),
         };
-        if wire::write_frame(&mut send, &idle).await.is_err() {
+        if wire::write_frame(send, &idle).await.is_err() {
             return;
         }
         tokio::select! {
             changed = wake.changed() => if changed.is_err() { return },
             _ = send.stopped() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limiter_refills_over_time() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(2, 3, t0);
+        assert!((0..3).all(|_| r.try_take(t0)));
+        assert!(!r.try_take(t0));
+        assert!(r.try_take(t0 + Duration::from_millis(500)));
+        assert!(!r.try_take(t0 + Duration::from_millis(500)));
+        // Never more than the burst, however long it was idle.
+        let later = t0 + Duration::from_secs(3600);
+        assert!((0..3).all(|_| r.try_take(later)));
+        assert!(!r.try_take(later));
+    }
+
+    #[test]
+    fn subscriber_entries_are_released() {
+        let subs = Subscribers::default();
+        let rid = [1u8; 24];
+        let a = subs.watch(rid);
+        let b = subs.watch(rid);
+        drop(a);
+        subs.release(&rid);
+        assert_eq!(subs.len(), 1, "still one listener");
+        drop(b);
+        subs.release(&rid);
+        assert_eq!(subs.len(), 0);
     }
 }
