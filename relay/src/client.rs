@@ -135,11 +135,16 @@ impl Delivery {
 }
 
 /// A connection to one relay.
-#[derive(Debug)]
 pub struct RelayClient {
     endpoint: quinn::Endpoint,
     conn: quinn::Connection,
     binding: ChannelBinding,
+}
+
+impl std::fmt::Debug for RelayClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayClient").finish_non_exhaustive()
+    }
 }
 
 async fn resolve(addr: &RelayAddress) -> Result<SocketAddr, ConnectError> {

@@ -35,6 +35,10 @@ pub struct Config {
     pub rate_burst: u32,
     /// Concurrent connections the relay accepts.
     pub max_connections: u32,
+    /// Concurrent connections from one IP address (counted in memory only).
+    pub max_connections_per_ip: u32,
+    /// Mailboxes the relay holds at most; creation fails with `QUOTA` beyond.
+    pub max_mailboxes: u64,
     /// Loopback address for the Prometheus endpoint (off if unset).
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -53,6 +57,8 @@ impl Default for Config {
             rate_per_sec: 50,
             rate_burst: 200,
             max_connections: 10_000,
+            max_connections_per_ip: 64,
+            max_mailboxes: 1_000_000,
             metrics_listen: None,
         }
     }
@@ -124,9 +130,16 @@ impl Config {
                     .into(),
             ));
         }
-        if self.mailbox_quota == 0 || self.rate_per_sec == 0 || self.max_connections == 0 {
+        if self.mailbox_quota == 0
+            || self.rate_per_sec == 0
+            || self.max_connections == 0
+            || self.max_connections_per_ip == 0
+            || self.max_mailboxes == 0
+        {
             return Err(ConfigError::Invalid(
-                "mailbox_quota, rate_per_sec and max_connections must be at least 1".into(),
+                "mailbox_quota, rate_per_sec, max_connections, max_connections_per_ip and \
+                 max_mailboxes must be at least 1"
+                    .into(),
             ));
         }
         Ok(())
@@ -141,10 +154,19 @@ impl Config {
         let text = format!(
             "# Tropa relay configuration. Every field is optional; see deploy/README.md.\n{text}"
         );
-        std::fs::write(path, text).map_err(|source| ConfigError::Io {
+        // It may hold the creation password: owner-only.
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let io = |source| ConfigError::Io {
             path: path.display().to_string(),
             source,
-        })
+        };
+        use std::io::Write as _;
+        let mut f = opts.open(path).map_err(io)?;
+        f.write_all(text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)
     }
 }
 

@@ -244,8 +244,9 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("TROPA_LOG")
-                // quinn's debug logs carry peer addresses: keep them quiet.
-                .unwrap_or_else(|_| "info,quinn=warn,quinn_proto=warn".into()),
+                // quinn and quinn-udp log peer addresses (even at WARN, e.g. on
+                // sendmsg errors): keep them out of the relay's logs (S8).
+                .unwrap_or_else(|_| "info,quinn_udp=off,quinn=error,quinn_proto=error".into()),
         )
         .init();
     let cli = Cli::parse();

@@ -105,7 +105,37 @@ impl Subscribers {
     }
 }
 
+/// Open connections per client IP, in memory only (never stored or logged),
+/// so one host cannot take every connection slot.
+#[derive(Debug, Default)]
+struct PerIp {
+    map: Mutex<HashMap<std::net::IpAddr, u32>>,
+}
+
+impl PerIp {
+    fn try_add(&self, ip: std::net::IpAddr, limit: u32) -> bool {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= limit {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn remove(&self, ip: std::net::IpAddr) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&ip);
+            }
+        }
+    }
+}
+
 struct Ctx {
+    per_ip: PerIp,
     service: Service,
     subscribers: Subscribers,
     metrics: Arc<Metrics>,
@@ -172,6 +202,7 @@ impl Server {
         let metrics = Arc::new(Metrics::default());
         let policy = Policy {
             mailbox_quota: config.mailbox_quota,
+            max_mailboxes: config.max_mailboxes,
             total_quota: config.disk_quota_bytes / tropa_proto::ENVELOPE_SIZE as u64,
             creation_password: config.creation_password.clone(),
         };
@@ -179,6 +210,7 @@ impl Server {
             endpoint,
             fingerprint: identity.fingerprint(),
             ctx: Arc::new(Ctx {
+                per_ip: PerIp::default(),
                 service: Service::new(store, policy, metrics.clone()),
                 subscribers: Subscribers::default(),
                 metrics,
@@ -224,11 +256,18 @@ impl Server {
                 () = &mut shutdown => break,
                 incoming = self.endpoint.accept() => {
                     let Some(incoming) = incoming else { break };
-                    if self.endpoint.open_connections() >= self.ctx.config.max_connections as usize {
+                    let ip = incoming.remote_address().ip();
+                    if self.endpoint.open_connections() >= self.ctx.config.max_connections as usize
+                        || !self.ctx.per_ip.try_add(ip, self.ctx.config.max_connections_per_ip)
+                    {
                         incoming.refuse();
                         continue;
                     }
-                    tokio::spawn(handle_connection(incoming, self.ctx.clone()));
+                    let ctx = self.ctx.clone();
+                    tokio::spawn(async move {
+                        handle_connection(incoming, ctx.clone()).await;
+                        ctx.per_ip.remove(ip);
+                    });
                 }
             }
         }
@@ -288,6 +327,7 @@ async fn sweep_loop(ctx: Arc<Ctx>) {
             Ok(Ok(stats)) if stats != Default::default() => tracing::info!(
                 expired_envelopes = stats.expired_envelopes,
                 expired_mailboxes = stats.expired_mailboxes,
+                corrupt_records = stats.corrupt,
                 "expiry sweep"
             ),
             Ok(Ok(_)) => {}
@@ -374,7 +414,12 @@ async fn handle_stream(
 ) {
     let req =
         match tokio::time::timeout(REQUEST_TIMEOUT, wire::read_frame::<Request>(&mut recv)).await {
-            Ok(Ok(req)) => req,
+            Ok(Ok(req)) => {
+                // One request per stream: anything more the peer sends is not
+                // read, so tell it to stop instead of letting quinn buffer it.
+                let _ = recv.stop(0u32.into());
+                req
+            }
             Ok(Err(e)) => {
                 let resp = match e {
                     ReadError::Frame(FrameError::TooLarge(_)) => {
@@ -525,6 +570,19 @@ mod tests {
         let later = t0 + Duration::from_secs(3600);
         assert!((0..3).all(|_| r.try_take(later)));
         assert!(!r.try_take(later));
+    }
+
+    #[test]
+    fn per_ip_limit_counts_and_releases() {
+        let p = PerIp::default();
+        let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(p.try_add(ip, 2) && p.try_add(ip, 2));
+        assert!(!p.try_add(ip, 2));
+        p.remove(ip);
+        assert!(p.try_add(ip, 2));
+        p.remove(ip);
+        p.remove(ip);
+        assert!(p.map.lock().unwrap().is_empty());
     }
 
     #[test]

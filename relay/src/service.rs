@@ -29,6 +29,8 @@ use crate::store::{EnvelopeId, MailboxRecord, RecipientId, Store, StoreError, St
 pub struct Policy {
     /// Envelopes one mailbox may hold.
     pub mailbox_quota: u32,
+    /// Mailboxes the relay may hold.
+    pub max_mailboxes: u64,
     /// Envelopes the relay may hold in total.
     pub total_quota: u64,
     /// Password required for `CreateMailbox`, if any.
@@ -88,6 +90,7 @@ fn store_error(e: &StoreError) -> Response {
         StoreError::NoMailbox => error(ErrorCode::NoMailbox, "no such mailbox"),
         StoreError::Quota => error(ErrorCode::Quota, "mailbox is full"),
         StoreError::DiskFull => error(ErrorCode::Quota, "relay storage is full"),
+        StoreError::SecurityChanged => error(ErrorCode::AuthFailed, "deposit signature invalid"),
         StoreError::Collision | StoreError::Corrupt | StoreError::Backend(_) => {
             error(ErrorCode::Internal, "relay storage error, try again later")
         }
@@ -160,6 +163,16 @@ impl Service {
         if ed25519_dalek::VerifyingKey::from_bytes(&auth).is_err() {
             return error(ErrorCode::Malformed, "invalid Ed25519 key");
         }
+        match self.store.total_mailboxes() {
+            Ok(n) if n >= self.policy.max_mailboxes => {
+                return error(
+                    ErrorCode::Quota,
+                    "relay holds its maximum number of mailboxes",
+                );
+            }
+            Ok(_) => {}
+            Err(e) => return store_error(&e),
+        }
         let mut rng = rand::rng();
         let relay_secret = StaticSecret::random_from_rng(&mut rng);
         let mut recipient_id = [0u8; MAILBOX_ID_LEN];
@@ -221,9 +234,12 @@ impl Service {
         let limits = StoreLimits {
             mailbox_quota: self.policy.mailbox_quota,
             total_quota: self.policy.total_quota,
+            // Re-checked inside the write: a `Secure` that lands between the
+            // signature check above and the write must not let this through.
+            secured_as_checked: rec.secured_sender.clone(),
         };
         let seal = |id: &EnvelopeId| at_rest.seal(id, &d.envelope);
-        match self.store.put_envelope(&rid, now, limits, &seal) {
+        match self.store.put_envelope(&rid, now, &limits, &seal) {
             Ok(_) => {
                 self.metrics.inc(&self.metrics.deposits);
                 Outcome::FlushThenAccept(rid)

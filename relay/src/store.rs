@@ -25,6 +25,7 @@ pub type EnvelopeId = [u8; ENVELOPE_ID_LEN];
 
 /// What the relay keeps about a mailbox.
 #[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
 pub struct MailboxRecord {
     /// Ed25519 key that signs recipient commands.
     #[prost(bytes = "vec", tag = "1")]
@@ -50,6 +51,15 @@ pub struct MailboxRecord {
     /// Envelopes currently stored.
     #[prost(uint32, tag = "8")]
     pub count: u32,
+}
+
+impl std::fmt::Debug for MailboxRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailboxRecord")
+            .field("secured", &!self.secured_sender.is_empty())
+            .field("count", &self.count)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for MailboxRecord {
@@ -105,6 +115,10 @@ pub enum StoreError {
     /// The relay-wide storage quota is reached.
     #[error("relay storage is full")]
     DiskFull,
+    /// The mailbox was secured (or re-secured) between the deposit's
+    /// signature check and its write; the deposit must be checked again.
+    #[error("mailbox security changed during the deposit")]
+    SecurityChanged,
     /// A randomly chosen ID already exists (astronomically unlikely).
     #[error("ID collision")]
     Collision,
@@ -116,13 +130,16 @@ pub enum StoreError {
     Backend(#[from] sled::Error),
 }
 
-/// Limits the store enforces atomically with each write.
-#[derive(Clone, Copy, Debug)]
+/// Limits and preconditions the store enforces atomically with each write.
+#[derive(Clone, Debug)]
 pub struct StoreLimits {
     /// Envelopes one mailbox may hold.
     pub mailbox_quota: u32,
     /// Envelopes the whole relay may hold (disk quota / envelope size).
     pub total_quota: u64,
+    /// The mailbox's secured sender key as it was when the deposit was
+    /// authorised (empty: open); the write fails if it changed since.
+    pub secured_as_checked: Vec<u8>,
 }
 
 /// What a sweep removed.
@@ -132,6 +149,8 @@ pub struct SweepStats {
     pub expired_envelopes: u64,
     /// Mailboxes idle for longer than the idle limit (with their envelopes).
     pub expired_mailboxes: u64,
+    /// Records skipped because they do not decode.
+    pub corrupt: u64,
 }
 
 /// Durable relay state.
@@ -160,7 +179,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         recipient_id: &RecipientId,
         hour: Hour,
-        limits: StoreLimits,
+        limits: &StoreLimits,
         seal: &dyn Fn(&EnvelopeId) -> Vec<u8>,
     ) -> Result<EnvelopeId, StoreError>;
     /// Up to `max` envelopes of a mailbox with sequence number at or above
@@ -346,7 +365,7 @@ impl Store for SledStore {
         &self,
         recipient_id: &RecipientId,
         hour: Hour,
-        limits: StoreLimits,
+        limits: &StoreLimits,
         seal: &dyn Fn(&EnvelopeId) -> Vec<u8>,
     ) -> Result<EnvelopeId, StoreError> {
         use std::sync::atomic::Ordering;
@@ -360,6 +379,9 @@ impl Store for SledStore {
                 return abort(StoreError::NoMailbox);
             };
             let mut rec = decode_record(&raw).or_else(abort)?;
+            if rec.secured_sender != limits.secured_as_checked {
+                return abort(StoreError::SecurityChanged);
+            }
             if rec.count >= limits.mailbox_quota {
                 return abort(StoreError::Quota);
             }
@@ -432,7 +454,11 @@ impl Store for SledStore {
         let mut idle = Vec::new();
         for kv in self.mailboxes.iter() {
             let (rid, raw) = kv?;
-            let rec = decode_record(&raw)?;
+            // One corrupt record must not stop expiry for everyone else.
+            let Ok(rec) = decode_record(&raw) else {
+                stats.corrupt += 1;
+                continue;
+            };
             if rec.active_hour.saturating_add(idle_hours) < now {
                 let rid: RecipientId = rid.as_ref().try_into().map_err(|_| StoreError::Corrupt)?;
                 idle.push(rid);
@@ -447,12 +473,13 @@ impl Store for SledStore {
         let mut expired = Vec::new();
         for kv in self.envelopes.iter() {
             let (k, v) = kv?;
-            let stored = StoredEnvelope::decode(&v)?;
-            if stored.hour.saturating_add(ttl_hours) < now {
-                let rid: RecipientId = k
-                    .get(..MAILBOX_ID_LEN)
-                    .and_then(|r| r.try_into().ok())
-                    .ok_or(StoreError::Corrupt)?;
+            let Ok(stored) = StoredEnvelope::decode(&v) else {
+                stats.corrupt += 1;
+                continue;
+            };
+            if stored.hour.saturating_add(ttl_hours) < now
+                && let Some(rid) = k.get(..MAILBOX_ID_LEN).and_then(|r| r.try_into().ok())
+            {
                 expired.push((rid, stored.id));
             }
         }
@@ -485,6 +512,7 @@ mod tests {
     const LIMITS: StoreLimits = StoreLimits {
         mailbox_quota: 3,
         total_quota: 5,
+        secured_as_checked: Vec::new(),
     };
 
     fn record(sender: u8, hour: Hour) -> MailboxRecord {
@@ -501,7 +529,7 @@ mod tests {
     }
 
     fn put(s: &SledStore, rid: &RecipientId, hour: Hour) -> Result<EnvelopeId, StoreError> {
-        s.put_envelope(rid, hour, LIMITS, &|id| id.to_vec())
+        s.put_envelope(rid, hour, &LIMITS, &|id| id.to_vec())
     }
 
     #[test]
@@ -521,12 +549,17 @@ mod tests {
         let (found, rec) = s.mailbox_by_sender(&[4; 24]).unwrap().unwrap();
         assert_eq!(found, rid);
         assert!(rec.secured_sender.is_empty());
+        put(&s, &rid, 10).unwrap();
         s.secure(&rid, &[7; 32]).unwrap();
         assert_eq!(
             s.mailbox(&rid).unwrap().unwrap().secured_sender,
             vec![7; 32]
         );
-        put(&s, &rid, 10).unwrap();
+        // A deposit authorised while the mailbox was open fails once secured.
+        assert!(matches!(
+            put(&s, &rid, 10),
+            Err(StoreError::SecurityChanged)
+        ));
         s.delete_mailbox(&rid).unwrap();
         assert!(s.mailbox(&rid).unwrap().is_none());
         assert!(s.mailbox_by_sender(&[4; 24]).unwrap().is_none());

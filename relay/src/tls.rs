@@ -99,18 +99,30 @@ impl ServerCertVerifier for PinnedKey {
     }
 }
 
-/// Transport settings shared by both ends: generous idle timeout for mobile
-/// networks, no unidirectional streams (the protocol does not use them).
+/// Transport settings. Flow-control windows are sized to the protocol: one
+/// frame in flight per stream, so a peer cannot make the other side buffer
+/// megabytes it never asked for (quinn's defaults allow 1.25 MB per stream
+/// and an unbounded connection window).
 fn transport(client: bool) -> quinn::TransportConfig {
+    let frame = (tropa_proto::MAX_FRAME_LEN + 4096) as u32;
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_uni_streams(0u32.into());
+    t.datagram_receive_buffer_size(None);
+    t.stream_receive_window(frame.into());
     if client {
+        // The relay never opens streams towards a client.
+        t.max_concurrent_bidi_streams(0u32.into());
+        // Deliveries of several subscriptions may arrive together.
+        t.receive_window((16 * frame).into());
+        t.send_window(u64::from(4 * frame));
         // A keep-alive below common NAT timeouts keeps a subscription alive
         // without polling; the relay never sends keep-alives itself.
         t.keep_alive_interval(Some(Duration::from_secs(25)));
         t.max_idle_timeout(Some(quinn::VarInt::from_u32(90_000).into()));
     } else {
         t.max_concurrent_bidi_streams(64u32.into());
+        t.receive_window((256 * 1024u32).into());
+        t.send_window(512 * 1024);
         t.max_idle_timeout(Some(quinn::VarInt::from_u32(120_000).into()));
     }
     t
