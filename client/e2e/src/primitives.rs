@@ -54,21 +54,20 @@ pub(crate) fn hkdf(salt: &[u8], ikm: &[u8], info: &[u8], out: &mut [u8]) {
     }
 }
 
-/// HMAC-SHA256 of a single byte, the chain-key KDF.
-pub(crate) fn hmac_byte(key: &Key32, byte: u8) -> Key32 {
-    let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(key) {
+/// Symmetric-key ratchet step: (message key, next chain key) =
+/// (HMAC(ck, 0x01), HMAC(ck, 0x02)); the keyed HMAC state is computed once.
+pub(crate) fn kdf_ck(ck: &Key32) -> (Zeroizing<Key32>, Zeroizing<Key32>) {
+    let keyed = match <Hmac<Sha256> as KeyInit>::new_from_slice(ck) {
         Ok(m) => m,
         Err(_) => unreachable!("HMAC accepts any key length"),
     };
-    mac.update(&[byte]);
-    mac.finalize().into_bytes().into()
-}
-
-/// Symmetric-key ratchet step: (message key, next chain key).
-pub(crate) fn kdf_ck(ck: &Key32) -> (Zeroizing<Key32>, Zeroizing<Key32>) {
+    let mut a = keyed.clone();
+    a.update(&[0x01]);
+    let mut b = keyed;
+    b.update(&[0x02]);
     (
-        Zeroizing::new(hmac_byte(ck, 0x01)),
-        Zeroizing::new(hmac_byte(ck, 0x02)),
+        Zeroizing::new(a.finalize().into_bytes().into()),
+        Zeroizing::new(b.finalize().into_bytes().into()),
     )
 }
 

@@ -163,7 +163,8 @@ pub struct Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // Core and SkippedKey zeroize themselves.
+        // Core zeroizes itself; the vector's elements and spare capacity are wiped here.
+        self.skipped.zeroize();
         self.ad.zeroize();
     }
 }
@@ -179,8 +180,20 @@ struct Header {
 
 /// A decrypted, unpadded body: the protobuf is `buf[2..end]`.
 struct Decrypted {
-    buf: Zeroizing<Vec<u8>>,
+    buf: Vec<u8>,
     end: usize,
+}
+
+impl Drop for Decrypted {
+    fn drop(&mut self) {
+        // `buf[end..]` was checked to be all zero padding; only the message
+        // needs wiping. A plain fill + black_box (vectorised) instead of the
+        // byte-wise volatile loop of `zeroize` keeps `open` within budget; the
+        // black_box keeps the compiler from eliding the writes.
+        let end = self.end.min(self.buf.len());
+        self.buf[..end].fill(0);
+        std::hint::black_box(&mut self.buf);
+    }
 }
 
 impl Decrypted {
@@ -261,6 +274,18 @@ pub(crate) fn binding_ad(joiner: &IdentityPublic, inviter: &IdentityPublic) -> K
     sha256(&[LABEL_AD, &joiner.to_bytes(), &inviter.to_bytes()])
 }
 
+/// Associated data of a message body: `AD ‖ envelope[..r0 + 68]`, zero-padded
+/// to a multiple of 64 bytes. (The padding keeps Poly1305 on its 4-block
+/// parallel path for the 16 KiB body; it adds no meaning.)
+pub(crate) fn body_ad(ad: &Key32, prefix: &[u8]) -> Vec<u8> {
+    let len = (ad.len() + prefix.len()).div_ceil(64) * 64;
+    let mut v = Vec::with_capacity(len);
+    v.extend_from_slice(ad);
+    v.extend_from_slice(prefix);
+    v.resize(len, 0);
+    v
+}
+
 fn random32<R: CryptoRng + ?Sized>(rng: &mut R) -> Zeroizing<Key32> {
     let mut k = Zeroizing::new([0u8; 32]);
     rng.fill_bytes(k.as_mut());
@@ -328,17 +353,17 @@ impl Session {
         let (sk, hka, nhkb) = root_schedule(&th, &dh1, &dh2, &dh3, &ss);
         let ad = binding_ad(&identity.public(), &inviter);
 
-        let mut env = vec![0u8; ENVELOPE_SIZE];
-        env[0] = TYPE_INITIAL;
-        env[INITIAL_EK..INITIAL_CT].copy_from_slice(&ek_pub);
-        env[INITIAL_CT..INITIAL_ID].copy_from_slice(ct.as_slice());
-        env[INITIAL_ID..INITIAL_ID + 64].copy_from_slice(&identity.public().to_bytes());
-        {
-            let (aad, rest) = env.split_at_mut(INITIAL_ID);
-            let (pt, tail) = rest.split_at_mut(64);
-            let tag = seal_in_place(&k_hello, &[0u8; NONCE_LEN], &[aad], pt);
-            tail[..TAG_LEN].copy_from_slice(&tag);
-        }
+        let mut env = Vec::with_capacity(ENVELOPE_SIZE);
+        env.push(TYPE_INITIAL);
+        env.extend_from_slice(&ek_pub);
+        env.extend_from_slice(ct.as_slice());
+        env.extend_from_slice(&identity.public().to_bytes());
+        let tag = {
+            let (aad, pt) = env.split_at_mut(INITIAL_ID);
+            seal_in_place(&k_hello, &[0u8; NONCE_LEN], &[aad], pt)
+        };
+        env.extend_from_slice(&tag);
+        debug_assert_eq!(env.len(), INITIAL_RATCHET);
 
         // Alice's ratchet initialisation (Signal DR-HE §3.5 / §4).
         let r = random32(rng);
@@ -371,7 +396,7 @@ impl Session {
             peer: inviter,
             initial_ek: None,
         };
-        session.seal_into(rng, &mut env, INITIAL_RATCHET, Some(&hello), first);
+        session.seal_into(rng, &mut env, Some(&hello), first);
         let schedule = Schedule {
             dh1,
             dh2,
@@ -501,37 +526,38 @@ impl Session {
         content: &Content,
     ) -> Result<Envelope, SealError> {
         content.validate()?;
-        let mut env = vec![0u8; ENVELOPE_SIZE];
-        env[0] = TYPE_RATCHET;
-        self.seal_into(rng, &mut env, RATCHET_RATCHET, None, Some(content));
+        let mut env = Vec::with_capacity(ENVELOPE_SIZE);
+        env.push(TYPE_RATCHET);
+        self.seal_into(rng, &mut env, None, Some(content));
         Ok(Envelope(env))
     }
 
-    /// Encodes and encrypts a plaintext into `env[r0..]`. Inputs are validated
-    /// by the callers; this cannot fail.
+    /// Appends a ratchet message (at offset `r0 = env.len()`) carrying the
+    /// plaintext, padded so that `env` ends up exactly [`ENVELOPE_SIZE`] bytes.
+    /// Every byte is written once (no zero-fill then overwrite). Inputs are
+    /// validated by the callers; this cannot fail.
     fn seal_into<R: CryptoRng + ?Sized>(
         &mut self,
         rng: &mut R,
-        env: &mut [u8],
-        r0: usize,
+        env: &mut Vec<u8>,
         hello: Option<&tropa_proto::e2e::Hello>,
         content: Option<&Content>,
     ) {
+        let r0 = env.len();
+        // Nonce, header and header tag are filled in by encrypt_message.
+        env.resize(r0 + MSG_PREFIX, 0);
         // Body: u16 BE length || Plaintext { hello = 1, content = 2 } || zeros.
-        let b0 = r0 + MSG_PREFIX;
         let len = hello.map_or(0, |h| prost::encoding::message::encoded_len(1, h))
             + content.map_or(0, |m| prost::encoding::message::encoded_len(2, m));
         debug_assert!(len + PAD_LEN_PREFIX <= body_capacity(r0));
-        env[b0..b0 + 2].copy_from_slice(&(len as u16).to_be_bytes());
-        {
-            let mut out = &mut env[b0 + 2..b0 + 2 + len];
-            if let Some(h) = hello {
-                prost::encoding::message::encode(1, h, &mut out);
-            }
-            if let Some(m) = content {
-                prost::encoding::message::encode(2, m, &mut out);
-            }
+        env.extend_from_slice(&(len as u16).to_be_bytes());
+        if let Some(h) = hello {
+            prost::encoding::message::encode(1, h, env);
         }
+        if let Some(m) = content {
+            prost::encoding::message::encode(2, m, env);
+        }
+        env.resize(ENVELOPE_SIZE, 0);
         self.encrypt_message(rng, env, r0);
     }
 
@@ -577,7 +603,7 @@ impl Session {
         let b_end = ENVELOPE_SIZE - TAG_LEN;
         let (aad, rest) = env.split_at_mut(b0);
         let (body, tail) = rest.split_at_mut(b_end - b0);
-        let tag = seal_in_place(&mk, &nonce, &[&self.ad, aad], body);
+        let tag = seal_in_place(&mk, &nonce, &[&body_ad(&self.ad, aad)], body);
         tail.copy_from_slice(&tag);
     }
 
@@ -653,14 +679,22 @@ impl Session {
             .try_into()
             .map_err(|_| OpenError::Malformed)?;
         let tag: [u8; TAG_LEN] = env[b_end..].try_into().map_err(|_| OpenError::Malformed)?;
-        let mut buf = Zeroizing::new(env[b0..b_end].to_vec());
-        open_in_place(mk, &nonce, &[&self.ad, &env[..b0]], &mut buf, &tag)
-            .map_err(|()| OpenError::Tampered)?;
-        let len = unpad(&buf).ok_or(OpenError::Malformed)?.len();
-        Ok(Decrypted {
-            buf,
-            end: PAD_LEN_PREFIX + len,
-        })
+        let mut d = Decrypted {
+            buf: env[b0..b_end].to_vec(),
+            // Until the padding is checked, wipe everything on drop.
+            end: b_end - b0,
+        };
+        open_in_place(
+            mk,
+            &nonce,
+            &[&body_ad(&self.ad, &env[..b0])],
+            &mut d.buf,
+            &tag,
+        )
+        .map_err(|()| OpenError::Tampered)?;
+        let len = unpad(&d.buf).ok_or(OpenError::Malformed)?.len();
+        d.end = PAD_LEN_PREFIX + len;
+        Ok(d)
     }
 
     /// The Signal DR-HE `RatchetDecryptHE`, computing changes on the side.
@@ -700,7 +734,7 @@ impl Session {
                 };
             }
             let mut core = self.core.clone();
-            let mut add = Vec::new();
+            let mut add = Vec::with_capacity(h.n.saturating_sub(core.nr).min(MAX_SKIP) as usize);
             let mk = skip_to(&mut core, h.n, &hk, &mut add)?;
             let pt = self.decrypt_body(&mk, env, r0)?;
             return Ok((
@@ -715,7 +749,12 @@ impl Session {
         // 3. The next receiving chain: a DH ratchet step.
         if let Some(h) = self.try_header(&self.core.nhkr, env, r0) {
             let mut core = self.core.clone();
-            let mut add = Vec::new();
+            let old_chain = if core.ckr.is_some() {
+                h.pn.saturating_sub(core.nr).min(MAX_SKIP)
+            } else {
+                0
+            };
+            let mut add = Vec::with_capacity((old_chain + h.n.min(MAX_SKIP)) as usize);
             if let Some(old_hk) = core.hkr {
                 if h.pn < core.nr {
                     // PN can't be below what we received on that chain.
@@ -775,12 +814,26 @@ impl Session {
     }
 
     fn commit(&mut self, plan: Plan) {
-        let Plan { core, remove, add } = plan;
+        let Plan {
+            core,
+            remove,
+            mut add,
+        } = plan;
         self.core = core;
         if let Some(i) = remove {
             self.skipped.remove(i);
         }
-        self.skipped.extend(add);
+        // Grow by hand so that no stale copy of a message key is left in a
+        // freed buffer (a plain `extend` may reallocate without wiping).
+        let needed = self.skipped.len() + add.len();
+        if needed > self.skipped.capacity() {
+            let mut grown = Vec::with_capacity((needed * 3 / 2).max(16));
+            grown.append(&mut self.skipped);
+            self.skipped.zeroize();
+            self.skipped = grown;
+        }
+        self.skipped.append(&mut add);
+        add.zeroize();
         let now = self.core.recv_steps;
         self.skipped
             .retain(|e| now.wrapping_sub(e.step) < MAX_SKIPPED_AGE_STEPS);
@@ -788,6 +841,8 @@ impl Session {
             let excess = self.skipped.len() - MAX_SKIPPED_KEYS;
             self.skipped.drain(..excess);
         }
+        // remove/retain/drain shift entries down; wipe the copies left behind.
+        self.skipped.spare_capacity_mut().zeroize();
     }
 
     /// The peer's identity key.
@@ -809,7 +864,7 @@ impl Session {
     /// docs/protocol.md §8.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
         let c = &self.core;
-        let mut w = Writer::new(600 + self.skipped.len() * 72);
+        let mut w = Writer::new(800 + self.skipped.len() * 72);
         w.u8(SESSION_STATE_V1);
         w.bytes(&self.own.to_bytes());
         w.bytes(&self.peer.to_bytes());

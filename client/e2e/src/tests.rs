@@ -892,3 +892,45 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Link parsing never panics on arbitrary input.
+    #[test]
+    fn from_link_never_panics(s in "\\PC{0,300}", tail in prop::collection::vec(any::<u8>(), 0..300)) {
+        let _ = Invitation::from_link(&s);
+        use base64::Engine as _;
+        let link = format!("{LINK_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&tail));
+        let _ = Invitation::from_link(&link);
+    }
+
+    /// A flip of any single bit of a valid envelope is rejected and leaves the
+    /// session unchanged; the genuine envelope still opens afterwards.
+    #[test]
+    fn any_bit_flip_is_rejected(seed in any::<[u8; 8]>(), pos in 0usize..ENVELOPE_SIZE, bit in 0u8..8, new_chain in any::<bool>()) {
+        let mut rng = TestRng::new(&seed);
+        let (mut j, mut i) = pair(&mut rng);
+        let (sender, receiver) = if new_chain { (&mut i, &mut j) } else { (&mut j, &mut i) };
+        let e = msg(&mut rng, sender, "payload");
+        let before = snapshot(receiver);
+        let mut bad = e.as_bytes().to_vec();
+        bad[pos] ^= 1 << bit;
+        prop_assert!(receiver.open(&bad).is_err());
+        prop_assert_eq!(snapshot(receiver), before);
+        prop_assert!(receiver.open(e.as_bytes()).is_ok());
+    }
+
+    /// Random bytes never panic `open` or `accept`.
+    #[test]
+    fn random_envelopes_never_panic(seed in any::<[u8; 8]>(), ty in 0u8..4) {
+        let mut rng = TestRng::new(&seed);
+        let s = setup(&mut rng);
+        let (mut j, _) = pair(&mut rng);
+        let mut bytes = vec![0u8; ENVELOPE_SIZE];
+        rand_core::Rng::fill_bytes(&mut rng, &mut bytes);
+        bytes[0] = ty;
+        prop_assert!(j.open(&bytes).is_err());
+        prop_assert!(Session::accept(&mut rng, &s.inviter, &s.pending, &bytes, NOW).is_err());
+    }
+}

@@ -65,7 +65,10 @@ fn open_body(mk: &Key32, ad: &Key32, env: &[u8], r0: usize) -> Vec<u8> {
     let end = ENVELOPE_SIZE - TAG_LEN;
     let mut body = env[b0..end].to_vec();
     let tag: [u8; TAG_LEN] = env[end..].try_into().unwrap();
-    primitives::open_in_place(mk, &nonce, &[ad, &env[..b0]], &mut body, &tag).unwrap();
+    // AD ‖ prefix, zero-padded to a multiple of 64 bytes.
+    let mut full_ad = [&ad[..], &env[..b0]].concat();
+    full_ad.resize(full_ad.len().div_ceil(64) * 64, 0);
+    primitives::open_in_place(mk, &nonce, &[&full_ad], &mut body, &tag).unwrap();
     body
 }
 
