@@ -13,8 +13,11 @@ use std::time::{Duration, Instant};
 
 use tropa_proto::RelayAddress;
 
-/// Path of a workspace binary, building it if the test run did not.
+/// Path of a workspace binary, rebuilt once per test process so a test never
+/// runs a stale binary (`cargo test -p tropa-tests` alone does not rebuild
+/// other packages' binaries).
 pub fn bin(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     // target/<profile>/deps/<test-exe> -> target/<profile>/<name>
     let exe = std::env::current_exe().expect("test exe path");
     let dir = exe
@@ -23,13 +26,18 @@ pub fn bin(name: &str) -> PathBuf {
         .expect("target dir")
         .to_path_buf();
     let path = dir.join(name);
-    if !path.exists() {
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--bin", name])
-            .status()
-            .expect("run cargo build");
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--workspace", "--bin", name])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+        if dir.file_name().is_some_and(|p| p == "release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "building {name} failed");
+        built.push(name.to_owned());
     }
     path
 }
@@ -66,7 +74,13 @@ impl RelayProcess {
                 let cfg = data.join("relay.toml");
                 let mut text = std::fs::read_to_string(&cfg).unwrap();
                 for l in extra_config {
-                    text = format!("{l}\n{text}");
+                    let key = l.split('=').next().unwrap().trim();
+                    text = text
+                        .lines()
+                        .filter(|x| x.split('=').next().map(str::trim) != Some(key))
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    text = format!("{l}\n{text}\n");
                 }
                 std::fs::write(&cfg, text).unwrap();
             }

@@ -170,6 +170,8 @@ enum CliError {
     Network(String),
     #[error("cannot start: {0}")]
     Runtime(std::io::Error),
+    #[error("wipe failed: {0}")]
+    Wipe(String),
 }
 
 impl From<ProfileError> for CliError {
@@ -199,6 +201,7 @@ impl CliError {
                 | C::TooLong { .. }
                 | C::BadRelay(_)
                 | C::InvitationExpired
+                | C::InvitationUsed
                 | C::OwnInvitation
                 | C::NotEstablished(_) => 6,
                 C::IdentityChanged(_) | C::SafetyMismatch(_) => 7,
@@ -301,6 +304,22 @@ fn print_qr(data: &[u8]) {
     }
 }
 
+/// Text from other people or from a relay, made safe for a terminal: control
+/// characters (escape sequences could rewrite the screen, fake a "verified"
+/// line or set the clipboard) are shown as `\u{..}` escapes. Newlines and
+/// tabs in message text are kept.
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn print_message(m: &tropa_client::MessageView, json: bool) {
     if json {
         let v = serde_json::json!({
@@ -313,14 +332,14 @@ fn print_message(m: &tropa_client::MessageView, json: bool) {
         });
         println!("{v}");
     } else if m.incoming {
-        println!("{} {}:\n  {}", hhmm(m.at), m.alias, m.text);
+        println!("{} {}:\n  {}", hhmm(m.at), clean(&m.alias), clean(&m.text));
     } else {
         println!(
             "{} me > {} [{}]:\n  {}",
             hhmm(m.at),
-            m.alias,
+            clean(&m.alias),
             m.status,
-            m.text
+            clean(&m.text)
         );
     }
 }
@@ -329,12 +348,21 @@ fn print_event(ev: &SyncEvent, show_messages: bool) {
     match ev {
         SyncEvent::Received(m) if show_messages => print_message(m, false),
         SyncEvent::Received(_) => {}
-        SyncEvent::Delivered { alias, .. } => eprintln!("delivered to {alias}"),
-        SyncEvent::Joined { alias } => eprintln!("{alias} accepted your invitation"),
-        SyncEvent::Dropped { alias, reason } => {
-            eprintln!("WARNING: dropped a message for {alias}: {reason}");
+        SyncEvent::Delivered { alias, .. } => eprintln!("delivered to {}", clean(alias)),
+        SyncEvent::Joined { alias } => eprintln!("{} accepted your invitation", clean(alias)),
+        SyncEvent::InvitationExpired { alias } => {
+            eprintln!("the invitation for {} expired unused", clean(alias));
         }
-        SyncEvent::Unreachable { relay, error } => eprintln!("relay {relay}: {error}"),
+        SyncEvent::Dropped { alias, reason } => {
+            eprintln!(
+                "WARNING: dropped a message for {}: {}",
+                clean(alias),
+                clean(reason)
+            );
+        }
+        SyncEvent::Unreachable { relay, error } => {
+            eprintln!("relay {relay}: {}", clean(error));
+        }
     }
 }
 
@@ -432,7 +460,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                     if c.dropped > 0 {
                         flags.push(format!("{} DROPPED", c.dropped));
                     }
-                    println!("{} ({})", c.alias, flags.join(", "));
+                    println!("{} ({})", clean(&c.alias), flags.join(", "));
                 }
             }
         }
@@ -440,6 +468,12 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             let mut client = open(cli)?;
             client.queue_text(alias, text)?;
             let report = sync_once(&mut client, &runtime()?)?;
+            if !report.refused.is_empty() {
+                return Err(CliError::Network(format!(
+                    "queued for {alias}, the relay refused it for now ({}); `tropa sync` retries",
+                    clean(&report.refused.join("; "))
+                )));
+            }
             if report.unreachable.is_empty() {
                 eprintln!("sent to {alias}");
             } else {
@@ -457,6 +491,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             let opts = SyncOptions {
                 wait: wait.map(Duration::from_secs),
                 resend_after: Duration::from_secs(*resend_after),
+                ..SyncOptions::default()
             };
             let verbose = *verbose;
             let report = rt.block_on(async {
@@ -498,6 +533,12 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                     report.unreachable.join(", ")
                 )));
             }
+            if !report.refused.is_empty() {
+                return Err(CliError::Network(format!(
+                    "refused, will retry: {}",
+                    clean(&report.refused.join("; "))
+                )));
+            }
         }
         Cmd::Read { alias } => {
             let client = open(cli)?;
@@ -517,7 +558,8 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                 if c.dropped > 0 && alias.as_ref().is_none_or(|a| *a == c.alias) {
                     eprintln!(
                         "WARNING: {} message(s) for {} were tampered with and dropped",
-                        c.dropped, c.alias
+                        c.dropped,
+                        clean(&c.alias)
                     );
                 }
             }
@@ -570,7 +612,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                     return Err(CliError::Usage("not wiped".into()));
                 }
             }
-            Client::wipe(&home).map_err(|e| CliError::Usage(format!("wipe failed: {e}")))?;
+            Client::wipe(&home).map_err(|e| CliError::Wipe(e.to_string()))?;
             eprintln!("wiped");
         }
         Cmd::Passphrase { duress } => {
@@ -658,8 +700,26 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("tropa: {e}");
+            eprintln!("tropa: {}", clean(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean;
+
+    #[test]
+    fn terminal_escapes_are_neutralised() {
+        assert_eq!(clean("hi\nthere\tyou"), "hi\nthere\tyou");
+        let evil = "ok\u{1b}[2J\u{1b}]52;c;AAAA\u{7}\rverified";
+        let shown = clean(evil);
+        assert!(
+            !shown
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t')
+        );
+        assert!(shown.contains("\\u{1b}"));
     }
 }

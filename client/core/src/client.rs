@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ed25519_dalek::SigningKey;
 use prost::Message;
 use rand::Rng as _;
+use sha2::{Digest as _, Sha256};
 use tropa_e2e::{
     ContentExt as _, Hello, Identity, IdentityPublic, Invitation, InviteParams, PendingInvitation,
     Session, safety_number,
@@ -392,6 +393,9 @@ impl Client {
             .filter(|m| m.expires_at != 0 && m.expires_at <= t)
         {
             batch.remove(tree::MESSAGES, &message_key(&m.contact_id, m.seq));
+            // An unconfirmed outgoing copy would keep the text alive (and be
+            // resent): it disappears too.
+            batch.remove(tree::OUTBOX, &m.id);
         }
         let n = batch.len();
         if n > 0 {
@@ -452,6 +456,19 @@ impl Client {
     /// # Errors
     /// [`ClientError`] for a bad or taken alias, or relay failures.
     pub async fn invite(&mut self, alias: Option<&str>) -> Result<(String, String), ClientError> {
+        self.invite_with_ttl(alias, INVITE_TTL_SECS).await
+    }
+
+    /// [`invite`](Self::invite) with a validity other than
+    /// [`INVITE_TTL_SECS`] seconds.
+    ///
+    /// # Errors
+    /// As [`invite`](Self::invite).
+    pub async fn invite_with_ttl(
+        &mut self,
+        alias: Option<&str>,
+        ttl_secs: u64,
+    ) -> Result<(String, String), ClientError> {
         let alias = match alias {
             Some(a) => {
                 check_alias(a)?;
@@ -475,7 +492,7 @@ impl Client {
                 sender_id: created.sender_id.to_vec(),
                 reply_sender_auth: reply_sender.verifying_key().to_bytes(),
                 now: now(),
-                ttl_secs: INVITE_TTL_SECS,
+                ttl_secs,
             },
         )
         .map_err(|_| ClientError::Corrupt("invitation parameters"))?;
@@ -525,8 +542,7 @@ impl Client {
         if inv.inviter() == self.identity.public() {
             return Err(ClientError::OwnInvitation);
         }
-        let existing = self.contact_by_alias(alias).ok();
-        if let Some(c) = &existing {
+        if let Ok(c) = self.contact_by_alias(alias) {
             if c.identity.is_empty() {
                 return Err(ClientError::AliasTaken(alias.to_owned()));
             }
@@ -535,6 +551,13 @@ impl Client {
             // S10: a different key under a known name is refused, loudly.
             tropa_e2e::verify_peer(&known, &inv.inviter())
                 .map_err(|_| ClientError::IdentityChanged(alias.to_owned()))?;
+            return Err(ClientError::AliasTaken(alias.to_owned()));
+        }
+        // One-time: a second accept of the same link would create a session
+        // the inviter never completes.
+        let used_key = Sha256::digest(inv.to_link().as_bytes());
+        if self.vault.get(tree::USED_INVITATIONS, &used_key)?.is_some() {
+            return Err(ClientError::InvitationUsed);
         }
         let conn = RelayClient::connect(&self.relay).await?;
         let (mailbox, created) = create_mailbox(&conn, &self.relay).await;
@@ -554,20 +577,18 @@ impl Client {
         };
         let (session, envelope) =
             Session::initiate(&mut rand::rng(), &self.identity, &inv, &hello, None, t)?;
-        let contact_id = existing
-            .as_ref()
-            .map_or_else(|| random16().to_vec(), |c| c.id.clone());
+        let contact_id = random16().to_vec();
         let contact = ContactRecord {
             id: contact_id.clone(),
             alias: alias.to_owned(),
             identity: inv.inviter().to_bytes().to_vec(),
             state: ContactState::Established as i32,
-            verified: existing.as_ref().is_some_and(|c| c.verified),
+            verified: false,
             send_relay: inv.relay().to_string(),
             send_sender_id: inv.sender_id().to_vec(),
             send_auth_secret: sender_key.to_bytes().to_vec(),
             recv_mailbox: created.recipient_id.to_vec(),
-            timer_secs: existing.as_ref().map_or(0, |c| c.timer_secs),
+            timer_secs: 0,
             dropped: 0,
             created_at: t,
         };
@@ -581,12 +602,14 @@ impl Client {
             seq,
             sent_at: 0,
             attempts: 0,
+            sealed: Vec::new(),
+            next_try_at: 0,
+            refused_at: 0,
+            failures: 0,
         };
         let mut batch = Batch::new();
-        if let Some(old) = &existing {
-            batch.remove(tree::MAILBOXES, &old.recv_mailbox);
-        }
         batch
+            .put(tree::USED_INVITATIONS, &used_key, &[])
             .put(tree::CONTACTS, &contact_id, &contact.encode_to_vec())
             .put(tree::SESSIONS, &contact_id, &session.to_bytes())
             .put(tree::MAILBOXES, &created.recipient_id, &own.encode_to_vec())
@@ -671,6 +694,10 @@ impl Client {
             seq,
             sent_at: 0,
             attempts: 0,
+            sealed: Vec::new(),
+            next_try_at: 0,
+            refused_at: 0,
+            failures: 0,
         };
         let key = message_key(&c.id, seq);
         let mut batch = Batch::new();

@@ -62,6 +62,9 @@ pub enum ClientError {
     /// The invitation has expired.
     #[error("this invitation has expired; ask for a new one")]
     InvitationExpired,
+    /// This invitation was already accepted on this device.
+    #[error("you already accepted this invitation")]
+    InvitationUsed,
     /// The link is one of our own invitations.
     #[error("this is your own invitation; send it to the other person")]
     OwnInvitation,

@@ -27,12 +27,15 @@ pub mod tree {
     pub const OUTBOX: &str = "outbox";
     /// Digest of a processed envelope → recipient id ‖ envelope id, until acked.
     pub const PROCESSED: &str = "processed";
+    /// Digest of every invitation this profile accepted (one-time use).
+    pub const USED_INVITATIONS: &str = "used-invitations";
     /// Key `seq`: the next local sequence number (big-endian u64).
     pub const COUNTERS: &str = "counters";
 }
 
 /// The profile itself.
 #[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
 pub struct ProfileRecord {
     /// Display name (never sent anywhere by this version).
     #[prost(string, tag = "1")]
@@ -68,6 +71,7 @@ pub enum ContactState {
 
 /// A contact.
 #[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
 pub struct ContactRecord {
     /// Random local id (16 bytes); aliases can change, ids do not.
     #[prost(bytes = "vec", tag = "1")]
@@ -116,6 +120,7 @@ impl Drop for ContactRecord {
 
 /// One of our own mailboxes (where we receive).
 #[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
 pub struct OwnMailbox {
     /// The relay it lives on.
     #[prost(string, tag = "1")]
@@ -152,6 +157,7 @@ impl Drop for OwnMailbox {
 
 /// An invitation waiting for its `Hello`.
 #[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
 pub struct PendingRecord {
     /// Encoded [`tropa_e2e::PendingInvitation`].
     #[prost(bytes = "vec", tag = "1")]
@@ -195,6 +201,7 @@ pub enum Status {
 
 /// A message in a conversation.
 #[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
 pub struct MessageRecord {
     /// The end-to-end message id (16 bytes).
     #[prost(bytes = "vec", tag = "1")]
@@ -242,6 +249,7 @@ pub enum OutboxKind {
 
 /// Something to deliver.
 #[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
 pub struct OutboxRecord {
     /// Kind.
     #[prost(enumeration = "OutboxKind", tag = "1")]
@@ -261,6 +269,20 @@ pub struct OutboxRecord {
     /// Deposits accepted so far.
     #[prost(uint32, tag = "6")]
     pub attempts: u32,
+    /// The envelope of the current attempt, sealed in the same durable batch
+    /// that advanced the ratchet; retried byte for byte after a refusal or a
+    /// network failure. Empty when the next attempt needs a fresh seal.
+    #[prost(bytes = "vec", tag = "7")]
+    pub sealed: Vec<u8>,
+    /// Unix seconds before which no attempt is made (backoff).
+    #[prost(uint64, tag = "8")]
+    pub next_try_at: u64,
+    /// Consecutive refusals by the relay (for backoff).
+    #[prost(uint32, tag = "9")]
+    pub failures: u32,
+    /// Unix seconds of the last refusal.
+    #[prost(uint64, tag = "10")]
+    pub refused_at: u64,
 }
 
 impl Drop for OutboxRecord {
@@ -268,3 +290,24 @@ impl Drop for OutboxRecord {
         self.payload.zeroize();
     }
 }
+
+/// `Debug` that names the record and nothing else: these records hold keys,
+/// names and message text, which must never reach a log or an error.
+macro_rules! redacted_debug {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($t), "(<redacted>)"))
+            }
+        }
+    )*};
+}
+
+redacted_debug!(
+    ProfileRecord,
+    ContactRecord,
+    OwnMailbox,
+    PendingRecord,
+    MessageRecord,
+    OutboxRecord
+);

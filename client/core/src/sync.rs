@@ -40,8 +40,13 @@ const ONE_SHOT_LIMIT: Duration = Duration::from_secs(60);
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest reconnect delay.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
-/// Default time before a text without receipt is sent again.
+/// Default time before a text without receipt is sent again. Each further
+/// resend waits twice as long, up to [`MAX_RESEND_INTERVAL`].
 pub const DEFAULT_RESEND_AFTER: Duration = Duration::from_secs(600);
+/// Longest wait between two resends of a text without receipt.
+pub const MAX_RESEND_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// Longest wait after repeated refusals of a deposit.
+const MAX_REFUSAL_BACKOFF: u64 = 3600;
 const DIGEST_CONTEXT: &[u8] = b"tropa/1 processed-envelope\0";
 
 /// How a sync runs.
@@ -51,6 +56,12 @@ pub struct SyncOptions {
     pub wait: Option<Duration>,
     /// Resend a text that has no receipt after this long.
     pub resend_after: Duration,
+    /// First wait after a relay refused a deposit (quota, rate limit);
+    /// doubles with each refusal, up to an hour.
+    pub refusal_backoff: Duration,
+    /// Unused invitations are deleted this long after they expire (a
+    /// `Hello` sent just before expiry may still be on its way).
+    pub invitation_grace: Duration,
 }
 
 impl Default for SyncOptions {
@@ -58,6 +69,8 @@ impl Default for SyncOptions {
         Self {
             wait: None,
             resend_after: DEFAULT_RESEND_AFTER,
+            refusal_backoff: Duration::from_secs(60),
+            invitation_grace: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -76,6 +89,11 @@ pub enum SyncEvent {
     },
     /// Someone accepted our invitation.
     Joined {
+        /// The alias chosen at `invite`.
+        alias: String,
+    },
+    /// An invitation nobody accepted expired; its mailbox was deleted.
+    InvitationExpired {
         /// The alias chosen at `invite`.
         alias: String,
     },
@@ -110,6 +128,9 @@ pub struct SyncReport {
     pub dropped: usize,
     /// Relays that could not be reached.
     pub unreachable: Vec<String>,
+    /// Deposits a relay refused (quota, rate limit, ...), as `alias: reason`;
+    /// they stay queued and are retried with backoff.
+    pub refused: Vec<String>,
     /// UDP payload bytes sent.
     pub bytes_sent: u64,
     /// UDP payload bytes received.
@@ -159,6 +180,10 @@ struct Engine<'a> {
     report: SyncReport,
     events: Option<&'a mpsc::UnboundedSender<SyncEvent>>,
     receipts: HashMap<Vec<u8>, Vec<[u8; 16]>>,
+    /// Outbox entries a relay refused during this sync.
+    refused_now: HashSet<Vec<u8>>,
+    /// Whether this sync keeps listening (`wait`).
+    waiting: bool,
 }
 
 impl Client {
@@ -188,7 +213,10 @@ impl Client {
             report: SyncReport::default(),
             events,
             receipts: HashMap::new(),
+            refused_now: HashSet::new(),
+            waiting,
         };
+        e.expire_invitations().await?;
         e.connect_all().await?;
         e.flush_outbox().await?;
         let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -227,6 +255,7 @@ impl Client {
                 _ = tick.tick() => {
                     if waiting {
                         e.reconnect_due().await?;
+                        e.retry_secures().await?;
                     }
                     e.flush_outbox().await?;
                 }
@@ -272,20 +301,36 @@ impl Engine<'_> {
         Ok(v)
     }
 
-    fn is_due(&self, r: &OutboxRecord, t: u64) -> bool {
-        match OutboxKind::try_from(r.kind) {
-            Ok(OutboxKind::Text) => {
-                r.attempts == 0 || t.saturating_sub(r.sent_at) >= self.opts.resend_after.as_secs()
-            }
-            _ => true,
+    fn is_due(&self, key: &[u8], r: &OutboxRecord, t: u64) -> bool {
+        // A one-shot sync tries a refused entry once; later syncs (or a
+        // waiting one, after the backoff) try again.
+        if !self.waiting && self.refused_now.contains(key) {
+            return false;
         }
+        if r.failures > 0 {
+            let wait = (self.opts.refusal_backoff.as_secs() << (r.failures - 1).min(8))
+                .min(MAX_REFUSAL_BACKOFF);
+            t >= r.refused_at.saturating_add(wait)
+        } else {
+            t >= r.next_try_at
+        }
+    }
+
+    /// When a text accepted `attempts` times is sent again if no receipt
+    /// comes: `resend_after`, then twice as long each time, capped.
+    fn resend_at(&self, attempts: u32, t: u64) -> u64 {
+        let base = self.opts.resend_after.as_secs();
+        let factor = 1u64 << attempts.saturating_sub(1).min(16);
+        t + base
+            .saturating_mul(factor)
+            .min(MAX_RESEND_INTERVAL.as_secs())
     }
 
     /// Whether anything in the outbox should go out now to a reachable relay.
     fn has_due_work(&self) -> Result<bool, ClientError> {
         let t = now();
-        for (_, r) in self.outbox()? {
-            if !self.is_due(&r, t) {
+        for (key, r) in self.outbox()? {
+            if !self.is_due(&key, &r, t) {
                 continue;
             }
             let Some(c) = self.c.contact(&r.contact_id)? else {
@@ -780,6 +825,10 @@ impl Engine<'_> {
                     seq: self.c.next_seq()?,
                     sent_at: 0,
                     attempts: 0,
+                    sealed: Vec::new(),
+                    next_try_at: 0,
+                    refused_at: 0,
+                    failures: 0,
                 };
                 self.c
                     .vault
@@ -795,7 +844,7 @@ impl Engine<'_> {
         let t = now();
         let mut blocked: HashSet<Vec<u8>> = HashSet::new();
         for (key, mut r) in self.outbox()? {
-            if blocked.contains(&r.contact_id) || !self.is_due(&r, t) {
+            if blocked.contains(&r.contact_id) || !self.is_due(&key, &r, t) {
                 continue;
             }
             let Some(contact) = self.c.contact(&r.contact_id)? else {
@@ -814,17 +863,19 @@ impl Engine<'_> {
                 continue;
             };
             let kind = OutboxKind::try_from(r.kind).unwrap_or(OutboxKind::Text);
-            let envelope = match kind {
-                OutboxKind::Handshake => bytes::Bytes::copy_from_slice(&r.payload),
-                OutboxKind::Text | OutboxKind::Receipt => match self.seal(&contact, &r.payload)? {
-                    Some(env) => env,
-                    None => {
-                        self.c.vault.remove(tree::OUTBOX, &key)?;
-                        continue;
+            if r.sealed.is_empty() {
+                match kind {
+                    OutboxKind::Handshake => r.sealed = r.payload.clone(),
+                    OutboxKind::Text | OutboxKind::Receipt => {
+                        if !self.seal_into(&contact, &key, &mut r)? {
+                            self.c.vault.remove(tree::OUTBOX, &key)?;
+                            continue;
+                        }
                     }
-                },
-            };
+                }
+            }
             let signer = signing_key(&contact.send_auth_secret);
+            let envelope = bytes::Bytes::copy_from_slice(&r.sealed);
             match link
                 .deposit(&contact.send_sender_id, envelope, signer.as_ref())
                 .await
@@ -834,6 +885,10 @@ impl Engine<'_> {
                     if kind == OutboxKind::Text {
                         r.attempts += 1;
                         r.sent_at = t;
+                        r.failures = 0;
+                        // A resend is a new ratchet message with the same id.
+                        r.sealed.clear();
+                        r.next_try_at = self.resend_at(r.attempts, t);
                         let mut batch = Batch::new();
                         batch.put(tree::OUTBOX, &key, &r.encode_to_vec());
                         self.mark_sent(&contact, &key, &mut batch)?;
@@ -845,8 +900,21 @@ impl Engine<'_> {
                 Err(e) => {
                     blocked.insert(r.contact_id.clone());
                     if e.code().is_none() {
+                        // Network trouble: retry the same bytes once the
+                        // relay is back (the link's own backoff applies).
                         self.mark_down(&rkey, e.to_string());
                     } else {
+                        // Refused (quota, rate limit, ...): keep the sealed
+                        // envelope and retry it later, without burning
+                        // ratchet keys on every attempt.
+                        r.failures += 1;
+                        r.refused_at = t;
+                        self.refused_now.insert(key.clone());
+                        self.c.vault.put(tree::OUTBOX, &key, &r.encode_to_vec())?;
+                        let why = format!("{}: {e}", contact.alias);
+                        if !self.report.refused.contains(&why) {
+                            self.report.refused.push(why.clone());
+                        }
                         self.emit(SyncEvent::Unreachable {
                             relay: rkey.clone(),
                             error: format!("delivery to {} refused: {e}", contact.alias),
@@ -878,29 +946,104 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// Seals `payload` (an encoded Content) with the contact's session and
-    /// stores the advanced session *before* the envelope leaves, so a ratchet
-    /// key is never used twice.
-    fn seal(
+    /// Seals the entry's content with the contact's session and stores the
+    /// advanced session and the sealed envelope in one durable batch, before
+    /// anything leaves: a ratchet key is never used twice, and a retry sends
+    /// the same bytes. Returns `false` if the entry cannot be sealed.
+    fn seal_into(
         &mut self,
         contact: &ContactRecord,
-        payload: &[u8],
-    ) -> Result<Option<bytes::Bytes>, ClientError> {
+        key: &[u8],
+        r: &mut OutboxRecord,
+    ) -> Result<bool, ClientError> {
         let Some(mut session) = self.c.session(&contact.id)? else {
-            return Ok(None);
+            return Ok(false);
         };
-        let Ok(content) = Content::decode(payload) else {
-            return Ok(None);
+        let Ok(content) = Content::decode(r.payload.as_slice()) else {
+            return Ok(false);
         };
-        let env = match session.seal(&mut rand::rng(), &content) {
-            Ok(env) => env,
-            Err(_) => return Ok(None),
+        let Ok(env) = session.seal(&mut rand::rng(), &content) else {
+            return Ok(false);
         };
-        self.c
-            .vault
-            .put(tree::SESSIONS, &contact.id, &session.to_bytes())?;
-        self.c.vault.flush()?;
-        Ok(Some(bytes::Bytes::copy_from_slice(env.as_bytes())))
+        r.sealed = env.as_bytes().to_vec();
+        let mut batch = Batch::new();
+        batch
+            .put(tree::SESSIONS, &contact.id, &session.to_bytes())
+            .put(tree::OUTBOX, key, &r.encode_to_vec());
+        self.c.vault.apply(batch)?;
+        Ok(true)
+    }
+
+    /// Deletes invitations that expired unused: their one-time secrets, the
+    /// contact placeholder and (if the relay is reachable) the mailbox.
+    async fn expire_invitations(&mut self) -> Result<(), ClientError> {
+        let t = now();
+        for (invite_id, raw) in self.c.vault.iter(tree::PENDING)? {
+            let Ok(rec) = PendingRecord::decode(raw.as_slice()) else {
+                continue;
+            };
+            let expired = PendingInvitation::from_bytes(&rec.pending)
+                .map(|p| {
+                    p.expires_at()
+                        .saturating_add(self.opts.invitation_grace.as_secs())
+                        < t
+                })
+                .unwrap_or(true);
+            if !expired {
+                continue;
+            }
+            let mailbox = self
+                .mailboxes()?
+                .into_iter()
+                .find(|m| m.invite_id == invite_id);
+            let alias = self.alias_of(&rec.contact_id)?;
+            let mut batch = Batch::new();
+            batch
+                .remove(tree::PENDING, &invite_id)
+                .remove(tree::CONTACTS, &rec.contact_id);
+            if let Some(mb) = &mailbox {
+                batch.remove(tree::MAILBOXES, &mb.recipient_id);
+            }
+            self.c.vault.apply(batch)?;
+            if let Some(mb) = mailbox
+                && let Some((key, addr)) = relay_key(&mb.relay)
+                && let Some(link) = self.link(&key, &addr).await?
+                && let Some(auth) = signing_key(&mb.auth_secret)
+            {
+                // Best effort: an undeleted mailbox expires for idleness.
+                let _ = link.delete(&auth, &mb.recipient_id).await;
+            }
+            self.emit(SyncEvent::InvitationExpired { alias });
+        }
+        Ok(())
+    }
+
+    /// Retries `Secure` for mailboxes whose first attempt failed, so a
+    /// mailbox never stays open longer than necessary.
+    async fn retry_secures(&mut self) -> Result<(), ClientError> {
+        for mut mb in self.mailboxes()? {
+            let Ok(k) = <[u8; 32]>::try_from(mb.secure_with.as_slice()) else {
+                continue;
+            };
+            let Some((key, _)) = relay_key(&mb.relay) else {
+                continue;
+            };
+            let (Some(link), Some(auth)) = (
+                self.links.get(&key).map(|l| l.client.clone()),
+                signing_key(&mb.auth_secret),
+            ) else {
+                continue;
+            };
+            if link.secure(&auth, &mb.recipient_id, &k).await.is_ok() {
+                mb.secure_with.clear();
+                self.c.vault.put(
+                    tree::MAILBOXES,
+                    &mb.recipient_id.clone(),
+                    &mb.encode_to_vec(),
+                )?;
+            }
+        }
+        Ok(())
     }
 
     async fn finish(&mut self) {
