@@ -2,6 +2,7 @@
 //! HMAC-SHA256, SHA-256 and ChaCha20-Poly1305. Every label lives here.
 
 use chacha20poly1305::aead::AeadInOut;
+use chacha20poly1305::aead::inout::InOutBuf;
 use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -98,7 +99,8 @@ pub(crate) fn sha256(parts: &[&[u8]]) -> Key32 {
     h.finalize().into()
 }
 
-/// ChaCha20-Poly1305 encryption in place; returns the tag.
+/// ChaCha20-Poly1305 encryption in place; returns the tag. `ad` is the
+/// concatenation of its parts.
 pub(crate) fn seal_in_place(
     key: &Key32,
     nonce: &[u8; NONCE_LEN],
@@ -106,8 +108,15 @@ pub(crate) fn seal_in_place(
     buf: &mut [u8],
 ) -> [u8; TAG_LEN] {
     let cipher = ChaCha20Poly1305::new(key.into());
-    let ad = join_ad(ad);
-    match cipher.encrypt_inout_detached(&Nonce::from(*nonce), &ad, buf.into()) {
+    let joined;
+    let ad = match ad {
+        [one] => *one,
+        parts => {
+            joined = Ad::join(parts, 1);
+            joined.as_slice()
+        }
+    };
+    match cipher.encrypt_inout_detached(&Nonce::from(*nonce), ad, buf.into()) {
         Ok(tag) => tag.into(),
         // Only fails for inputs longer than 256 GiB.
         Err(_) => unreachable!("AEAD input too long"),
@@ -123,22 +132,87 @@ pub(crate) fn open_in_place(
     tag: &[u8; TAG_LEN],
 ) -> Result<(), ()> {
     let cipher = ChaCha20Poly1305::new(key.into());
-    let ad = join_ad(ad);
+    let joined;
+    let ad = match ad {
+        [one] => *one,
+        parts => {
+            joined = Ad::join(parts, 1);
+            joined.as_slice()
+        }
+    };
     let tag = Tag::from(*tag);
     cipher
-        .decrypt_inout_detached(&Nonce::from(*nonce), &ad, buf.into(), &tag)
+        .decrypt_inout_detached(&Nonce::from(*nonce), ad, buf.into(), &tag)
         .map_err(|_| buf.zeroize())
 }
 
-/// Associated data is short (at most a few hundred bytes); the parts are joined
-/// on the stack-friendly path of a small vector.
-fn join_ad(parts: &[&[u8]]) -> Vec<u8> {
-    let len = parts.iter().map(|p| p.len()).sum();
-    let mut v = Vec::with_capacity(len);
-    for p in parts {
-        v.extend_from_slice(p);
+/// ChaCha20-Poly1305 decryption from `input` (ciphertext) into `output` (same
+/// length), so the ciphertext need not be copied first. The tag is verified
+/// over `input` before any plaintext is written; on failure (or a length
+/// mismatch) `output` is zeroed.
+pub(crate) fn open_into(
+    key: &Key32,
+    nonce: &[u8; NONCE_LEN],
+    ad: &[u8],
+    input: &[u8],
+    output: &mut [u8],
+    tag: &[u8; TAG_LEN],
+) -> Result<(), ()> {
+    let cipher = ChaCha20Poly1305::new(key.into());
+    let tag = Tag::from(*tag);
+    let res = match InOutBuf::new(input, output) {
+        Ok(buf) => cipher
+            .decrypt_inout_detached(&Nonce::from(*nonce), ad, buf, &tag)
+            .map_err(|_| ()),
+        Err(_) => Err(()),
+    };
+    res.map_err(|()| output.zeroize())
+}
+
+/// Most associated-data bytes joined on the stack: a ratchet envelope's header
+/// AD (33 bytes) and padded body AD (128 bytes). Longer AD (the handshake
+/// envelope's, 1233 and 1344 bytes) goes to the heap. AD is public: no wipe.
+const AD_STACK: usize = 128;
+
+/// Associated data joined from parts, zero-padded to a multiple of `align`.
+pub(crate) struct Ad {
+    stack: [u8; AD_STACK],
+    len: usize,
+    heap: Vec<u8>,
+}
+
+impl Ad {
+    /// The concatenation of `parts`, followed by zero bytes up to the next
+    /// multiple of `align` (`1`: no padding).
+    pub(crate) fn join(parts: &[&[u8]], align: usize) -> Self {
+        let raw: usize = parts.iter().map(|p| p.len()).sum();
+        let len = raw.div_ceil(align) * align;
+        let mut ad = Ad {
+            stack: [0u8; AD_STACK],
+            len,
+            heap: Vec::new(),
+        };
+        let dst: &mut [u8] = if len <= AD_STACK {
+            &mut ad.stack[..len]
+        } else {
+            ad.heap.resize(len, 0);
+            &mut ad.heap
+        };
+        let mut off = 0;
+        for p in parts {
+            dst[off..off + p.len()].copy_from_slice(p);
+            off += p.len();
+        }
+        ad
     }
-    v
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        if self.len <= AD_STACK {
+            &self.stack[..self.len]
+        } else {
+            &self.heap
+        }
+    }
 }
 
 #[cfg(test)]
@@ -234,6 +308,41 @@ mod tests {
         assert!(open_in_place(&key, &nonce, &[&aad], &mut buf, &bad_tag).is_err());
         let mut buf = ct.clone();
         assert!(open_in_place(&key, &nonce, &[b"other aad"], &mut buf, &tag).is_err());
+    }
+
+    /// `open_into` (out-of-place) agrees with in-place decryption, writes
+    /// nothing on a bad tag and refuses mismatched lengths.
+    #[test]
+    fn open_into_out_of_place() {
+        let key = [5u8; 32];
+        let nonce = [6u8; 12];
+        let ad = Ad::join(&[b"associated", b" data"], 64);
+        assert_eq!(ad.as_slice().len(), 64);
+        assert_eq!(&ad.as_slice()[..15], b"associated data");
+        assert!(ad.as_slice()[15..].iter().all(|b| *b == 0));
+        let long = Ad::join(&[&[1u8; 100], &[2u8; 100]], 64);
+        assert_eq!(long.as_slice().len(), 256);
+        assert_eq!(&long.as_slice()[..200], [[1u8; 100], [2u8; 100]].concat());
+        assert!(long.as_slice()[200..].iter().all(|b| *b == 0));
+
+        let pt: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let mut ct = pt.clone();
+        let tag = seal_in_place(&key, &nonce, &[ad.as_slice()], &mut ct);
+        let mut out = vec![0xaau8; pt.len()];
+        open_into(&key, &nonce, ad.as_slice(), &ct, &mut out, &tag).unwrap();
+        assert_eq!(out, pt);
+
+        let mut bad = ct.clone();
+        bad[999] ^= 1;
+        let mut out = vec![0xaau8; pt.len()];
+        assert!(open_into(&key, &nonce, ad.as_slice(), &bad, &mut out, &tag).is_err());
+        assert!(out.iter().all(|b| *b == 0), "failure leaves only zeros");
+        let mut out = vec![0xaau8; pt.len()];
+        assert!(open_into(&key, &nonce, b"other", &ct, &mut out, &tag).is_err());
+        assert!(out.iter().all(|b| *b == 0));
+        let mut short = vec![0xaau8; pt.len() - 1];
+        assert!(open_into(&key, &nonce, ad.as_slice(), &ct, &mut short, &tag).is_err());
+        assert!(short.iter().all(|b| *b == 0));
     }
 
     /// RFC 5869 test case 1 (HKDF-SHA256).

@@ -17,8 +17,8 @@ use crate::envelope::{
 use crate::identity::{Identity, IdentityPublic};
 use crate::invitation::{Invitation, KEM_CT_LEN, PendingInvitation, parse_kem_key};
 use crate::primitives::{
-    Key32, LABEL_AD, LABEL_HELLO_KEY, LABEL_PQXDH, LABEL_TRANSCRIPT, NONCE_LEN, TAG_LEN, dh, hkdf,
-    kdf_ck, kdf_rk, open_in_place, seal_in_place, sha256, split3, x25519_public,
+    Ad, Key32, LABEL_AD, LABEL_HELLO_KEY, LABEL_PQXDH, LABEL_TRANSCRIPT, NONCE_LEN, TAG_LEN, dh,
+    hkdf, kdf_ck, kdf_rk, open_in_place, open_into, seal_in_place, sha256, split3, x25519_public,
 };
 
 /// Most message keys one received message may make us skip in one chain.
@@ -277,13 +277,8 @@ pub(crate) fn binding_ad(joiner: &IdentityPublic, inviter: &IdentityPublic) -> K
 /// Associated data of a message body: `AD ‖ envelope[..r0 + 68]`, zero-padded
 /// to a multiple of 64 bytes. (The padding keeps Poly1305 on its 4-block
 /// parallel path for the 16 KiB body; it adds no meaning.)
-pub(crate) fn body_ad(ad: &Key32, prefix: &[u8]) -> Vec<u8> {
-    let len = (ad.len() + prefix.len()).div_ceil(64) * 64;
-    let mut v = Vec::with_capacity(len);
-    v.extend_from_slice(ad);
-    v.extend_from_slice(prefix);
-    v.resize(len, 0);
-    v
+pub(crate) fn body_ad(ad: &Key32, prefix: &[u8]) -> Ad {
+    Ad::join(&[ad, prefix], 64)
 }
 
 fn random32<R: CryptoRng + ?Sized>(rng: &mut R) -> Zeroizing<Key32> {
@@ -603,7 +598,7 @@ impl Session {
         let b_end = ENVELOPE_SIZE - TAG_LEN;
         let (aad, rest) = env.split_at_mut(b0);
         let (body, tail) = rest.split_at_mut(b_end - b0);
-        let tag = seal_in_place(&mk, &nonce, &[&body_ad(&self.ad, aad)], body);
+        let tag = seal_in_place(&mk, &nonce, &[body_ad(&self.ad, aad).as_slice()], body);
         tail.copy_from_slice(&tag);
     }
 
@@ -679,15 +674,18 @@ impl Session {
             .try_into()
             .map_err(|_| OpenError::Malformed)?;
         let tag: [u8; TAG_LEN] = env[b_end..].try_into().map_err(|_| OpenError::Malformed)?;
+        // Decrypt straight from the caller's bytes into the plaintext buffer
+        // (the tag is verified over the ciphertext before anything is written).
         let mut d = Decrypted {
-            buf: env[b0..b_end].to_vec(),
+            buf: vec![0u8; b_end - b0],
             // Until the padding is checked, wipe everything on drop.
             end: b_end - b0,
         };
-        open_in_place(
+        open_into(
             mk,
             &nonce,
-            &[&body_ad(&self.ad, &env[..b0])],
+            body_ad(&self.ad, &env[..b0]).as_slice(),
+            &env[b0..b_end],
             &mut d.buf,
             &tag,
         )
