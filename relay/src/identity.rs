@@ -105,6 +105,37 @@ impl RelayIdentity {
         Fingerprint::of_spki(&self.key.subject_public_key_info())
     }
 
+    /// Key for QUIC stateless resets, derived from the relay key so that it
+    /// survives restarts: a restarted relay can then tell clients at once
+    /// that their old connection is gone (RFC 9000 §10.3), instead of
+    /// leaving them waiting for an idle timeout.
+    pub fn stateless_reset_key(&self) -> ring::hmac::Key {
+        ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            self.derive(b"quic stateless-reset key").as_slice(),
+        )
+    }
+
+    /// Key of the hashed connection-ID generator, stable across restarts for
+    /// the same reason: a restarted relay must recognise its old connection
+    /// IDs as its own to answer them with a stateless reset.
+    pub fn connection_id_key(&self) -> u64 {
+        let k = self.derive(b"quic connection-id key");
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&k[..8]);
+        u64::from_le_bytes(b)
+    }
+
+    /// A secret derived from the relay key: HKDF-SHA256 with a fixed salt.
+    fn derive(&self, label: &[u8]) -> zeroize::Zeroizing<[u8; 32]> {
+        let der = zeroize::Zeroizing::new(self.key.serialize_der());
+        let mut out = zeroize::Zeroizing::new([0u8; 32]);
+        // 32 bytes is far below HKDF-SHA256's limit: expand cannot fail.
+        let _ = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"tropa/1 relay-derived"), &der)
+            .expand(label, out.as_mut_slice());
+        out
+    }
+
     /// The certificate (DER).
     pub fn cert(&self) -> CertificateDer<'static> {
         self.cert.clone()

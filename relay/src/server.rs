@@ -185,12 +185,25 @@ impl Server {
         store: Arc<dyn Store>,
     ) -> Result<Self, ServerError> {
         let server_cfg = tls::server_config(identity.cert(), identity.private_key())?;
-        let endpoint = quinn::Endpoint::server(server_cfg, config.listen).map_err(|source| {
-            ServerError::Bind {
-                addr: config.listen,
-                source,
-            }
-        })?;
+        let bind_err = |source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        };
+        let socket = std::net::UdpSocket::bind(config.listen).map_err(bind_err)?;
+        // Stateless-reset and connection-ID keys survive restarts, so a
+        // restarted relay tells clients their connection is gone right away.
+        let mut endpoint_cfg = quinn::EndpointConfig::new(Arc::new(identity.stateless_reset_key()));
+        let cid_key = identity.connection_id_key();
+        endpoint_cfg.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
+        let endpoint = quinn::Endpoint::new(
+            endpoint_cfg,
+            Some(server_cfg),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(bind_err)?;
         let metrics_listener = match config.metrics_listen {
             Some(addr) => Some(
                 tokio::net::TcpListener::bind(addr)

@@ -542,3 +542,42 @@ fn an_invitation_is_used_once_and_expires_unused() {
         "{err}"
     );
 }
+
+/// A listening client (`sync --wait`, as `chat` does) survives its relay
+/// going away and coming back: it reconnects with backoff, resubscribes and
+/// receives what was sent after the restart.
+#[test]
+fn waiting_sync_reconnects_after_relay_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let relay = relay_on_fixed_port(&data);
+    let alice = Profile::init(dir.path(), "alice", &relay.address);
+    let bob = Profile::init(dir.path(), "bob", &relay.address);
+    connect_profiles(&alice, "bob", &bob, "alice");
+
+    let listener = std::process::Command::new(tropa_tests::bin("tropa"))
+        .args(["sync", "--wait", "30", "--verbose"])
+        .env("TROPA_HOME", &alice.home)
+        .env("TROPA_PASSPHRASE", &alice.passphrase)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    relay.kill9();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _relay = RelayProcess::start(&data);
+    bob.tropa(&["send", "alice", "after the restart"]).ok();
+    let out = listener.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // It saw the relay go away, and still received the message.
+    assert!(stderr.contains("relay tropa://"), "{stderr}");
+    assert!(
+        stdout.starts_with("1 new"),
+        "stdout: {stdout} stderr: {stderr}"
+    );
+    let got = texts(&alice.read_json(Some("bob")));
+    assert_eq!(got[0].1, "after the restart");
+}
