@@ -315,6 +315,18 @@ fn wipe_and_duress() {
     assert_eq!(bob.tropa(&["contacts"]).code, 3);
     assert!(files_containing(&bob.home, b"alice").is_empty());
 
+    // Changing the passphrase: the old one stops working, data stays.
+    alice
+        .tropa_with(
+            &["passphrase"],
+            &alice.passphrase,
+            &[("TROPA_NEW_PASSPHRASE", "new words")],
+        )
+        .ok();
+    assert_eq!(alice.tropa(&["contacts"]).code, 3);
+    let c = alice.tropa_with(&["contacts"], "new words", &[]).ok();
+    assert!(c.stdout.contains("bob"), "{c:?}");
+
     // Wipe: fast, total, and then there is no profile.
     let start = Instant::now();
     alice.tropa(&["wipe", "--yes"]).ok();
