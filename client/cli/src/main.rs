@@ -619,7 +619,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             let client = open(cli)?;
             if *duress {
                 let p = new_passphrase("Duress passphrase")?;
-                client.set_duress(p.as_bytes(), KdfParams::default())?;
+                client.set_duress(p.as_bytes())?;
                 eprintln!("duress passphrase set");
             } else {
                 let p = new_passphrase("New passphrase")?;

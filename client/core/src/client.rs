@@ -307,9 +307,14 @@ impl Client {
     ///
     /// # Errors
     /// [`ProfileError`] if it equals the main passphrase or storage fails.
-    pub fn set_duress(&self, duress: &[u8], kdf: KdfParams) -> Result<(), ProfileError> {
+    pub fn set_duress(&self, duress: &[u8]) -> Result<(), ProfileError> {
+        let kdf = self
+            .vault
+            .kdf_params()
+            .map_err(|e| ProfileError::Storage(e.to_string()))?;
         // The decoy carries only what a fresh profile shows: name and relay,
-        // and the KDF cost so the fresh profile unlocks as slowly as this one.
+        // and the KDF cost, so the fresh profile unlocks exactly as slowly as
+        // this one did (a different unlock time would give it away).
         let decoy = ProfileRecord {
             name: self.name.clone(),
             relay: self.relay.to_string(),

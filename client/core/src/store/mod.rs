@@ -686,6 +686,14 @@ impl Vault {
         self.write_key_file(&key_file)
     }
 
+    /// The Argon2 parameters of the main passphrase.
+    ///
+    /// # Errors
+    /// An I/O or key-file error.
+    pub fn kdf_params(&self) -> Result<KdfParams, PassphraseError> {
+        Ok(self.read_parsed_key_file()?.slots[0].params())
+    }
+
     /// Removes the duress passphrase (slot 1 becomes fresh random bytes, which look
     /// exactly like a set duress slot).
     ///
