@@ -150,6 +150,19 @@ struct SkippedKey {
     step: u32,
 }
 
+/// The message key of a *tombstone*: a skipped entry whose key was used, kept
+/// only because it was the last entry of a retired receiving chain. Without
+/// it that chain's header key would be forgotten and a replay of the message
+/// would look like a foreign envelope (`UnknownHeader`) instead of
+/// `AlreadyProcessed`. Tombstones age out like any skipped key.
+const TOMBSTONE: Key32 = [0u8; 32];
+
+impl SkippedKey {
+    fn is_tombstone(&self) -> bool {
+        self.mk == TOMBSTONE
+    }
+}
+
 /// An end-to-end session with one contact. Zeroized on drop; `Debug` prints no key.
 #[derive(Clone)]
 pub struct Session {
@@ -708,7 +721,9 @@ impl Session {
             tried.push(&e.hk);
             if let Some(h) = self.try_header(&e.hk, env, r0) {
                 matched_old_chain = true;
-                if let Some(i) = self.find_skipped(&e.hk, h.n) {
+                if let Some(i) = self.find_skipped(&e.hk, h.n)
+                    && !self.skipped[i].is_tombstone()
+                {
                     let pt = self.decrypt_body(&self.skipped[i].mk, env, r0)?;
                     return Ok((self.plan_remove(i), pt));
                 }
@@ -724,11 +739,11 @@ impl Session {
         {
             if h.n < self.core.nr {
                 return match self.find_skipped(&hk, h.n) {
-                    Some(i) => {
+                    Some(i) if !self.skipped[i].is_tombstone() => {
                         let pt = self.decrypt_body(&self.skipped[i].mk, env, r0)?;
                         Ok((self.plan_remove(i), pt))
                     }
-                    None => Err(OpenError::AlreadyProcessed),
+                    _ => Err(OpenError::AlreadyProcessed),
                 };
             }
             let mut core = self.core.clone();
@@ -819,7 +834,21 @@ impl Session {
         } = plan;
         self.core = core;
         if let Some(i) = remove {
-            self.skipped.remove(i);
+            let hk = self.skipped[i].hk;
+            let still_known = [self.core.hkr, self.core.prev_hkr, Some(self.core.nhkr)]
+                .contains(&Some(hk))
+                || self
+                    .skipped
+                    .iter()
+                    .enumerate()
+                    .any(|(j, e)| j != i && e.hk == hk);
+            if still_known {
+                self.skipped.remove(i);
+            } else {
+                // Last trace of a retired chain's header key: keep it as a
+                // tombstone so replays are still recognised.
+                self.skipped[i].mk.zeroize();
+            }
         }
         // Grow by hand so that no stale copy of a message key is left in a
         // freed buffer (a plain `extend` may reallocate without wiping).
@@ -855,7 +884,7 @@ impl Session {
 
     /// How many skipped message keys are stored (for diagnostics and tests).
     pub fn skipped_keys(&self) -> usize {
-        self.skipped.len()
+        self.skipped.iter().filter(|e| !e.is_tombstone()).count()
     }
 
     /// Serialises the whole session for the (encrypted) store. Layout in
