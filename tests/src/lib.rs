@@ -301,6 +301,15 @@ pub fn connect_profiles(
     assert!(out.stdout.contains("1 joined"), "{out:?}");
 }
 
+/// Profiles "alice" and "bob" on `relay`, connected to each other (each
+/// calls the other by name).
+pub fn alice_and_bob(root: &Path, relay: &RelayAddress) -> (Profile, Profile) {
+    let alice = Profile::init(root, "alice", relay);
+    let bob = Profile::init(root, "bob", relay);
+    connect_profiles(&alice, "bob", &bob, "alice");
+    (alice, bob)
+}
+
 /// A UDP port on 127.0.0.1 that was free a moment ago.
 pub fn free_udp_port() -> u16 {
     std::net::UdpSocket::bind("127.0.0.1:0")

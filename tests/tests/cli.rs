@@ -12,7 +12,8 @@ use tropa_client::store::{Opened, Vault};
 use tropa_e2e::{ContentExt as _, Session};
 use tropa_relay::client::RelayClient;
 use tropa_tests::{
-    Profile, RelayProcess, connect_profiles, files, files_containing, relay_on_fixed_port,
+    Profile, RelayProcess, alice_and_bob, connect_profiles, files, files_containing,
+    relay_on_fixed_port,
 };
 
 fn texts(msgs: &[serde_json::Value]) -> Vec<(String, String, String)> {
@@ -171,9 +172,7 @@ fn relay_killed_after_send_message_arrives_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("relay");
     let relay = relay_on_fixed_port(&data);
-    let alice = Profile::init(dir.path(), "alice", &relay.address);
-    let bob = Profile::init(dir.path(), "bob", &relay.address);
-    connect_profiles(&alice, "bob", &bob, "alice");
+    let (alice, bob) = alice_and_bob(dir.path(), &relay.address);
     bob.tropa(&["send", "alice", "survive the crash"]).ok();
     relay.kill9();
 
@@ -203,9 +202,7 @@ fn relay_killed_after_send_message_arrives_exactly_once() {
 fn tampered_envelope_is_dropped_and_reported_never_shown() {
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(&dir.path().join("relay"));
-    let alice = Profile::init(dir.path(), "alice", &relay.address);
-    let bob = Profile::init(dir.path(), "bob", &relay.address);
-    connect_profiles(&alice, "bob", &bob, "alice");
+    let (alice, bob) = alice_and_bob(dir.path(), &relay.address);
 
     // Play a relay that flips one bit of a real message from Bob.
     {
@@ -297,9 +294,7 @@ fn bad_input_wrong_passphrase_and_identity_change() {
 fn wipe_and_duress() {
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(&dir.path().join("relay"));
-    let alice = Profile::init(dir.path(), "alice", &relay.address);
-    let bob = Profile::init(dir.path(), "bob", &relay.address);
-    connect_profiles(&alice, "bob", &bob, "alice");
+    let (alice, bob) = alice_and_bob(dir.path(), &relay.address);
 
     // Duress: Bob sets one; entering it shows an empty, working profile.
     bob.tropa_with(
@@ -343,9 +338,7 @@ fn wipe_and_duress() {
 fn disappearing_messages_vanish_on_both_sides() {
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(&dir.path().join("relay"));
-    let alice = Profile::init(dir.path(), "alice", &relay.address);
-    let bob = Profile::init(dir.path(), "bob", &relay.address);
-    connect_profiles(&alice, "bob", &bob, "alice");
+    let (alice, bob) = alice_and_bob(dir.path(), &relay.address);
     bob.tropa(&["timer", "alice", "2"]).ok();
     bob.tropa(&["send", "alice", "burn after reading"]).ok();
     bob.tropa(&["timer", "alice", "0"]).ok();
@@ -368,9 +361,7 @@ fn chat_sends_typed_lines_and_shows_incoming_live() {
     use std::io::{BufRead as _, Write as _};
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start(&dir.path().join("relay"));
-    let alice = Profile::init(dir.path(), "alice", &relay.address);
-    let bob = Profile::init(dir.path(), "bob", &relay.address);
-    connect_profiles(&alice, "bob", &bob, "alice");
+    let (alice, bob) = alice_and_bob(dir.path(), &relay.address);
 
     let mut chat = std::process::Command::new(tropa_tests::bin("tropa"))
         .args(["chat", "bob"])
@@ -447,9 +438,7 @@ fn sync_now(p: &Profile, opts: tropa_client::SyncOptions) -> tropa_client::SyncR
 fn refused_deposits_are_retried_without_burning_ratchet_keys() {
     let dir = tempfile::tempdir().unwrap();
     let relay = RelayProcess::start_with(&dir.path().join("relay"), &["mailbox_quota = 2"]);
-    let alice = Profile::init(dir.path(), "alice", &relay.address);
-    let bob = Profile::init(dir.path(), "bob", &relay.address);
-    connect_profiles(&alice, "bob", &bob, "alice");
+    let (alice, bob) = alice_and_bob(dir.path(), &relay.address);
     bob.tropa(&["send", "alice", "one"]).ok();
     bob.tropa(&["send", "alice", "two"]).ok();
     let full = bob.tropa(&["send", "alice", "three"]);
@@ -563,9 +552,7 @@ fn waiting_sync_reconnects_after_relay_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("relay");
     let relay = relay_on_fixed_port(&data);
-    let alice = Profile::init(dir.path(), "alice", &relay.address);
-    let bob = Profile::init(dir.path(), "bob", &relay.address);
-    connect_profiles(&alice, "bob", &bob, "alice");
+    let (alice, bob) = alice_and_bob(dir.path(), &relay.address);
 
     let listener = std::process::Command::new(tropa_tests::bin("tropa"))
         .args(["sync", "--wait", "30", "--verbose"])

@@ -451,16 +451,7 @@ impl Engine<'_> {
             let Some(auth) = signing_key(&mb.auth_secret) else {
                 return Err(ClientError::Corrupt("mailbox key"));
             };
-            if let Ok(k) = <[u8; 32]>::try_from(mb.secure_with.as_slice())
-                && client.secure(&auth, &mb.recipient_id, &k).await.is_ok()
-            {
-                mb.secure_with.clear();
-                self.c.vault.put(
-                    tree::MAILBOXES,
-                    &mb.recipient_id.clone(),
-                    &mb.encode_to_vec(),
-                )?;
-            }
+            self.secure_pending(&client, &mut mb).await?;
             match client.subscribe(&auth, &mb.recipient_id).await {
                 Ok(mut sub) => {
                     let tx = self.tx.clone();
@@ -682,20 +673,8 @@ impl Engine<'_> {
             alias: contact.alias.clone(),
         });
         // Only the joiner may deposit here from now on.
-        if let (Some(link), Some(auth)) = (
-            self.links.get(relay).map(|l| l.client.clone()),
-            signing_key(&mb.auth_secret),
-        ) && link
-            .secure(&auth, &mb.recipient_id, &hello.sender_auth)
-            .await
-            .is_ok()
-        {
-            mb.secure_with.clear();
-            self.c.vault.put(
-                tree::MAILBOXES,
-                &mb.recipient_id.clone(),
-                &mb.encode_to_vec(),
-            )?;
+        if let Some(link) = self.links.get(relay).map(|l| l.client.clone()) {
+            self.secure_pending(&link, &mut mb).await?;
         }
         Ok(())
     }
@@ -1022,26 +1001,39 @@ impl Engine<'_> {
     /// mailbox never stays open longer than necessary.
     async fn retry_secures(&mut self) -> Result<(), ClientError> {
         for mut mb in self.mailboxes()? {
-            let Ok(k) = <[u8; 32]>::try_from(mb.secure_with.as_slice()) else {
+            if mb.secure_with.is_empty() {
                 continue;
-            };
+            }
             let Some((key, _)) = relay_key(&mb.relay) else {
                 continue;
             };
-            let (Some(link), Some(auth)) = (
-                self.links.get(&key).map(|l| l.client.clone()),
-                signing_key(&mb.auth_secret),
-            ) else {
-                continue;
-            };
-            if link.secure(&auth, &mb.recipient_id, &k).await.is_ok() {
-                mb.secure_with.clear();
-                self.c.vault.put(
-                    tree::MAILBOXES,
-                    &mb.recipient_id.clone(),
-                    &mb.encode_to_vec(),
-                )?;
+            if let Some(link) = self.links.get(&key).map(|l| l.client.clone()) {
+                self.secure_pending(&link, &mut mb).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Sends the `Secure` a mailbox still owes (if any) and, once the relay
+    /// confirms, forgets it. A failure is left for the next attempt.
+    async fn secure_pending(
+        &self,
+        link: &RelayClient,
+        mb: &mut OwnMailbox,
+    ) -> Result<(), ClientError> {
+        let (Ok(sender), Some(auth)) = (
+            <[u8; 32]>::try_from(mb.secure_with.as_slice()),
+            signing_key(&mb.auth_secret),
+        ) else {
+            return Ok(());
+        };
+        if link.secure(&auth, &mb.recipient_id, &sender).await.is_ok() {
+            mb.secure_with.clear();
+            self.c.vault.put(
+                tree::MAILBOXES,
+                &mb.recipient_id.clone(),
+                &mb.encode_to_vec(),
+            )?;
         }
         Ok(())
     }
