@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use crate::error::{ClientError, ProfileError};
 use crate::records::{
     ContactRecord, ContactState, Direction, MessageRecord, OutboxKind, OutboxRecord, OwnMailbox,
-    PendingRecord, ProfileRecord, Status, tree,
+    PendingRecord, ProfileRecord, Status, expiry, tree,
 };
 use crate::store::{self, Batch, KdfParams, Opened, Vault};
 
@@ -600,18 +600,12 @@ impl Client {
         let own = mailbox.into_record(&self.relay, &created, &contact_id, &[]);
         let outbox_id = random16();
         let seq = self.next_seq()?;
-        let outbox = OutboxRecord {
-            kind: OutboxKind::Handshake as i32,
-            contact_id: contact_id.clone(),
-            payload: envelope.as_bytes().to_vec(),
+        let outbox = OutboxRecord::queued(
+            OutboxKind::Handshake,
+            contact_id.clone(),
+            envelope.as_bytes().to_vec(),
             seq,
-            sent_at: 0,
-            attempts: 0,
-            sealed: Vec::new(),
-            next_try_at: 0,
-            refused_at: 0,
-            failures: 0,
-        };
+        );
         let mut batch = Batch::new();
         batch
             .put(tree::USED_INVITATIONS, &used_key, &[])
@@ -685,25 +679,11 @@ impl Client {
             text: text.to_owned(),
             status: Status::Queued as i32,
             at: t,
-            expires_at: if c.timer_secs > 0 {
-                t + u64::from(c.timer_secs)
-            } else {
-                0
-            },
+            expires_at: expiry(t, c.timer_secs),
             seq,
         };
-        let out = OutboxRecord {
-            kind: OutboxKind::Text as i32,
-            contact_id: c.id.clone(),
-            payload: content.encode_to_vec(),
-            seq,
-            sent_at: 0,
-            attempts: 0,
-            sealed: Vec::new(),
-            next_try_at: 0,
-            refused_at: 0,
-            failures: 0,
-        };
+        let out =
+            OutboxRecord::queued(OutboxKind::Text, c.id.clone(), content.encode_to_vec(), seq);
         let key = message_key(&c.id, seq);
         let mut batch = Batch::new();
         batch

@@ -285,6 +285,30 @@ pub struct OutboxRecord {
     pub refused_at: u64,
 }
 
+impl OutboxRecord {
+    /// A new entry, never attempted.
+    pub fn queued(kind: OutboxKind, contact_id: Vec<u8>, payload: Vec<u8>, seq: u64) -> Self {
+        Self {
+            kind: kind as i32,
+            contact_id,
+            payload,
+            seq,
+            sent_at: 0,
+            attempts: 0,
+            sealed: Vec::new(),
+            next_try_at: 0,
+            failures: 0,
+            refused_at: 0,
+        }
+    }
+}
+
+/// When a message with a disappearing timer of `secs` (0 = none) seen at `t`
+/// is deleted (0 = never).
+pub fn expiry(t: u64, secs: u32) -> u64 {
+    if secs > 0 { t + u64::from(secs) } else { 0 }
+}
+
 impl Drop for OutboxRecord {
     fn drop(&mut self) {
         self.payload.zeroize();

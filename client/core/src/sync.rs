@@ -30,7 +30,7 @@ use crate::client::{Client, MessageView, message_key, now, signing_key};
 use crate::error::ClientError;
 use crate::records::{
     ContactRecord, ContactState, Direction, MessageRecord, OutboxKind, OutboxRecord, OwnMailbox,
-    PendingRecord, Status, tree,
+    PendingRecord, Status, expiry, tree,
 };
 use crate::store::Batch;
 
@@ -729,11 +729,7 @@ impl Engine<'_> {
                         text: text.text.clone(),
                         status: Status::Unread as i32,
                         at: t,
-                        expires_at: if text.expire_after_secs > 0 {
-                            t + u64::from(text.expire_after_secs)
-                        } else {
-                            0
-                        },
+                        expires_at: expiry(t, text.expire_after_secs),
                         seq,
                     };
                     let key = message_key(&contact.id, seq);
@@ -797,18 +793,12 @@ impl Engine<'_> {
             for chunk in ids.chunks(tropa_e2e::MAX_RECEIPT_IDS) {
                 let content = Content::receipt(&mut rand::rng(), chunk)
                     .map_err(|_| ClientError::Corrupt("receipt"))?;
-                let rec = OutboxRecord {
-                    kind: OutboxKind::Receipt as i32,
-                    contact_id: contact_id.clone(),
-                    payload: content.encode_to_vec(),
-                    seq: self.c.next_seq()?,
-                    sent_at: 0,
-                    attempts: 0,
-                    sealed: Vec::new(),
-                    next_try_at: 0,
-                    refused_at: 0,
-                    failures: 0,
-                };
+                let rec = OutboxRecord::queued(
+                    OutboxKind::Receipt,
+                    contact_id.clone(),
+                    content.encode_to_vec(),
+                    self.c.next_seq()?,
+                );
                 self.c
                     .vault
                     .put(tree::OUTBOX, &content.id, &rec.encode_to_vec())?;
