@@ -126,10 +126,13 @@ fn is_initialised(data: &Path) -> bool {
     data.join(KEY_FILE).exists()
 }
 
+/// Creates the relay in `data`. `announce` prints the address (the no-argument
+/// mode leaves that to `run`, so stdout carries it once).
 fn init(
     data: &Path,
     listen: Option<SocketAddr>,
     public_host: Option<String>,
+    announce: bool,
 ) -> Result<(), CliError> {
     if is_initialised(data) {
         return Err(CliError::AlreadyInitialised(data.display().to_string()));
@@ -148,6 +151,9 @@ fn init(
     let identity = RelayIdentity::generate()?;
     cfg.save(&data.join(CONFIG_FILE))?;
     identity.save(&data.join(KEY_FILE))?;
+    if !announce {
+        return Ok(());
+    }
     if cfg.listen.port() == 0 {
         println!(
             "relay created in {} (port chosen at each start)",
@@ -255,12 +261,12 @@ fn main() -> ExitCode {
             data,
             listen,
             public_host,
-        }) => init(&data, listen, public_host),
+        }) => init(&data, listen, public_host, true),
         Some(Command::Run { data, listen }) => run(&data, listen),
         Some(Command::Address { data }) => address(&data),
         None => default_data_dir().and_then(|data| {
             if !is_initialised(&data) {
-                init(&data, None, None)?;
+                init(&data, None, None, false)?;
                 eprintln!("created a new relay in {}", data.display());
             }
             run(&data, None)
