@@ -416,6 +416,14 @@ fn chat_sends_typed_lines_and_shows_incoming_live() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(chat.wait().unwrap().success());
+    // What the chat showed live counts as read.
+    let shown = texts(&alice.read_json(Some("bob")));
+    assert!(
+        shown
+            .iter()
+            .any(|m| m.1 == "answer while you chat" && m.2 == "read"),
+        "{shown:?}"
+    );
 }
 
 fn open_client(p: &Profile) -> tropa_client::Client {

@@ -692,6 +692,8 @@ fn chat(cli: &Cli, alias: &str) -> Result<(), CliError> {
     // Deliver whatever was typed last before leaving.
     result?;
     let _ = sync_once(&mut client, &rt);
+    // What arrived during the chat was shown live.
+    client.mark_read(Some(alias))?;
     Ok(())
 }
 
