@@ -357,10 +357,9 @@ async fn metrics_loop(listener: tokio::net::TcpListener, ctx: Arc<Ctx>) {
             continue;
         };
         let store = ctx.service.store().clone();
-        let body = ctx.metrics.render(
-            store.total_envelopes(),
-            store.total_mailboxes().unwrap_or(0),
-        );
+        let body = ctx
+            .metrics
+            .render(store.total_envelopes(), store.total_mailboxes());
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];
             let _ = tokio::time::timeout(Duration::from_secs(2), sock.read(&mut buf)).await;

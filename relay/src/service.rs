@@ -163,15 +163,11 @@ impl Service {
         if ed25519_dalek::VerifyingKey::from_bytes(&auth).is_err() {
             return error(ErrorCode::Malformed, "invalid Ed25519 key");
         }
-        match self.store.total_mailboxes() {
-            Ok(n) if n >= self.policy.max_mailboxes => {
-                return error(
-                    ErrorCode::Quota,
-                    "relay holds its maximum number of mailboxes",
-                );
-            }
-            Ok(_) => {}
-            Err(e) => return store_error(&e),
+        if self.store.total_mailboxes() >= self.policy.max_mailboxes {
+            return error(
+                ErrorCode::Quota,
+                "relay holds its maximum number of mailboxes",
+            );
         }
         let mut rng = rand::rng();
         let relay_secret = StaticSecret::random_from_rng(&mut rng);

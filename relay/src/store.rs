@@ -196,8 +196,9 @@ pub trait Store: Send + Sync + 'static {
     fn sweep(&self, now: Hour, ttl_hours: u32, idle_hours: u32) -> Result<SweepStats, StoreError>;
     /// Number of envelopes stored relay-wide.
     fn total_envelopes(&self) -> u64;
-    /// Number of mailboxes.
-    fn total_mailboxes(&self) -> Result<u64, StoreError>;
+    /// Number of mailboxes (kept as a counter: cheap enough to check on
+    /// every creation).
+    fn total_mailboxes(&self) -> u64;
     /// Makes every completed write durable.
     fn flush(&self) -> Result<(), StoreError>;
 }
@@ -223,6 +224,7 @@ pub struct SledStore {
     senders: sled::Tree,
     envelopes: sled::Tree,
     total: std::sync::atomic::AtomicU64,
+    mailbox_count: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -260,8 +262,12 @@ impl SledStore {
             .open()?;
         let envelopes = db.open_tree("envelopes")?;
         let total = envelopes.len() as u64;
+        let mailboxes = db.open_tree("mailboxes")?;
+        // sled's len() walks the tree: count once at start, then keep count.
+        let mailbox_count = (mailboxes.len() as u64).into();
         Ok(Self {
-            mailboxes: db.open_tree("mailboxes")?,
+            mailboxes,
+            mailbox_count,
             senders: db.open_tree("senders")?,
             envelopes,
             total: total.into(),
@@ -313,7 +319,10 @@ impl Store for SledStore {
             m.insert(recipient_id.as_slice(), rec.encode_to_vec())?;
             s.insert(rec.sender_id.as_slice(), recipient_id.as_slice())?;
             Ok(())
-        }))
+        }))?;
+        self.mailbox_count
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     fn mailbox(&self, recipient_id: &RecipientId) -> Result<Option<MailboxRecord>, StoreError> {
@@ -355,7 +364,10 @@ impl Store for SledStore {
         };
         // The record goes first: with it goes the at-rest key, so whatever a
         // crash leaves behind below is already unreadable.
-        self.mailboxes.remove(recipient_id)?;
+        if self.mailboxes.remove(recipient_id)?.is_some() {
+            self.mailbox_count
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.senders.remove(&rec.sender_id)?;
         self.remove_envelopes(recipient_id)?;
         Ok(())
@@ -495,8 +507,9 @@ impl Store for SledStore {
         self.total.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn total_mailboxes(&self) -> Result<u64, StoreError> {
-        Ok(self.mailboxes.len() as u64)
+    fn total_mailboxes(&self) -> u64 {
+        self.mailbox_count
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
@@ -546,6 +559,7 @@ mod tests {
             s.create_mailbox(&[8; 24], &record(4, 10)),
             Err(StoreError::Collision)
         ));
+        assert_eq!(s.total_mailboxes(), 1, "collisions are not counted");
         let (found, rec) = s.mailbox_by_sender(&[4; 24]).unwrap().unwrap();
         assert_eq!(found, rid);
         assert!(rec.secured_sender.is_empty());
@@ -564,6 +578,7 @@ mod tests {
         assert!(s.mailbox(&rid).unwrap().is_none());
         assert!(s.mailbox_by_sender(&[4; 24]).unwrap().is_none());
         assert_eq!(s.total_envelopes(), 0);
+        assert_eq!(s.total_mailboxes(), 0);
         assert!(matches!(s.delete_mailbox(&rid), Err(StoreError::NoMailbox)));
     }
 
@@ -632,6 +647,7 @@ mod tests {
         }
         let s = SledStore::open(dir.path()).unwrap();
         assert_eq!(s.total_envelopes(), 1);
+        assert_eq!(s.total_mailboxes(), 1);
         assert_eq!(s.envelopes(&rid, 0, 100).unwrap().len(), 1);
     }
 }

@@ -445,3 +445,47 @@ async fn metrics_are_aggregate_counters_on_loopback() {
     assert!(!body.contains("127.0.0.1"));
     relay.stop().await;
 }
+
+#[tokio::test]
+async fn relay_wide_mailbox_limit() {
+    let relay = Relay::start(Config {
+        max_mailboxes: 2,
+        ..Config::default()
+    })
+    .await;
+    let c = RelayClient::connect(&relay.address).await.unwrap();
+    let first = mailbox(&c).await;
+    mailbox(&c).await;
+    let auth = SigningKey::generate(&mut rand::rng());
+    let dh = PublicKey::from(&StaticSecret::random_from_rng(&mut rand::rng()));
+    let e = c.create_mailbox(&auth, &dh, None).await.unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::Quota), "{e}");
+    // Deleting one frees a place.
+    c.delete(&first.auth, &first.rid).await.unwrap();
+    c.create_mailbox(&auth, &dh, None).await.unwrap();
+    relay.stop().await;
+}
+
+/// One request per stream: whatever a client sends after its request frame
+/// is refused (the relay stops the stream) instead of being buffered, even
+/// on a subscription stream, which stays open for as long as the client likes.
+#[tokio::test]
+async fn data_after_the_request_is_not_buffered() {
+    let relay = Relay::start(Config::default()).await;
+    let c = RelayClient::connect(&relay.address).await.unwrap();
+    let mb = mailbox(&c).await;
+    let req = c.signed(&mb.auth, &mb.rid, Action::Subscribe(relay::Subscribe {}));
+    let mut bytes = tropa_proto::framing::encode(&req).unwrap();
+    bytes.extend(std::iter::repeat_n(0u8, 4 * 1024 * 1024));
+    let err = tokio::time::timeout(Duration::from_secs(10), c.raw(&bytes))
+        .await
+        .expect("the relay must stop the stream, not leave the write hanging")
+        .unwrap_err();
+    assert!(
+        matches!(err, RequestError::Write(_)),
+        "expected the write to be stopped, got {err}"
+    );
+    // The connection is still usable.
+    mailbox(&c).await;
+    relay.stop().await;
+}
