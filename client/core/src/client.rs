@@ -64,8 +64,8 @@ fn check_alias(alias: &str) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// A contact as front ends show it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A contact as front ends show it. `Debug` omits the alias.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ContactInfo {
     /// Alias.
     pub alias: String,
@@ -83,8 +83,8 @@ pub struct ContactInfo {
     pub dropped: u32,
 }
 
-/// A message as front ends show it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A message as front ends show it. `Debug` omits the alias and the text.
+#[derive(Clone, PartialEq, Eq)]
 pub struct MessageView {
     /// Hex of the 16-byte message id.
     pub id: String,
@@ -109,6 +109,29 @@ pub struct SafetyView {
     pub qr_payload: Vec<u8>,
     /// Whether it was confirmed before.
     pub verified: bool,
+}
+
+// Aliases and message text are what a seized log or crash report must never
+// show; these Debug impls keep only what helps debugging.
+impl std::fmt::Debug for ContactInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContactInfo")
+            .field("established", &self.established)
+            .field("verified", &self.verified)
+            .field("unread", &self.unread)
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for MessageView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageView")
+            .field("id", &self.id)
+            .field("incoming", &self.incoming)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 fn status_name(s: i32) -> &'static str {
@@ -872,4 +895,44 @@ async fn create_mailbox(
         )
         .await;
     (mb, created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_aliases_or_text() {
+        let m = MessageView {
+            id: "00".into(),
+            alias: "handler-anna".into(),
+            incoming: true,
+            text: "meet at the old station".into(),
+            status: "unread",
+            at: 0,
+        };
+        let c = ContactInfo {
+            alias: "handler-anna".into(),
+            established: true,
+            verified: false,
+            unread: 1,
+            pending: 0,
+            timer_secs: 0,
+            dropped: 0,
+        };
+        let ev = crate::SyncEvent::Received(m.clone());
+        let report = crate::SyncReport {
+            refused: vec!["handler-anna: full".into()],
+            ..Default::default()
+        };
+        for shown in [
+            format!("{m:?}"),
+            format!("{c:?}"),
+            format!("{ev:?}"),
+            format!("{report:?}"),
+        ] {
+            assert!(!shown.contains("anna"), "{shown}");
+            assert!(!shown.contains("station"), "{shown}");
+        }
+    }
 }

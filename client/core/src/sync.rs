@@ -75,8 +75,9 @@ impl Default for SyncOptions {
     }
 }
 
-/// Something a front end may want to show as it happens.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Something a front end may want to show as it happens. `Debug` names the
+/// event only (its fields carry aliases and message text).
+#[derive(Clone, PartialEq, Eq)]
 pub enum SyncEvent {
     /// A new message arrived.
     Received(MessageView),
@@ -113,8 +114,8 @@ pub enum SyncEvent {
     },
 }
 
-/// What a sync did.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What a sync did. `Debug` shows counts, not the aliases in `refused`.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
     /// New messages stored.
     pub received: usize,
@@ -138,7 +139,7 @@ pub struct SyncReport {
 }
 
 /// A request from an interactive front end during a waiting sync.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Command {
     /// Queue and send a text.
     Send {
@@ -147,6 +148,43 @@ pub enum Command {
         /// Text.
         text: String,
     },
+}
+
+impl std::fmt::Debug for SyncEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SyncEvent::Received(_) => "SyncEvent::Received",
+            SyncEvent::Delivered { .. } => "SyncEvent::Delivered",
+            SyncEvent::Joined { .. } => "SyncEvent::Joined",
+            SyncEvent::InvitationExpired { .. } => "SyncEvent::InvitationExpired",
+            SyncEvent::Dropped { .. } => "SyncEvent::Dropped",
+            SyncEvent::Unreachable { .. } => "SyncEvent::Unreachable",
+        })
+    }
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Send { .. } => f.write_str("Command::Send(<redacted>)"),
+        }
+    }
+}
+
+impl std::fmt::Debug for SyncReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncReport")
+            .field("received", &self.received)
+            .field("deposited", &self.deposited)
+            .field("delivered", &self.delivered)
+            .field("joined", &self.joined)
+            .field("dropped", &self.dropped)
+            .field("unreachable", &self.unreachable.len())
+            .field("refused", &self.refused.len())
+            .field("bytes_sent", &self.bytes_sent)
+            .field("bytes_received", &self.bytes_received)
+            .finish()
+    }
 }
 
 enum SubMsg {
