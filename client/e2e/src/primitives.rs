@@ -108,18 +108,21 @@ pub(crate) fn seal_in_place(
     buf: &mut [u8],
 ) -> [u8; TAG_LEN] {
     let cipher = ChaCha20Poly1305::new(key.into());
-    let joined;
-    let ad = match ad {
-        [one] => *one,
-        parts => {
-            joined = Ad::join(parts, 1);
-            joined.as_slice()
+    with_joined(ad, |ad| {
+        match cipher.encrypt_inout_detached(&Nonce::from(*nonce), ad, buf.into()) {
+            Ok(tag) => tag.into(),
+            // Only fails for inputs longer than 256 GiB.
+            Err(_) => unreachable!("AEAD input too long"),
         }
-    };
-    match cipher.encrypt_inout_detached(&Nonce::from(*nonce), ad, buf.into()) {
-        Ok(tag) => tag.into(),
-        // Only fails for inputs longer than 256 GiB.
-        Err(_) => unreachable!("AEAD input too long"),
+    })
+}
+
+/// Calls `f` with the associated-data parts as one slice, copying only when
+/// there is more than one part.
+fn with_joined<R>(parts: &[&[u8]], f: impl FnOnce(&[u8]) -> R) -> R {
+    match parts {
+        [one] => f(one),
+        _ => f(Ad::join(parts, 1).as_slice()),
     }
 }
 
@@ -132,18 +135,13 @@ pub(crate) fn open_in_place(
     tag: &[u8; TAG_LEN],
 ) -> Result<(), ()> {
     let cipher = ChaCha20Poly1305::new(key.into());
-    let joined;
-    let ad = match ad {
-        [one] => *one,
-        parts => {
-            joined = Ad::join(parts, 1);
-            joined.as_slice()
-        }
-    };
     let tag = Tag::from(*tag);
-    cipher
-        .decrypt_inout_detached(&Nonce::from(*nonce), ad, buf.into(), &tag)
-        .map_err(|_| buf.zeroize())
+    with_joined(ad, |ad| {
+        cipher
+            .decrypt_inout_detached(&Nonce::from(*nonce), ad, (&mut *buf).into(), &tag)
+            .map_err(|_| ())
+    })
+    .map_err(|()| buf.zeroize())
 }
 
 /// ChaCha20-Poly1305 decryption from `input` (ciphertext) into `output` (same
