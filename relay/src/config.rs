@@ -19,14 +19,24 @@ pub struct Config {
     /// Password required to create mailboxes (deposits never need it).
     /// Letters, digits and `-._~` only; it appears in the relay address.
     pub creation_password: Option<String>,
-    /// Envelopes one mailbox may hold.
+    /// Envelopes one secured mailbox may hold while the relay is at most half
+    /// full; beyond that the quota shrinks as the relay fills, so the mailboxes
+    /// that nobody drains are refused first.
     pub mailbox_quota: u32,
+    /// Envelopes one open mailbox (not yet secured by its recipient, so
+    /// anyone with its address may deposit) may hold.
+    pub open_mailbox_quota: u32,
     /// Bytes of envelopes the relay may hold in total.
     pub disk_quota_bytes: u64,
+    /// Percent of `disk_quota_bytes` that open mailboxes may use together.
+    pub open_disk_share_percent: u8,
     /// Hours an undelivered envelope is kept (default 21 days).
     pub envelope_ttl_hours: u32,
     /// Hours a mailbox may go unused before it is deleted (default 90 days).
     pub idle_mailbox_hours: u32,
+    /// Hours after which a mailbox that was never subscribed to or secured
+    /// is deleted (default 8 days: an invitation's 7 days plus a day's grace).
+    pub unused_mailbox_hours: u32,
     /// Seconds between expiry sweeps.
     pub sweep_interval_secs: u64,
     /// Requests per second each connection may make on average.
@@ -35,10 +45,24 @@ pub struct Config {
     pub rate_burst: u32,
     /// Concurrent connections the relay accepts.
     pub max_connections: u32,
-    /// Concurrent connections from one IP address (counted in memory only).
+    /// Concurrent connections from one address (an IPv4 address or an IPv6
+    /// /64), counted in memory only and only once the address is validated.
     pub max_connections_per_ip: u32,
     /// Mailboxes the relay holds at most; creation fails with `QUOTA` beyond.
     pub max_mailboxes: u64,
+    /// Mailboxes one address (IPv4 address or IPv6 /64) may create per hour.
+    pub creations_per_hour_per_address: u32,
+    /// Mailboxes one address may create in a burst.
+    pub creation_burst_per_address: u32,
+    /// Mailboxes one connection may create in a burst.
+    pub creation_burst_per_connection: u32,
+    /// MiB of memory the relay may hold for requests and deliveries in
+    /// flight, all connections together. Beyond it, requests wait and are
+    /// then answered `RATE_LIMITED` (relay busy).
+    pub memory_budget_mib: u32,
+    /// KiB of memory one connection may hold for requests in flight, and as
+    /// much again for deliveries in flight.
+    pub connection_memory_kib: u32,
     /// Loopback address for the Prometheus endpoint (off if unset).
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -50,15 +74,23 @@ impl Default for Config {
             public_host: None,
             creation_password: None,
             mailbox_quota: 1000,
+            open_mailbox_quota: 8,
             disk_quota_bytes: 8 * 1024 * 1024 * 1024,
+            open_disk_share_percent: 5,
             envelope_ttl_hours: 21 * 24,
             idle_mailbox_hours: 90 * 24,
+            unused_mailbox_hours: 8 * 24,
             sweep_interval_secs: 600,
             rate_per_sec: 50,
             rate_burst: 200,
             max_connections: 10_000,
-            max_connections_per_ip: 64,
+            max_connections_per_ip: 128,
             max_mailboxes: 1_000_000,
+            creations_per_hour_per_address: 30,
+            creation_burst_per_address: 32,
+            creation_burst_per_connection: 8,
+            memory_budget_mib: 256,
+            connection_memory_kib: 256,
             metrics_listen: None,
         }
     }
@@ -130,19 +162,75 @@ impl Config {
                     .into(),
             ));
         }
-        if self.mailbox_quota == 0
-            || self.rate_per_sec == 0
-            || self.max_connections == 0
-            || self.max_connections_per_ip == 0
-            || self.max_mailboxes == 0
-        {
+        let at_least_one = [
+            ("mailbox_quota", u64::from(self.mailbox_quota)),
+            ("open_mailbox_quota", u64::from(self.open_mailbox_quota)),
+            ("rate_per_sec", u64::from(self.rate_per_sec)),
+            ("max_connections", u64::from(self.max_connections)),
+            ("max_connections_per_ip", u64::from(self.max_connections_per_ip)),
+            ("max_mailboxes", self.max_mailboxes),
+            (
+                "creation_burst_per_address",
+                u64::from(self.creation_burst_per_address),
+            ),
+            (
+                "creation_burst_per_connection",
+                u64::from(self.creation_burst_per_connection),
+            ),
+            ("memory_budget_mib", u64::from(self.memory_budget_mib)),
+        ];
+        if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+        }
+        if self.open_disk_share_percent > 100 {
             return Err(ConfigError::Invalid(
-                "mailbox_quota, rate_per_sec, max_connections, max_connections_per_ip and \
-                 max_mailboxes must be at least 1"
-                    .into(),
+                "open_disk_share_percent must be at most 100".into(),
+            ));
+        }
+        // One connection must be able to hold at least one whole frame (and a
+        // delivery needs room for two while it is being sealed).
+        let min_kib = (2 * (tropa_proto::MAX_FRAME_LEN + 4)).div_ceil(1024);
+        if (self.connection_memory_kib as usize) < min_kib {
+            return Err(ConfigError::Invalid(format!(
+                "connection_memory_kib must be at least {min_kib}"
+            )));
+        }
+        if u64::from(self.memory_budget_mib) * 1024 < u64::from(self.connection_memory_kib) {
+            return Err(ConfigError::Invalid(
+                "memory_budget_mib must hold at least one connection_memory_kib".into(),
+            ));
+        }
+        if u64::from(self.memory_budget_mib) * 1024 * 1024 > u64::from(u32::MAX) {
+            return Err(ConfigError::Invalid(
+                "memory_budget_mib must be below 4096".into(),
             ));
         }
         Ok(())
+    }
+
+    /// The service's policy under this configuration.
+    pub fn policy(&self) -> crate::service::Policy {
+        let total_quota = self.disk_quota_bytes / tropa_proto::ENVELOPE_SIZE as u64;
+        crate::service::Policy {
+            mailbox_quota: self.mailbox_quota,
+            open_mailbox_quota: self.open_mailbox_quota,
+            max_mailboxes: self.max_mailboxes,
+            total_quota,
+            open_total_quota: total_quota * u64::from(self.open_disk_share_percent) / 100,
+            creation_password: self.creation_password.clone(),
+            creations_per_hour: self.creations_per_hour_per_address,
+            creation_burst_per_address: self.creation_burst_per_address,
+            creation_burst_per_connection: self.creation_burst_per_connection,
+        }
+    }
+
+    /// What the expiry sweep removes under this configuration.
+    pub fn sweep_policy(&self) -> crate::store::SweepPolicy {
+        crate::store::SweepPolicy {
+            ttl_hours: self.envelope_ttl_hours,
+            idle_hours: self.idle_mailbox_hours,
+            unused_hours: self.unused_mailbox_hours,
+        }
     }
 
     /// Writes the configuration as TOML.

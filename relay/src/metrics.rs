@@ -23,6 +23,16 @@ pub struct Metrics {
     pub auth_failures: AtomicU64,
     /// Requests refused by the rate limiter.
     pub rate_limited: AtomicU64,
+    /// Mailbox creations refused by the per-connection or per-address budget.
+    pub creations_refused: AtomicU64,
+    /// Deposits refused because a mailbox or the relay was full.
+    pub quota_refusals: AtomicU64,
+    /// Stored envelopes skipped because they no longer decode or open.
+    pub corrupt_envelopes: AtomicU64,
+    /// Requests or deliveries that waited too long for memory and were refused.
+    pub memory_refusals: AtomicU64,
+    /// Subscriptions ended because the client did not read a delivery in time.
+    pub write_timeouts: AtomicU64,
 }
 
 impl Metrics {
@@ -31,8 +41,8 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Prometheus text exposition of the counters plus two gauges.
-    pub fn render(&self, envelopes: u64, mailboxes: u64) -> String {
+    /// Prometheus text exposition of the counters plus the gauges.
+    pub fn render(&self, totals: crate::store::Totals, memory_in_use: u64) -> String {
         let counters = [
             ("connections", &self.connections),
             ("mailboxes_created", &self.mailboxes_created),
@@ -42,6 +52,11 @@ impl Metrics {
             ("errors", &self.errors),
             ("auth_failures", &self.auth_failures),
             ("rate_limited", &self.rate_limited),
+            ("creations_refused", &self.creations_refused),
+            ("quota_refusals", &self.quota_refusals),
+            ("corrupt_envelopes", &self.corrupt_envelopes),
+            ("memory_refusals", &self.memory_refusals),
+            ("write_timeouts", &self.write_timeouts),
         ];
         let mut out = String::new();
         for (name, c) in counters {
@@ -50,10 +65,16 @@ impl Metrics {
                 c.load(Ordering::Relaxed)
             ));
         }
-        out.push_str(&format!(
-            "# TYPE tropa_relay_envelopes gauge\ntropa_relay_envelopes {envelopes}\n\
-             # TYPE tropa_relay_mailboxes gauge\ntropa_relay_mailboxes {mailboxes}\n"
-        ));
+        for (name, v) in [
+            ("envelopes", totals.envelopes),
+            ("open_envelopes", totals.open_envelopes),
+            ("mailboxes", totals.mailboxes),
+            ("memory_in_use_bytes", memory_in_use),
+        ] {
+            out.push_str(&format!(
+                "# TYPE tropa_relay_{name} gauge\ntropa_relay_{name} {v}\n"
+            ));
+        }
         out
     }
 }

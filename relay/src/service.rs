@@ -1,13 +1,21 @@
-//! The mailbox service: the relay protocol's decisions, without I/O.
+//! The mailbox service: every decision of the relay protocol, without I/O.
 //!
-//! [`Service::handle`] takes one decoded request, the connection's channel
-//! binding and the current hour, and returns what to answer and what the
-//! async shell must do (flush before answering, wake subscribers, start a
-//! subscription). It never touches sockets, never logs identifiers and never
+//! [`Service::handle`] takes one decoded request, the connection it came on
+//! ([`Peer`]) and the time ([`Now`]), and returns what to answer and what the
+//! async shell must do: make the store durable before answering, wake the
+//! mailbox's subscribers, or start a subscription. [`Service::next_delivery`]
+//! is the delivery cursor: it yields one sealed delivery at a time, skipping
+//! envelopes that no longer open, so the shell only ever holds one frame per
+//! subscription.
+//!
+//! It never touches sockets or clocks, never logs identifiers, and never
 //! tells an unauthenticated party whether a mailbox exists (recipient
 //! commands for unknown mailboxes fail exactly like bad signatures).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use prost::Message;
 use rand::Rng as _;
@@ -21,48 +29,146 @@ use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::Hour;
 use crate::crypto::{self, ChannelBinding, SealingKey};
+use crate::limits::{RateLimiter, pressure_quota};
 use crate::metrics::Metrics;
 use crate::store::{EnvelopeId, MailboxRecord, RecipientId, Store, StoreError, StoreLimits};
+
+/// Addresses whose creation budget is tracked at once; beyond this, new
+/// addresses are refused until the table has been pruned (fail closed).
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
 
 /// Relay-wide limits and policy.
 #[derive(Clone, Debug)]
 pub struct Policy {
-    /// Envelopes one mailbox may hold.
+    /// Envelopes one secured mailbox may hold while the relay is at most
+    /// half full (it shrinks under pressure, see [`pressure_quota`]).
     pub mailbox_quota: u32,
+    /// Envelopes one open (not yet secured) mailbox may hold.
+    pub open_mailbox_quota: u32,
     /// Mailboxes the relay may hold.
     pub max_mailboxes: u64,
     /// Envelopes the relay may hold in total.
     pub total_quota: u64,
+    /// Envelopes all open mailboxes together may hold.
+    pub open_total_quota: u64,
     /// Password required for `CreateMailbox`, if any.
     pub creation_password: Option<String>,
+    /// Mailboxes one address (IPv6: one /64) may create per hour on average.
+    pub creations_per_hour: u32,
+    /// Mailboxes one address may create in a burst.
+    pub creation_burst_per_address: u32,
+    /// Mailboxes one connection may create in a burst.
+    pub creation_burst_per_connection: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            mailbox_quota: 1000,
+            open_mailbox_quota: 8,
+            max_mailboxes: 1_000_000,
+            total_quota: 512 * 1024,
+            open_total_quota: 512 * 1024 / 20,
+            creation_password: None,
+            creations_per_hour: 30,
+            creation_burst_per_address: 32,
+            creation_burst_per_connection: 8,
+        }
+    }
+}
+
+/// The time, as the service sees it: the stored hour (S8) and a monotonic
+/// instant for rate limits.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    /// Hours since the Unix epoch.
+    pub hour: Hour,
+    /// Monotonic time.
+    pub instant: Instant,
+}
+
+impl Now {
+    /// The current time.
+    pub fn current() -> Self {
+        Self {
+            hour: crate::current_hour(),
+            instant: Instant::now(),
+        }
+    }
+}
+
+/// The connection a request arrived on: its channel binding, the key its
+/// address is counted under (never stored, never logged) and its own
+/// creation budget.
+pub struct Peer {
+    binding: ChannelBinding,
+    address: IpAddr,
+    creations: Mutex<RateLimiter>,
+}
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Peer(<redacted>)")
+    }
 }
 
 /// What the shell must do after [`Service::handle`].
 #[derive(Debug)]
 pub enum Outcome {
-    /// Send this response and finish the stream.
-    Reply(Response),
-    /// Flush the store, then send `Accepted` and wake the mailbox's subscribers.
-    /// If the flush fails, answer with an internal error instead.
-    FlushThenAccept(RecipientId),
-    /// Send `Ok` and keep the stream open for deliveries of this mailbox.
+    /// Send `response` and finish the stream.
+    Reply {
+        /// The answer.
+        response: Response,
+        /// The store must be durable before the answer goes out; if making
+        /// it durable fails, answer [`internal_error`] instead.
+        durable: bool,
+        /// Wake this mailbox's subscriptions once durable.
+        wake: Option<RecipientId>,
+    },
+    /// Send [`ok`] and keep the stream open for deliveries of this mailbox
+    /// (see [`Service::next_delivery`]).
     Subscribe(Subscription),
+}
+
+impl Outcome {
+    fn reply(response: Response) -> Self {
+        Outcome::Reply {
+            response,
+            durable: false,
+            wake: None,
+        }
+    }
+
+    fn durable(response: Response) -> Self {
+        Outcome::Reply {
+            response,
+            durable: true,
+            wake: None,
+        }
+    }
 }
 
 /// A started subscription: which mailbox and how to seal its deliveries.
 pub struct Subscription {
     /// The mailbox.
     pub recipient_id: RecipientId,
-    /// Key for delivery re-encryption (S6).
-    pub delivery_key: SealingKey,
-    /// Key that opens what is stored.
-    pub at_rest_key: SealingKey,
+    delivery_key: SealingKey,
+    at_rest_key: SealingKey,
 }
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Subscription(<redacted>)")
     }
+}
+
+/// One delivery frame and where the cursor goes next.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The frame to write.
+    pub frame: Response,
+    /// The sequence number to ask for after this frame was written.
+    pub next_seq: u64,
 }
 
 /// Builds an error response.
@@ -75,10 +181,28 @@ pub fn error(code: ErrorCode, message: &str) -> Response {
     }
 }
 
-fn ok() -> Response {
+/// The generic success response (also the first frame of a subscription).
+pub fn ok() -> Response {
     Response {
         result: Some(response::Result::Ok(relay::Ok {})),
     }
+}
+
+/// The frame that tells a subscriber everything stored has been delivered.
+pub fn idle() -> Response {
+    Response {
+        result: Some(response::Result::Idle(relay::Idle {})),
+    }
+}
+
+/// The answer when the store could not be made durable.
+pub fn internal_error() -> Response {
+    error(ErrorCode::Internal, "could not store, try again")
+}
+
+/// The answer when the relay has no memory to spare for a request.
+pub fn busy() -> Response {
+    error(ErrorCode::RateLimited, "relay busy, try again shortly")
 }
 
 fn auth_failed() -> Response {
@@ -97,10 +221,6 @@ fn store_error(e: &StoreError) -> Response {
     }
 }
 
-fn id_of(raw: &[u8]) -> Option<[u8; MAILBOX_ID_LEN]> {
-    raw.try_into().ok()
-}
-
 fn key32(raw: &[u8]) -> Option<[u8; 32]> {
     raw.try_into().ok()
 }
@@ -110,6 +230,9 @@ pub struct Service {
     store: Arc<dyn Store>,
     policy: Policy,
     metrics: Arc<Metrics>,
+    /// Creation budgets per address key, in memory only. An entry whose
+    /// bucket has refilled carries no information and is pruned.
+    creations: Mutex<HashMap<IpAddr, RateLimiter>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -125,6 +248,7 @@ impl Service {
             store,
             policy,
             metrics,
+            creations: Mutex::new(HashMap::new()),
         }
     }
 
@@ -133,41 +257,101 @@ impl Service {
         &self.store
     }
 
+    /// The state of a new connection whose address counts as `address` (see
+    /// [`crate::limits::ip_key`]).
+    pub fn peer(&self, binding: ChannelBinding, address: IpAddr, now: Now) -> Peer {
+        Peer {
+            binding,
+            address,
+            creations: Mutex::new(RateLimiter::per_hour(
+                self.policy.creations_per_hour,
+                self.policy.creation_burst_per_connection,
+                now.instant,
+            )),
+        }
+    }
+
+    /// Forgets creation budgets that have refilled completely.
+    pub fn prune(&self, now: Now) {
+        let mut map = self.creations.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, bucket| !bucket.is_full(now.instant));
+    }
+
     /// Decides what to do with one request.
-    pub fn handle(&self, req: Request, binding: &ChannelBinding, now: Hour) -> Outcome {
+    pub fn handle(&self, req: Request, peer: &Peer, now: Now) -> Outcome {
         if req.version != PROTOCOL_VERSION {
-            return Outcome::Reply(error(
+            return Outcome::reply(error(
                 ErrorCode::UnsupportedVersion,
                 "unsupported protocol version",
             ));
         }
         match req.command {
-            None => Outcome::Reply(error(ErrorCode::Malformed, "unknown or missing command")),
-            Some(request::Command::CreateMailbox(c)) => Outcome::Reply(self.create(&c, now)),
-            Some(request::Command::Deposit(d)) => self.deposit(&d, now),
-            Some(request::Command::Signed(s)) => self.recipient(&s, binding, now),
+            None => Outcome::reply(error(ErrorCode::Malformed, "unknown or missing command")),
+            Some(request::Command::CreateMailbox(c)) => self.create(&c, peer, now),
+            Some(request::Command::Deposit(d)) => self.deposit(&d, now.hour),
+            Some(request::Command::Signed(s)) => self.recipient(&s, &peer.binding, now.hour),
         }
     }
 
-    fn create(&self, c: &relay::CreateMailbox, now: Hour) -> Response {
+    /// Whether `peer` may create one more mailbox now (per connection and
+    /// per address).
+    fn may_create(&self, peer: &Peer, now: Now) -> bool {
+        let mut conn = peer.creations.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.creations.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_TRACKED_ADDRESSES && !map.contains_key(&peer.address) {
+            map.retain(|_, bucket| !bucket.is_full(now.instant));
+            if map.len() >= MAX_TRACKED_ADDRESSES {
+                return false;
+            }
+        }
+        let per_address = map.entry(peer.address).or_insert_with(|| {
+            RateLimiter::per_hour(
+                self.policy.creations_per_hour,
+                self.policy.creation_burst_per_address,
+                now.instant,
+            )
+        });
+        // Check both before taking from either, so a refusal costs nothing.
+        let mut probe_conn = conn.clone();
+        let mut probe_addr = per_address.clone();
+        if probe_conn.try_take(now.instant) && probe_addr.try_take(now.instant) {
+            *conn = probe_conn;
+            *per_address = probe_addr;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn create(&self, c: &relay::CreateMailbox, peer: &Peer, now: Now) -> Outcome {
         if let Some(want) = &self.policy.creation_password {
             let ok: bool = want.as_bytes().ct_eq(c.password.as_bytes()).into();
             if !ok {
-                return error(ErrorCode::AuthFailed, "wrong mailbox creation password");
+                return Outcome::reply(error(
+                    ErrorCode::AuthFailed,
+                    "wrong mailbox creation password",
+                ));
             }
         }
         let (Some(auth), Some(dh)) = (key32(&c.recipient_auth_pub), key32(&c.recipient_dh_pub))
         else {
-            return error(ErrorCode::Malformed, "keys must be 32 bytes");
+            return Outcome::reply(error(ErrorCode::Malformed, "keys must be 32 bytes"));
         };
         if ed25519_dalek::VerifyingKey::from_bytes(&auth).is_err() {
-            return error(ErrorCode::Malformed, "invalid Ed25519 key");
+            return Outcome::reply(error(ErrorCode::Malformed, "invalid Ed25519 key"));
         }
-        if self.store.total_mailboxes() >= self.policy.max_mailboxes {
-            return error(
+        if self.store.totals().mailboxes >= self.policy.max_mailboxes {
+            return Outcome::reply(error(
                 ErrorCode::Quota,
                 "relay holds its maximum number of mailboxes",
-            );
+            ));
+        }
+        if !self.may_create(peer, now) {
+            self.metrics.inc(&self.metrics.creations_refused);
+            return Outcome::reply(error(
+                ErrorCode::RateLimited,
+                "too many new mailboxes from this network; try again later",
+            ));
         }
         let mut rng = rand::rng();
         let relay_secret = StaticSecret::random_from_rng(&mut rng);
@@ -181,55 +365,57 @@ impl Service {
             relay_dh_secret: relay_secret.to_bytes().to_vec(),
             sender_id: sender_id.to_vec(),
             secured_sender: Vec::new(),
-            active_hour: now,
+            active_hour: now.hour,
             next_seq: 0,
             count: 0,
+            created_hour: now.hour,
+            fresh: true,
         };
         if let Err(e) = self.store.create_mailbox(&recipient_id, &rec) {
-            return store_error(&e);
-        }
-        // A new mailbox must survive a crash once its creator has the IDs.
-        if let Err(e) = self.store.flush() {
-            return store_error(&e);
+            return Outcome::reply(store_error(&e));
         }
         self.metrics.inc(&self.metrics.mailboxes_created);
-        Response {
+        // A new mailbox must survive a crash once its creator has the IDs.
+        Outcome::durable(Response {
             result: Some(response::Result::Created(relay::MailboxCreated {
                 recipient_id: recipient_id.to_vec().into(),
                 sender_id: sender_id.to_vec().into(),
                 relay_dh_pub: PublicKey::from(&relay_secret).to_bytes().to_vec().into(),
             })),
-        }
+        })
     }
 
     fn deposit(&self, d: &relay::Deposit, now: Hour) -> Outcome {
         if d.envelope.len() > ENVELOPE_SIZE {
-            return Outcome::Reply(error(ErrorCode::TooLarge, "envelope too large"));
+            return Outcome::reply(error(ErrorCode::TooLarge, "envelope too large"));
         }
         if d.envelope.len() != ENVELOPE_SIZE {
-            return Outcome::Reply(error(ErrorCode::Malformed, "envelope has the wrong size"));
+            return Outcome::reply(error(ErrorCode::Malformed, "envelope has the wrong size"));
         }
-        let Some(sender_id) = id_of(&d.sender_id) else {
-            return Outcome::Reply(error(ErrorCode::NoMailbox, "no such mailbox"));
+        let Ok(sender_id) = <[u8; MAILBOX_ID_LEN]>::try_from(d.sender_id.as_ref()) else {
+            return Outcome::reply(store_error(&StoreError::NoMailbox));
         };
         let (rid, rec) = match self.store.mailbox_by_sender(&sender_id) {
             Ok(Some(found)) => found,
-            Ok(None) => return Outcome::Reply(store_error(&StoreError::NoMailbox)),
-            Err(e) => return Outcome::Reply(store_error(&e)),
+            Ok(None) => return Outcome::reply(store_error(&StoreError::NoMailbox)),
+            Err(e) => return Outcome::reply(store_error(&e)),
         };
-        if !rec.secured_sender.is_empty() {
+        if !rec.is_open() {
             let signed = crypto::deposit_signed_bytes(&d.sender_id, &d.envelope);
             if !crypto::verify(&rec.secured_sender, &signed, &d.signature) {
-                return Outcome::Reply(error(ErrorCode::AuthFailed, "deposit signature invalid"));
+                return Outcome::reply(error(ErrorCode::AuthFailed, "deposit signature invalid"));
             }
         }
         let Some(secret) = key32(&rec.relay_dh_secret) else {
-            return Outcome::Reply(store_error(&StoreError::Corrupt));
+            return Outcome::reply(store_error(&StoreError::Corrupt));
         };
         let at_rest = SealingKey::at_rest(&StaticSecret::from(secret), &rid);
+        let used = self.store.totals().envelopes;
         let limits = StoreLimits {
-            mailbox_quota: self.policy.mailbox_quota,
+            mailbox_quota: pressure_quota(self.policy.mailbox_quota, used, self.policy.total_quota),
             total_quota: self.policy.total_quota,
+            open_mailbox_quota: self.policy.open_mailbox_quota,
+            open_total_quota: self.policy.open_total_quota,
             // Re-checked inside the write: a `Secure` that lands between the
             // signature check above and the write must not let this through.
             secured_as_checked: rec.secured_sender.clone(),
@@ -238,39 +424,48 @@ impl Service {
         match self.store.put_envelope(&rid, now, &limits, &seal) {
             Ok(_) => {
                 self.metrics.inc(&self.metrics.deposits);
-                Outcome::FlushThenAccept(rid)
+                Outcome::Reply {
+                    response: accepted(),
+                    durable: true,
+                    wake: Some(rid),
+                }
             }
-            Err(e) => Outcome::Reply(store_error(&e)),
+            Err(e) => {
+                if matches!(e, StoreError::Quota | StoreError::DiskFull) {
+                    self.metrics.inc(&self.metrics.quota_refusals);
+                }
+                Outcome::reply(store_error(&e))
+            }
         }
     }
 
     fn recipient(&self, s: &relay::SignedCommand, binding: &ChannelBinding, now: Hour) -> Outcome {
         let Ok(cmd) = RecipientCommand::decode(s.command.as_ref()) else {
-            return Outcome::Reply(error(ErrorCode::Malformed, "malformed recipient command"));
+            return Outcome::reply(error(ErrorCode::Malformed, "malformed recipient command"));
         };
-        let Some(rid) = id_of(&cmd.recipient_id) else {
-            return Outcome::Reply(auth_failed());
+        let Ok(rid) = RecipientId::try_from(cmd.recipient_id.as_ref()) else {
+            return Outcome::reply(auth_failed());
         };
         let rec = match self.store.mailbox(&rid) {
             Ok(Some(rec)) => rec,
             // Unknown mailbox and bad signature are indistinguishable.
-            Ok(None) => return Outcome::Reply(auth_failed()),
-            Err(e) => return Outcome::Reply(store_error(&e)),
+            Ok(None) => return Outcome::reply(auth_failed()),
+            Err(e) => return Outcome::reply(store_error(&e)),
         };
         let signed = crypto::recipient_signed_bytes(binding, &s.command);
         if !crypto::verify(&rec.recipient_auth_pub, &signed, &s.signature) {
             self.metrics.inc(&self.metrics.auth_failures);
-            return Outcome::Reply(auth_failed());
+            return Outcome::reply(auth_failed());
         }
         if let Err(e) = self.store.touch(&rid, now) {
-            return Outcome::Reply(store_error(&e));
+            return Outcome::reply(store_error(&e));
         }
         let result = match cmd.action {
-            None => return Outcome::Reply(error(ErrorCode::Malformed, "unknown action")),
+            None => return Outcome::reply(error(ErrorCode::Malformed, "unknown action")),
             Some(Action::Subscribe(_)) => return self.subscribe(rid, &rec),
             Some(Action::Ack(a)) => {
                 let Ok(id) = <[u8; ENVELOPE_ID_LEN]>::try_from(a.envelope_id.as_ref()) else {
-                    return Outcome::Reply(error(ErrorCode::Malformed, "bad envelope id"));
+                    return Outcome::reply(error(ErrorCode::Malformed, "bad envelope id"));
                 };
                 // Acking twice is harmless: the client retries after losses.
                 self.store.ack(&rid, &id).map(|_| {
@@ -281,13 +476,13 @@ impl Service {
                 Some(k) if ed25519_dalek::VerifyingKey::from_bytes(&k).is_ok() => {
                     self.store.secure(&rid, &k)
                 }
-                _ => return Outcome::Reply(error(ErrorCode::Malformed, "invalid sender key")),
+                _ => return Outcome::reply(error(ErrorCode::Malformed, "invalid sender key")),
             },
             Some(Action::Delete(_)) => self.store.delete_mailbox(&rid),
         };
-        match result.and_then(|()| self.store.flush()) {
-            Ok(()) => Outcome::Reply(ok()),
-            Err(e) => Outcome::Reply(store_error(&e)),
+        match result {
+            Ok(()) => Outcome::durable(ok()),
+            Err(e) => Outcome::reply(store_error(&e)),
         }
     }
 
@@ -295,7 +490,7 @@ impl Service {
         let (Some(secret), Some(peer)) =
             (key32(&rec.relay_dh_secret), key32(&rec.recipient_dh_pub))
         else {
-            return Outcome::Reply(store_error(&StoreError::Corrupt));
+            return Outcome::reply(store_error(&StoreError::Corrupt));
         };
         let secret = StaticSecret::from(secret);
         Outcome::Subscribe(Subscription {
@@ -304,25 +499,48 @@ impl Service {
             at_rest_key: SealingKey::at_rest(&secret, &rid),
         })
     }
-}
 
-/// Builds the delivery frame for one stored envelope (S6: fresh nonce, key
-/// shared only with the recipient, so the bytes match neither the deposit nor
-/// the stored form nor any earlier delivery).
-///
-/// # Errors
-/// [`crypto::OpenError`] if the stored envelope does not open (corruption).
-pub fn delivery(
-    sub: &Subscription,
-    env: &crate::store::StoredEnvelope,
-) -> Result<Response, crypto::OpenError> {
-    let plain = sub.at_rest_key.open(&env.id, &env.sealed)?;
-    Ok(Response {
-        result: Some(response::Result::Delivery(relay::Delivery {
-            envelope_id: env.id.to_vec().into(),
-            sealed: sub.delivery_key.seal(&env.id, &plain).into(),
-        })),
-    })
+    /// The next delivery of a subscription at or after sequence number
+    /// `from_seq`, or `None` once everything stored has been delivered.
+    ///
+    /// Each frame is sealed afresh (S6: fresh nonce, key shared only with
+    /// the recipient, so its bytes match neither the deposit, nor the
+    /// stored form, nor any earlier delivery). Stored envelopes that do not
+    /// decode or open are skipped and counted, so one damaged record never
+    /// blocks a mailbox.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store cannot be read.
+    pub fn next_delivery(
+        &self,
+        sub: &Subscription,
+        mut from_seq: u64,
+    ) -> Result<Option<Delivery>, StoreError> {
+        loop {
+            let (found, corrupt) = self.store.next_envelope(&sub.recipient_id, from_seq)?;
+            for _ in 0..corrupt {
+                self.metrics.inc(&self.metrics.corrupt_envelopes);
+            }
+            let Some(env) = found else {
+                return Ok(None);
+            };
+            from_seq = crate::store::seq_of(&env.id).saturating_add(1);
+            let Ok(plain) = sub.at_rest_key.open(&env.id, &env.sealed) else {
+                self.metrics.inc(&self.metrics.corrupt_envelopes);
+                continue;
+            };
+            self.metrics.inc(&self.metrics.deliveries);
+            return Ok(Some(Delivery {
+                frame: Response {
+                    result: Some(response::Result::Delivery(relay::Delivery {
+                        envelope_id: env.id.to_vec().into(),
+                        sealed: sub.delivery_key.seal(&env.id, &plain).into(),
+                    })),
+                },
+                next_seq: from_seq,
+            }));
+        }
+    }
 }
 
 /// The `Accepted` response.
@@ -331,3 +549,6 @@ pub fn accepted() -> Response {
         result: Some(response::Result::Accepted(relay::Accepted {})),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -127,8 +127,11 @@ fn transport(client: bool) -> quinn::TransportConfig {
         t.max_idle_timeout(Some(quinn::VarInt::from_u32(90_000).into()));
     } else {
         t.max_concurrent_bidi_streams(64u32.into());
+        // What quinn may buffer per connection, beyond the relay's own
+        // memory budget: 256 KiB received but unread, 256 KiB sent but
+        // unacknowledged. A peer that stalls holds at most this.
         t.receive_window((256 * 1024u32).into());
-        t.send_window(512 * 1024);
+        t.send_window(256 * 1024);
         t.max_idle_timeout(Some(quinn::VarInt::from_u32(120_000).into()));
     }
     t

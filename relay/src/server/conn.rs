@@ -1,0 +1,349 @@
+//! One connection: its request streams and subscriptions. Reads frames
+//! against the memory budget, hands each request to the service, makes the
+//! store durable when the service says so, and writes what the service
+//! produced. It decides nothing about the protocol.
+//!
+//! What bounds a hostile client here (H1 of the security review): a request
+//! body is allocated only once its connection's budget and the relay's have
+//! paid for it; a subscription holds one delivery frame at a time, paid for
+//! the same way; a client that does not read a frame within
+//! [`WRITE_TIMEOUT`] loses the subscription; and a connection holds one
+//! subscription per mailbox (a new one replaces the old).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tropa_proto::MAX_FRAME_LEN;
+use tropa_proto::framing::{self, FrameError, LEN_PREFIX};
+use tropa_proto::relay::{ErrorCode, Request, Response};
+
+use super::Ctx;
+use super::budget::{ConnectionBudget, Kind, Permit};
+use crate::limits::RateLimiter;
+use crate::service::{self, Now, Outcome, Peer, Subscription};
+use crate::store::RecipientId;
+use crate::wire;
+
+/// Time a client has to send its request after opening a stream.
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has to take one delivery frame off the relay's hands.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
+/// What one delivery costs while it is read, opened, sealed and written:
+/// the stored and the delivered form of the envelope.
+const DELIVERY_COST: usize = 2 * (LEN_PREFIX + MAX_FRAME_LEN);
+
+/// The subscriptions of one connection, one per mailbox.
+#[derive(Default)]
+struct Subscriptions {
+    next: u64,
+    active: HashMap<RecipientId, (u64, Arc<Notify>)>,
+}
+
+/// State shared by the streams of one connection.
+pub(crate) struct Connection {
+    peer: Peer,
+    budget: ConnectionBudget,
+    subscriptions: Mutex<Subscriptions>,
+}
+
+impl Connection {
+    /// Registers a subscription to `rid`, stopping the one this connection
+    /// already had for it. Returns its generation and its stop signal.
+    fn register(&self, rid: RecipientId) -> (u64, Arc<Notify>) {
+        let mut subs = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        subs.next += 1;
+        let entry = (subs.next, Arc::new(Notify::new()));
+        if let Some((_, old)) = subs.active.insert(rid, entry.clone()) {
+            // notify_one stores the wake-up if the old one is not waiting yet.
+            old.notify_one();
+        }
+        entry
+    }
+
+    fn unregister(&self, rid: &RecipientId, generation: u64) {
+        let mut subs = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if subs.active.get(rid).is_some_and(|(g, _)| *g == generation) {
+            subs.active.remove(rid);
+        }
+    }
+}
+
+pub(crate) async fn handle_connection(incoming: quinn::Incoming, ctx: Arc<Ctx>) {
+    let connecting = match incoming.accept() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!("handshake failed: {e}");
+            return;
+        }
+    };
+    let conn = match tokio::time::timeout(super::HANDSHAKE_TIMEOUT, connecting).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::debug!("handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("handshake timed out");
+            return;
+        }
+    };
+    ctx.metrics.inc(&ctx.metrics.connections);
+    let Ok(binding) = crate::tls::channel_binding(&conn) else {
+        conn.close(1u32.into(), b"no channel binding");
+        return;
+    };
+    let address = crate::limits::ip_key(conn.remote_address().ip());
+    let state = Arc::new(Connection {
+        peer: ctx.service.peer(binding, address, Now::current()),
+        budget: ctx.budget.connection(ctx.config.connection_memory_kib.saturating_mul(1024)),
+        subscriptions: Mutex::default(),
+    });
+    let mut limiter = RateLimiter::new(
+        f64::from(ctx.config.rate_per_sec),
+        ctx.config.rate_burst,
+        Instant::now(),
+    );
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        if limiter.try_take(Instant::now()) {
+            tokio::spawn(handle_stream(ctx.clone(), state.clone(), send, recv));
+        } else {
+            ctx.metrics.inc(&ctx.metrics.rate_limited);
+            tokio::spawn(reply_and_finish(
+                ctx.clone(),
+                send,
+                service::error(ErrorCode::RateLimited, "too many requests, slow down"),
+            ));
+        }
+    }
+}
+
+async fn reply_and_finish(ctx: Arc<Ctx>, mut send: quinn::SendStream, resp: Response) {
+    if matches!(
+        resp.result,
+        Some(tropa_proto::relay::response::Result::Error(_))
+    ) {
+        ctx.metrics.inc(&ctx.metrics.errors);
+    }
+    let written = tokio::time::timeout(WRITE_TIMEOUT, wire::write_frame(&mut send, &resp)).await;
+    if matches!(written, Ok(Ok(()))) {
+        let _ = send.finish();
+        // Wait until the peer has the reply (or gives up) before dropping.
+        let _ = tokio::time::timeout(REQUEST_TIMEOUT, send.stopped()).await;
+    } else {
+        let _ = send.reset(0u32.into());
+    }
+}
+
+/// Why a request could not be read.
+enum BadRequest {
+    /// Answer this and finish.
+    Answer(Response),
+    /// The stream is gone; nothing to answer.
+    Gone,
+}
+
+async fn read_exact(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), BadRequest> {
+    match recv.read_exact(buf).await {
+        Ok(()) => Ok(()),
+        Err(quinn::ReadExactError::FinishedEarly(_)) => Err(BadRequest::Answer(service::error(
+            ErrorCode::Malformed,
+            "truncated frame",
+        ))),
+        Err(quinn::ReadExactError::ReadError(_)) => Err(BadRequest::Gone),
+    }
+}
+
+/// Reads the stream's one request frame. The body is allocated only after
+/// the budget paid for it, and the permit is held until the request has
+/// been handled.
+async fn read_request(
+    recv: &mut quinn::RecvStream,
+    budget: &ConnectionBudget,
+    metrics: &crate::metrics::Metrics,
+) -> Result<(Request, Permit), BadRequest> {
+    let mut prefix = [0u8; LEN_PREFIX];
+    read_exact(recv, &mut prefix).await?;
+    let len = match framing::check_len(prefix) {
+        Ok(len) => len,
+        Err(_) => {
+            return Err(BadRequest::Answer(service::error(
+                ErrorCode::TooLarge,
+                "frame too large",
+            )));
+        }
+    };
+    let Some(permit) = budget
+        .acquire(Kind::Request, len, Some(REQUEST_TIMEOUT))
+        .await
+    else {
+        metrics.inc(&metrics.memory_refusals);
+        return Err(BadRequest::Answer(service::busy()));
+    };
+    let mut body = vec![0u8; len];
+    read_exact(recv, &mut body).await?;
+    match prost::Message::decode(bytes::Bytes::from(body)) {
+        Ok(req) => Ok((req, permit)),
+        Err(e) => {
+            tracing::debug!("{}", FrameError::from(e));
+            Err(BadRequest::Answer(service::error(
+                ErrorCode::Malformed,
+                "malformed frame",
+            )))
+        }
+    }
+}
+
+async fn handle_stream(
+    ctx: Arc<Ctx>,
+    conn: Arc<Connection>,
+    send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
+    let read = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        read_request(&mut recv, &conn.budget, &ctx.metrics),
+    )
+    .await;
+    // One request per stream: anything more the peer sends is not read, so
+    // tell it to stop instead of letting quinn buffer it.
+    let _ = recv.stop(0u32.into());
+    let (req, permit) = match read {
+        Ok(Ok(r)) => r,
+        Ok(Err(BadRequest::Answer(resp))) => return reply_and_finish(ctx, send, resp).await,
+        Ok(Err(BadRequest::Gone)) => return,
+        Err(_) => {
+            let resp = service::error(ErrorCode::Malformed, "request timed out");
+            return reply_and_finish(ctx, send, resp).await;
+        }
+    };
+    let c = ctx.clone();
+    let co = conn.clone();
+    // The store is synchronous (sled); keep it off the async workers.
+    let outcome =
+        tokio::task::spawn_blocking(move || c.service.handle(req, &co.peer, Now::current())).await;
+    drop(permit);
+    match outcome {
+        Ok(Outcome::Reply {
+            response,
+            durable,
+            wake,
+        }) => {
+            let response = if durable && !flush(&ctx).await {
+                service::internal_error()
+            } else {
+                if let Some(rid) = wake {
+                    ctx.subscribers.notify(&rid);
+                }
+                response
+            };
+            reply_and_finish(ctx, send, response).await;
+        }
+        Ok(Outcome::Subscribe(sub)) => deliver(ctx, conn, send, sub).await,
+        Err(_) => reply_and_finish(ctx, send, service::internal_error()).await,
+    }
+}
+
+async fn flush(ctx: &Arc<Ctx>) -> bool {
+    let store = ctx.service.store().clone();
+    match tokio::task::spawn_blocking(move || store.flush()).await {
+        Ok(Ok(())) => true,
+        _ => {
+            tracing::error!("flush failed; the request is not confirmed");
+            false
+        }
+    }
+}
+
+/// Writes one frame, giving up after [`WRITE_TIMEOUT`].
+async fn write(ctx: &Ctx, send: &mut quinn::SendStream, frame: &Response) -> bool {
+    match tokio::time::timeout(WRITE_TIMEOUT, wire::write_frame(send, frame)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            ctx.metrics.inc(&ctx.metrics.write_timeouts);
+            false
+        }
+    }
+}
+
+/// Runs a subscription until the client ends it, stops reading, or
+/// subscribes to the same mailbox again on this connection.
+async fn deliver(
+    ctx: Arc<Ctx>,
+    conn: Arc<Connection>,
+    mut send: quinn::SendStream,
+    sub: Subscription,
+) {
+    let rid = sub.recipient_id;
+    let (generation, stop) = conn.register(rid);
+    let wake = ctx.subscribers.watch(rid);
+    let client_ended = send.stopped();
+    let gave_up = tokio::select! {
+        () = push(&ctx, &conn, &mut send, Arc::new(sub), wake) => true,
+        () = stop.notified() => true,
+        _ = client_ended => false,
+    };
+    if gave_up {
+        let _ = send.reset(0u32.into());
+    }
+    conn.unregister(&rid, generation);
+    ctx.subscribers.release(&rid);
+}
+
+/// The delivery loop: one frame at a time, each paid for before it is read
+/// from the store and released once written. Returns when the relay gives
+/// up on the stream (a write failed or timed out, the store failed).
+async fn push(
+    ctx: &Arc<Ctx>,
+    conn: &Connection,
+    send: &mut quinn::SendStream,
+    sub: Arc<Subscription>,
+    mut wake: tokio::sync::watch::Receiver<u64>,
+) {
+    if !write(ctx, send, &service::ok()).await {
+        return;
+    }
+    let mut cursor = 0u64;
+    loop {
+        // Mark the current value seen before reading, so a deposit that lands
+        // during the read wakes us again instead of being missed.
+        wake.borrow_and_update();
+        loop {
+            // Waiting here holds nothing; whoever holds the budget either
+            // writes within WRITE_TIMEOUT or gives it back.
+            let Some(permit) = conn.budget.acquire(Kind::Delivery, DELIVERY_COST, None).await
+            else {
+                return;
+            };
+            let (c, s) = (ctx.clone(), sub.clone());
+            let next = tokio::task::spawn_blocking(move || c.service.next_delivery(&s, cursor)).await;
+            let delivery = match next {
+                Ok(Ok(Some(d))) => d,
+                Ok(Ok(None)) => break,
+                _ => {
+                    tracing::error!("reading envelopes failed");
+                    return;
+                }
+            };
+            if !write(ctx, send, &delivery.frame).await {
+                return;
+            }
+            drop(permit);
+            cursor = delivery.next_seq;
+        }
+        if !write(ctx, send, &service::idle()).await {
+            return;
+        }
+        if wake.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! The relay's async shell: the QUIC endpoint, connection admission, expiry
+//! sweeps, the metrics endpoint and graceful shutdown. Connections and
+//! their streams are in [`conn`]; memory budgets in [`budget`].
+//!
+//! All protocol decisions are in [`crate::service`]; this module only moves
+//! bytes and waits. It must never log peer addresses, mailbox IDs or
+//! envelope bytes (S8).
+//!
+//! Admission (M1 of the security review): an Initial whose source address
+//! is not yet validated gets a QUIC Retry, so a connection slot is only
+//! taken by a client that can receive at its address; spoofed Initials
+//! cost the relay one small packet and hold nothing. Slots are counted per
+//! address (an IPv6 /64 counts as one), and a handshake must complete
+//! within [`HANDSHAKE_TIMEOUT`].
+
+mod budget;
+mod conn;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tropa_proto::{Fingerprint, RelayAddress};
+
+use crate::config::Config;
+use crate::identity::RelayIdentity;
+use crate::limits::ip_key;
+use crate::metrics::Metrics;
+use crate::service::{Now, Service};
+use crate::store::{RecipientId, Store};
+use crate::tls;
+
+pub use budget::RelayBudget;
+
+/// How long a validated client has to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for connections to close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+/// Wakes subscriptions when envelopes arrive for their mailbox.
+#[derive(Debug, Default)]
+struct Subscribers {
+    map: Mutex<HashMap<RecipientId, watch::Sender<u64>>>,
+}
+
+impl Subscribers {
+    fn watch(&self, rid: RecipientId) -> watch::Receiver<u64> {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(rid)
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Forgets the mailbox's channel once no subscription listens to it.
+    fn release(&self, rid: &RecipientId) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(rid).is_some_and(|tx| tx.receiver_count() == 0) {
+            map.remove(rid);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn notify(&self, rid: &RecipientId) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = map.get(rid) {
+            if tx.receiver_count() == 0 {
+                map.remove(rid);
+            } else {
+                tx.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+    }
+}
+
+/// Open connections per address key ([`ip_key`]), in memory only (never
+/// stored or logged), so one host cannot take every connection slot.
+#[derive(Debug, Default)]
+struct PerIp {
+    map: Mutex<HashMap<std::net::IpAddr, u32>>,
+}
+
+impl PerIp {
+    fn try_add(&self, ip: std::net::IpAddr, limit: u32) -> bool {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= limit {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn remove(&self, ip: std::net::IpAddr) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&ip);
+            }
+        }
+    }
+}
+
+struct Ctx {
+    per_ip: PerIp,
+    service: Service,
+    subscribers: Subscribers,
+    metrics: Arc<Metrics>,
+    budget: RelayBudget,
+    config: Config,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// TLS or QUIC configuration failed.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsConfigError),
+    /// The UDP socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What failed.
+        source: std::io::Error,
+    },
+}
+
+/// A bound relay, ready to [`run`](Server::run).
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    ctx: Arc<Ctx>,
+    fingerprint: Fingerprint,
+    metrics_listener: Option<tokio::net::TcpListener>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("fingerprint", &self.fingerprint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Binds the UDP socket (and the metrics listener, if configured).
+    ///
+    /// # Errors
+    /// [`ServerError`] if the configuration is unusable or the port is taken.
+    pub async fn bind(
+        config: Config,
+        identity: &RelayIdentity,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, ServerError> {
+        let server_cfg = tls::server_config(identity.cert(), identity.private_key())?;
+        let bind_err = |source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        };
+        let socket = std::net::UdpSocket::bind(config.listen).map_err(bind_err)?;
+        // Stateless-reset and connection-ID keys survive restarts, so a
+        // restarted relay tells clients their connection is gone right away.
+        let mut endpoint_cfg = quinn::EndpointConfig::new(Arc::new(identity.stateless_reset_key()));
+        let cid_key = identity.connection_id_key();
+        endpoint_cfg.cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        });
+        let endpoint = quinn::Endpoint::new(
+            endpoint_cfg,
+            Some(server_cfg),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(bind_err)?;
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let budget = RelayBudget::new(config.memory_budget_mib.saturating_mul(1024 * 1024));
+        Ok(Self {
+            endpoint,
+            fingerprint: identity.fingerprint(),
+            ctx: Arc::new(Ctx {
+                per_ip: PerIp::default(),
+                service: Service::new(store, config.policy(), metrics.clone()),
+                subscribers: Subscribers::default(),
+                metrics,
+                budget,
+                config,
+            }),
+            metrics_listener,
+        })
+    }
+
+    /// The socket address actually bound (with the real port if 0 was asked).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// The metrics endpoint's bound address, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The relay address clients use: the public host if configured, else
+    /// the bound address (a wildcard address is shown as loopback).
+    pub fn address(&self) -> std::io::Result<RelayAddress> {
+        let bound = self.local_addr()?;
+        Ok(address_for(
+            &self.ctx.config,
+            self.fingerprint,
+            bound.port(),
+        ))
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, closes
+    /// connections and flushes the store.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        let sweeper = tokio::spawn(sweep_loop(self.ctx.clone()));
+        let metrics_task = self
+            .metrics_listener
+            .take()
+            .map(|l| tokio::spawn(metrics_loop(l, self.ctx.clone())));
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                incoming = self.endpoint.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    self.admit(incoming);
+                }
+            }
+        }
+        tracing::info!("shutting down");
+        self.endpoint.close(0u32.into(), b"relay shutting down");
+        sweeper.abort();
+        if let Some(t) = metrics_task {
+            t.abort();
+        }
+        let store = self.ctx.service.store().clone();
+        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.flush()).await {
+            tracing::error!("final flush failed: {e}");
+        }
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.endpoint.wait_idle()).await;
+    }
+}
+
+impl Server {
+    /// Decides whether a new connection gets a slot (see the module docs).
+    fn admit(&self, incoming: quinn::Incoming) {
+        if !incoming.remote_address_validated() {
+            // Nothing is counted for an address that has not shown it can
+            // receive: answer with a Retry and forget it.
+            if incoming.may_retry() {
+                let _ = incoming.retry();
+            } else {
+                incoming.ignore();
+            }
+            return;
+        }
+        let ip = ip_key(incoming.remote_address().ip());
+        if self.endpoint.open_connections() > self.ctx.config.max_connections as usize
+            || !self
+                .ctx
+                .per_ip
+                .try_add(ip, self.ctx.config.max_connections_per_ip)
+        {
+            incoming.refuse();
+            return;
+        }
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            conn::handle_connection(incoming, ctx.clone()).await;
+            ctx.per_ip.remove(ip);
+        });
+    }
+}
+
+/// The address for a relay with this configuration listening on `port`.
+pub fn address_for(config: &Config, fingerprint: Fingerprint, port: u16) -> RelayAddress {
+    let ip = config.listen.ip();
+    let host = match &config.public_host {
+        Some(h) => h.clone(),
+        None if ip.is_unspecified() && ip.is_ipv6() => "[::1]".to_owned(),
+        None if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        None => SocketAddr::new(ip, port)
+            .to_string()
+            .rsplit_once(':')
+            .map_or_else(String::new, |(h, _)| h.to_owned()),
+    };
+    let pw = config
+        .creation_password
+        .as_ref()
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default();
+    let text = format!("tropa://{fingerprint}{pw}@{host}:{port}");
+    text.parse().unwrap_or_else(|_| {
+        // public_host was not a valid host: fall back to the bound IP.
+        RelayAddress::new(fingerprint, SocketAddr::new(ip, port))
+    })
+}
+
+async fn sweep_loop(ctx: Arc<Ctx>) {
+    let every = Duration::from_secs(ctx.config.sweep_interval_secs.max(1));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let c = ctx.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            let now = Now::current();
+            c.service.prune(now);
+            c.service
+                .store()
+                .sweep(now.hour, &c.config.sweep_policy())
+        })
+        .await;
+        match res {
+            Ok(Ok(stats)) if stats != Default::default() => tracing::info!(
+                expired_envelopes = stats.expired_envelopes,
+                expired_mailboxes = stats.expired_mailboxes,
+                unused_mailboxes = stats.unused_mailboxes,
+                corrupt_records = stats.corrupt,
+                "expiry sweep"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("expiry sweep failed: {e}"),
+            Err(e) => tracing::error!("expiry sweep panicked: {e}"),
+        }
+    }
+}
+
+async fn metrics_loop(listener: tokio::net::TcpListener, ctx: Arc<Ctx>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let body = ctx
+            .metrics
+            .render(ctx.service.store().totals(), ctx.budget.in_use());
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1024];
+            let _ = tokio::time::timeout(Duration::from_secs(2), sock.read(&mut buf)).await;
+            let resp = format!(
+                "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_ip_limit_counts_and_releases() {
+        let p = PerIp::default();
+        let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        assert!(p.try_add(ip, 2) && p.try_add(ip, 2));
+        assert!(!p.try_add(ip, 2));
+        p.remove(ip);
+        assert!(p.try_add(ip, 2));
+        p.remove(ip);
+        p.remove(ip);
+        assert!(p.map.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn subscriber_entries_are_released() {
+        let subs = Subscribers::default();
+        let rid = [1u8; 24];
+        let a = subs.watch(rid);
+        let b = subs.watch(rid);
+        drop(a);
+        subs.release(&rid);
+        assert_eq!(subs.len(), 1, "still one listener");
+        drop(b);
+        subs.release(&rid);
+        assert_eq!(subs.len(), 0);
+    }
+}

@@ -1,0 +1,308 @@
+//! Durable relay state behind a small [`Store`] trait: [`SledStore`] on disk
+//! and [`MemoryStore`] for unit tests and simulations.
+//!
+//! What is stored (S8): per mailbox its IDs, the recipient's public keys, the
+//! relay's DH secret for the mailbox, the secured sender key, and
+//! hour-resolution timestamps; per envelope its ID, the hour it arrived and
+//! the envelope sealed under the mailbox's at-rest key. Never an IP address,
+//! never a finer timestamp, never the deposited bytes verbatim.
+//!
+//! Every limit that must hold against concurrent writers (mailbox quota,
+//! "the mailbox was not secured meanwhile") is checked inside the write.
+//! Durability comes from [`Store::flush`], which the server awaits before
+//! answering; no method here flushes on its own.
+
+use prost::Message;
+use tropa_proto::{ENVELOPE_ID_LEN, MAILBOX_ID_LEN};
+
+use crate::Hour;
+
+mod memory;
+mod sled;
+#[cfg(test)]
+mod tests;
+
+pub use memory::MemoryStore;
+pub use sled::SledStore;
+
+/// A mailbox's recipient-side ID.
+pub type RecipientId = [u8; MAILBOX_ID_LEN];
+/// A mailbox's sender-side ID.
+pub type SenderId = [u8; MAILBOX_ID_LEN];
+/// An envelope ID: per-mailbox sequence number (8 bytes, big endian) ‖ 8 random bytes.
+pub type EnvelopeId = [u8; ENVELOPE_ID_LEN];
+
+/// What the relay keeps about a mailbox.
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub struct MailboxRecord {
+    /// Ed25519 key that signs recipient commands.
+    #[prost(bytes = "vec", tag = "1")]
+    pub recipient_auth_pub: Vec<u8>,
+    /// Recipient's X25519 key for delivery re-encryption.
+    #[prost(bytes = "vec", tag = "2")]
+    pub recipient_dh_pub: Vec<u8>,
+    /// The relay's X25519 secret for this mailbox.
+    #[prost(bytes = "vec", tag = "3")]
+    pub relay_dh_secret: Vec<u8>,
+    /// Sender-side ID.
+    #[prost(bytes = "vec", tag = "4")]
+    pub sender_id: Vec<u8>,
+    /// Sender key set by `Secure`; empty while the mailbox is open.
+    #[prost(bytes = "vec", tag = "5")]
+    pub secured_sender: Vec<u8>,
+    /// Hour of the last recipient or sender activity (idle expiry).
+    #[prost(uint32, tag = "6")]
+    pub active_hour: u32,
+    /// Next envelope sequence number.
+    #[prost(uint64, tag = "7")]
+    pub next_seq: u64,
+    /// Envelopes currently stored.
+    #[prost(uint32, tag = "8")]
+    pub count: u32,
+    /// Hour the mailbox was created.
+    #[prost(uint32, tag = "9")]
+    pub created_hour: u32,
+    /// Set at creation and cleared by the first signed recipient command: a
+    /// mailbox nobody ever subscribed to or secured is deleted once an
+    /// invitation made for it would have expired. (Records written before
+    /// this field existed decode as `false` and are never treated as fresh.)
+    #[prost(bool, tag = "10")]
+    pub fresh: bool,
+}
+
+impl MailboxRecord {
+    /// Whether deposits are still open to anyone (no `Secure` yet).
+    pub fn is_open(&self) -> bool {
+        self.secured_sender.is_empty()
+    }
+}
+
+impl std::fmt::Debug for MailboxRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailboxRecord")
+            .field("secured", &!self.is_open())
+            .field("count", &self.count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for MailboxRecord {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.relay_dh_secret);
+    }
+}
+
+/// One stored envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEnvelope {
+    /// The envelope's ID.
+    pub id: EnvelopeId,
+    /// Hour of arrival.
+    pub hour: Hour,
+    /// Nonce ‖ ciphertext ‖ tag under the mailbox's at-rest key.
+    pub sealed: Vec<u8>,
+}
+
+impl StoredEnvelope {
+    const HEADER: usize = 4 + ENVELOPE_ID_LEN;
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(Self::HEADER + self.sealed.len());
+        v.extend_from_slice(&self.hour.to_be_bytes());
+        v.extend_from_slice(&self.id);
+        v.extend_from_slice(&self.sealed);
+        v
+    }
+
+    pub(crate) fn decode(raw: &[u8]) -> Result<Self, StoreError> {
+        let (hour, rest) = raw.split_first_chunk::<4>().ok_or(StoreError::Corrupt)?;
+        let (id, sealed) = rest
+            .split_first_chunk::<ENVELOPE_ID_LEN>()
+            .ok_or(StoreError::Corrupt)?;
+        Ok(Self {
+            id: *id,
+            hour: u32::from_be_bytes(*hour),
+            sealed: sealed.to_vec(),
+        })
+    }
+}
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No mailbox with that ID.
+    #[error("no such mailbox")]
+    NoMailbox,
+    /// The mailbox holds its maximum number of envelopes.
+    #[error("mailbox is full")]
+    Quota,
+    /// The relay-wide storage quota (or the share of it that open mailboxes
+    /// may use) is reached.
+    #[error("relay storage is full")]
+    DiskFull,
+    /// The mailbox was secured (or re-secured) between the deposit's
+    /// signature check and its write; the deposit must be checked again.
+    #[error("mailbox security changed during the deposit")]
+    SecurityChanged,
+    /// A randomly chosen ID already exists (astronomically unlikely).
+    #[error("ID collision")]
+    Collision,
+    /// Stored data does not decode.
+    #[error("stored data is corrupt")]
+    Corrupt,
+    /// The storage engine failed.
+    #[error("storage: {0}")]
+    Backend(#[from] ::sled::Error),
+}
+
+/// Limits and preconditions the store enforces atomically with each write.
+#[derive(Clone, Debug)]
+pub struct StoreLimits {
+    /// Envelopes one secured mailbox may hold now.
+    pub mailbox_quota: u32,
+    /// Envelopes the whole relay may hold (disk quota / envelope size).
+    pub total_quota: u64,
+    /// Envelopes one open (not yet secured) mailbox may hold.
+    pub open_mailbox_quota: u32,
+    /// Envelopes all open mailboxes together may hold.
+    pub open_total_quota: u64,
+    /// The mailbox's secured sender key as it was when the deposit was
+    /// authorised (empty: open); the write fails if it changed since.
+    pub secured_as_checked: Vec<u8>,
+}
+
+/// What a sweep removes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SweepPolicy {
+    /// Envelopes older than this many hours.
+    pub ttl_hours: u32,
+    /// Mailboxes without activity for this many hours.
+    pub idle_hours: u32,
+    /// Fresh mailboxes (never subscribed to or secured) this many hours old.
+    pub unused_hours: u32,
+}
+
+/// What a sweep removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepStats {
+    /// Envelopes older than the TTL, or in a removed mailbox.
+    pub expired_envelopes: u64,
+    /// Mailboxes idle for longer than the idle limit (with their envelopes).
+    pub expired_mailboxes: u64,
+    /// Fresh mailboxes nobody ever used.
+    pub unused_mailboxes: u64,
+    /// Records skipped because they do not decode.
+    pub corrupt: u64,
+}
+
+/// Relay-wide totals, kept as counters so they are cheap to read on every request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Mailboxes.
+    pub mailboxes: u64,
+    /// Envelopes.
+    pub envelopes: u64,
+    /// Envelopes in open (not yet secured) mailboxes.
+    pub open_envelopes: u64,
+}
+
+/// Durable relay state.
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new mailbox; fails with `Collision` if either ID exists.
+    fn create_mailbox(
+        &self,
+        recipient_id: &RecipientId,
+        rec: &MailboxRecord,
+    ) -> Result<(), StoreError>;
+    /// Looks a mailbox up by its recipient ID.
+    fn mailbox(&self, recipient_id: &RecipientId) -> Result<Option<MailboxRecord>, StoreError>;
+    /// Looks a mailbox up by its sender ID.
+    fn mailbox_by_sender(
+        &self,
+        sender_id: &SenderId,
+    ) -> Result<Option<(RecipientId, MailboxRecord)>, StoreError>;
+    /// Sets the secured sender key.
+    fn secure(&self, recipient_id: &RecipientId, sender_pub: &[u8]) -> Result<(), StoreError>;
+    /// Marks the mailbox active in `hour` and no longer fresh (no write if
+    /// nothing changes).
+    fn touch(&self, recipient_id: &RecipientId, hour: Hour) -> Result<(), StoreError>;
+    /// Deletes a mailbox and all its envelopes.
+    fn delete_mailbox(&self, recipient_id: &RecipientId) -> Result<(), StoreError>;
+    /// Appends an envelope; `seal` turns the assigned ID into the sealed bytes.
+    fn put_envelope(
+        &self,
+        recipient_id: &RecipientId,
+        hour: Hour,
+        limits: &StoreLimits,
+        seal: &dyn Fn(&EnvelopeId) -> Vec<u8>,
+    ) -> Result<EnvelopeId, StoreError>;
+    /// The first envelope of a mailbox whose sequence number is at or above
+    /// `from_seq`. Undecodable records are skipped and counted in the
+    /// returned number.
+    fn next_envelope(
+        &self,
+        recipient_id: &RecipientId,
+        from_seq: u64,
+    ) -> Result<(Option<StoredEnvelope>, u64), StoreError>;
+    /// Deletes one envelope; `false` if it was not there.
+    fn ack(&self, recipient_id: &RecipientId, id: &EnvelopeId) -> Result<bool, StoreError>;
+    /// Removes expired envelopes and idle or unused mailboxes.
+    fn sweep(&self, now: Hour, policy: &SweepPolicy) -> Result<SweepStats, StoreError>;
+    /// Relay-wide totals.
+    fn totals(&self) -> Totals;
+    /// Makes every completed write durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// The sequence number inside an envelope ID.
+pub fn seq_of(id: &EnvelopeId) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id[..8]);
+    u64::from_be_bytes(b)
+}
+
+/// An envelope ID for sequence number `seq` with a fresh random half.
+pub(crate) fn new_envelope_id(seq: u64) -> EnvelopeId {
+    let mut id = [0u8; ENVELOPE_ID_LEN];
+    id[..8].copy_from_slice(&seq.to_be_bytes());
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut id[8..]);
+    id
+}
+
+/// The checks every store makes inside the write of a deposit, in one place
+/// so both implementations refuse exactly the same deposits.
+pub(crate) fn check_deposit(
+    rec: &MailboxRecord,
+    limits: &StoreLimits,
+    totals: Totals,
+) -> Result<(), StoreError> {
+    if rec.secured_sender != limits.secured_as_checked {
+        return Err(StoreError::SecurityChanged);
+    }
+    if totals.envelopes >= limits.total_quota {
+        return Err(StoreError::DiskFull);
+    }
+    if rec.is_open() {
+        if totals.open_envelopes >= limits.open_total_quota {
+            return Err(StoreError::DiskFull);
+        }
+        if rec.count >= limits.open_mailbox_quota.min(limits.mailbox_quota) {
+            return Err(StoreError::Quota);
+        }
+    } else if rec.count >= limits.mailbox_quota {
+        return Err(StoreError::Quota);
+    }
+    Ok(())
+}
+
+/// Whether the sweep removes this mailbox, and why.
+pub(crate) fn sweep_verdict(rec: &MailboxRecord, now: Hour, policy: &SweepPolicy) -> Option<bool> {
+    if rec.fresh && rec.created_hour.saturating_add(policy.unused_hours) < now {
+        Some(true)
+    } else if rec.active_hour.saturating_add(policy.idle_hours) < now {
+        Some(false)
+    } else {
+        None
+    }
+}

@@ -1,0 +1,347 @@
+//! [`Store`] on sled: three trees (mailboxes by recipient ID, sender ID →
+//! recipient ID, envelopes by recipient ID ‖ sequence number), multi-tree
+//! transactions for every write that must be atomic, and in-memory counters
+//! for the relay-wide totals (rebuilt from the trees at open).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prost::Message;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use tropa_proto::MAILBOX_ID_LEN;
+
+use super::{
+    EnvelopeId, MailboxRecord, RecipientId, SenderId, Store, StoreError, StoreLimits,
+    StoredEnvelope, SweepPolicy, SweepStats, Totals, check_deposit, new_envelope_id, seq_of,
+    sweep_verdict,
+};
+use crate::Hour;
+
+fn env_key(recipient_id: &RecipientId, seq: u64) -> [u8; MAILBOX_ID_LEN + 8] {
+    let mut k = [0u8; MAILBOX_ID_LEN + 8];
+    k[..MAILBOX_ID_LEN].copy_from_slice(recipient_id);
+    k[MAILBOX_ID_LEN..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// [`Store`] on sled.
+pub struct SledStore {
+    db: sled::Db,
+    mailboxes: sled::Tree,
+    senders: sled::Tree,
+    envelopes: sled::Tree,
+    total: AtomicU64,
+    open_total: AtomicU64,
+    mailbox_count: AtomicU64,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").finish_non_exhaustive()
+    }
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+fn abort<T>(e: StoreError) -> TxResult<T> {
+    Err(ConflictableTransactionError::Abort(e))
+}
+
+fn untx<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Backend(e),
+    })
+}
+
+fn decode_record(raw: &[u8]) -> Result<MailboxRecord, StoreError> {
+    MailboxRecord::decode(raw).map_err(|_| StoreError::Corrupt)
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `path`.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if sled cannot open the directory.
+    pub fn open(path: &std::path::Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open()?;
+        let envelopes = db.open_tree("envelopes")?;
+        let mailboxes = db.open_tree("mailboxes")?;
+        // Walk the trees once at start, then keep counting.
+        let total = envelopes.len() as u64;
+        let (mut count, mut open) = (0u64, 0u64);
+        for kv in mailboxes.iter() {
+            let (_, raw) = kv?;
+            count += 1;
+            if let Ok(rec) = decode_record(&raw)
+                && rec.is_open()
+            {
+                open += u64::from(rec.count);
+            }
+        }
+        Ok(Self {
+            mailboxes,
+            mailbox_count: count.into(),
+            open_total: open.into(),
+            senders: db.open_tree("senders")?,
+            envelopes,
+            total: total.into(),
+            db,
+        })
+    }
+
+    fn remove_envelopes(&self, recipient_id: &RecipientId) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for kv in self.envelopes.scan_prefix(recipient_id) {
+            let (k, _) = kv?;
+            if self.envelopes.remove(k)?.is_some() {
+                n += 1;
+            }
+        }
+        self.total.fetch_sub(n, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Applies `f` to the record in one transaction; `f` returns whether to
+    /// write it back. Returns the record as it was before.
+    fn update_mailbox(
+        &self,
+        recipient_id: &RecipientId,
+        f: impl Fn(&mut MailboxRecord) -> bool,
+    ) -> Result<MailboxRecord, StoreError> {
+        untx(self.mailboxes.transaction(|m| {
+            let Some(raw) = m.get(recipient_id)? else {
+                return abort(StoreError::NoMailbox);
+            };
+            let before = decode_record(&raw).or_else(abort)?;
+            let mut rec = before.clone();
+            if f(&mut rec) {
+                m.insert(recipient_id.as_slice(), rec.encode_to_vec())?;
+            }
+            Ok(before)
+        }))
+    }
+}
+
+impl Store for SledStore {
+    fn create_mailbox(
+        &self,
+        recipient_id: &RecipientId,
+        rec: &MailboxRecord,
+    ) -> Result<(), StoreError> {
+        untx((&self.mailboxes, &self.senders).transaction(|(m, s)| {
+            if m.get(recipient_id)?.is_some() || s.get(&rec.sender_id)?.is_some() {
+                return abort(StoreError::Collision);
+            }
+            m.insert(recipient_id.as_slice(), rec.encode_to_vec())?;
+            s.insert(rec.sender_id.as_slice(), recipient_id.as_slice())?;
+            Ok(())
+        }))?;
+        self.mailbox_count.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn mailbox(&self, recipient_id: &RecipientId) -> Result<Option<MailboxRecord>, StoreError> {
+        self.mailboxes
+            .get(recipient_id)?
+            .map(|raw| decode_record(&raw))
+            .transpose()
+    }
+
+    fn mailbox_by_sender(
+        &self,
+        sender_id: &SenderId,
+    ) -> Result<Option<(RecipientId, MailboxRecord)>, StoreError> {
+        let Some(rid) = self.senders.get(sender_id)? else {
+            return Ok(None);
+        };
+        let rid: RecipientId = rid.as_ref().try_into().map_err(|_| StoreError::Corrupt)?;
+        Ok(self.mailbox(&rid)?.map(|rec| (rid, rec)))
+    }
+
+    fn secure(&self, recipient_id: &RecipientId, sender_pub: &[u8]) -> Result<(), StoreError> {
+        let before = self.update_mailbox(recipient_id, |rec| {
+            rec.secured_sender = sender_pub.to_vec();
+            rec.fresh = false;
+            true
+        })?;
+        if before.is_open() {
+            self.open_total
+                .fetch_sub(u64::from(before.count), Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn touch(&self, recipient_id: &RecipientId, hour: Hour) -> Result<(), StoreError> {
+        self.update_mailbox(recipient_id, |rec| {
+            let changed = rec.active_hour != hour || rec.fresh;
+            rec.active_hour = hour;
+            rec.fresh = false;
+            changed
+        })
+        .map(|_| ())
+    }
+
+    fn delete_mailbox(&self, recipient_id: &RecipientId) -> Result<(), StoreError> {
+        let Some(rec) = self.mailbox(recipient_id)? else {
+            return Err(StoreError::NoMailbox);
+        };
+        // The record goes first: with it goes the at-rest key, so whatever a
+        // crash leaves behind below is already unreadable.
+        if self.mailboxes.remove(recipient_id)?.is_some() {
+            self.mailbox_count.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.senders.remove(&rec.sender_id)?;
+        let n = self.remove_envelopes(recipient_id)?;
+        if rec.is_open() {
+            self.open_total.fetch_sub(n, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn put_envelope(
+        &self,
+        recipient_id: &RecipientId,
+        hour: Hour,
+        limits: &StoreLimits,
+        seal: &dyn Fn(&EnvelopeId) -> Vec<u8>,
+    ) -> Result<EnvelopeId, StoreError> {
+        let totals = self.totals();
+        let (id, open) = untx((&self.mailboxes, &self.envelopes).transaction(|(m, e)| {
+            let Some(raw) = m.get(recipient_id)? else {
+                return abort(StoreError::NoMailbox);
+            };
+            let mut rec = decode_record(&raw).or_else(abort)?;
+            check_deposit(&rec, limits, totals).or_else(abort)?;
+            let seq = rec.next_seq;
+            let id = new_envelope_id(seq);
+            let stored = StoredEnvelope {
+                id,
+                hour,
+                sealed: seal(&id),
+            };
+            rec.next_seq += 1;
+            rec.count += 1;
+            rec.active_hour = hour;
+            e.insert(&env_key(recipient_id, seq)[..], stored.encode())?;
+            m.insert(recipient_id.as_slice(), rec.encode_to_vec())?;
+            Ok((id, rec.is_open()))
+        }))?;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if open {
+            self.open_total.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(id)
+    }
+
+    fn next_envelope(
+        &self,
+        recipient_id: &RecipientId,
+        from_seq: u64,
+    ) -> Result<(Option<StoredEnvelope>, u64), StoreError> {
+        let start = env_key(recipient_id, from_seq);
+        let end = env_key(recipient_id, u64::MAX);
+        let mut corrupt = 0;
+        for kv in self.envelopes.range(start..=end) {
+            let (_, v) = kv?;
+            match StoredEnvelope::decode(&v) {
+                Ok(env) => return Ok((Some(env), corrupt)),
+                Err(_) => corrupt += 1,
+            }
+        }
+        Ok((None, corrupt))
+    }
+
+    fn ack(&self, recipient_id: &RecipientId, id: &EnvelopeId) -> Result<bool, StoreError> {
+        let key = env_key(recipient_id, seq_of(id));
+        let removed = untx((&self.mailboxes, &self.envelopes).transaction(|(m, e)| {
+            let Some(raw) = e.get(&key[..])? else {
+                return Ok(None);
+            };
+            let stored = StoredEnvelope::decode(&raw).or_else(abort)?;
+            // The random half must match too: IDs are not guessable.
+            if &stored.id != id {
+                return Ok(None);
+            }
+            e.remove(&key[..])?;
+            let mut open = false;
+            if let Some(raw) = m.get(recipient_id)? {
+                let mut rec = decode_record(&raw).or_else(abort)?;
+                rec.count = rec.count.saturating_sub(1);
+                open = rec.is_open();
+                m.insert(recipient_id.as_slice(), rec.encode_to_vec())?;
+            }
+            Ok(Some(open))
+        }))?;
+        let Some(open) = removed else {
+            return Ok(false);
+        };
+        self.total.fetch_sub(1, Ordering::Relaxed);
+        if open {
+            self.open_total.fetch_sub(1, Ordering::Relaxed);
+        }
+        Ok(true)
+    }
+
+    fn sweep(&self, now: Hour, policy: &SweepPolicy) -> Result<SweepStats, StoreError> {
+        let mut stats = SweepStats::default();
+        let mut doomed = Vec::new();
+        for kv in self.mailboxes.iter() {
+            let (rid, raw) = kv?;
+            // One corrupt record must not stop expiry for everyone else.
+            let Ok(rec) = decode_record(&raw) else {
+                stats.corrupt += 1;
+                continue;
+            };
+            if let Some(unused) = sweep_verdict(&rec, now, policy) {
+                let rid: RecipientId = rid.as_ref().try_into().map_err(|_| StoreError::Corrupt)?;
+                doomed.push((rid, unused));
+            }
+        }
+        for (rid, unused) in doomed {
+            let n = self.envelopes.scan_prefix(rid).count() as u64;
+            self.delete_mailbox(&rid)?;
+            if unused {
+                stats.unused_mailboxes += 1;
+            } else {
+                stats.expired_mailboxes += 1;
+            }
+            stats.expired_envelopes += n;
+        }
+        let mut expired = Vec::new();
+        for kv in self.envelopes.iter() {
+            let (k, v) = kv?;
+            let Ok(stored) = StoredEnvelope::decode(&v) else {
+                stats.corrupt += 1;
+                continue;
+            };
+            if stored.hour.saturating_add(policy.ttl_hours) < now
+                && let Some(rid) = k.get(..MAILBOX_ID_LEN).and_then(|r| r.try_into().ok())
+            {
+                expired.push((rid, stored.id));
+            }
+        }
+        for (rid, id) in expired {
+            if self.ack(&rid, &id)? {
+                stats.expired_envelopes += 1;
+            }
+        }
+        Ok(stats)
+    }
+
+    fn totals(&self) -> Totals {
+        Totals {
+            mailboxes: self.mailbox_count.load(Ordering::Relaxed),
+            envelopes: self.total.load(Ordering::Relaxed),
+            open_envelopes: self.open_total.load(Ordering::Relaxed),
+        }
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}

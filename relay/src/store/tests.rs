@@ -1,0 +1,241 @@
+//! One suite, run against both stores, so they cannot drift apart.
+
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+
+const LIMITS: StoreLimits = StoreLimits {
+    mailbox_quota: 3,
+    total_quota: 5,
+    open_mailbox_quota: 2,
+    open_total_quota: 3,
+    secured_as_checked: Vec::new(),
+};
+
+const KEEP: SweepPolicy = SweepPolicy {
+    ttl_hours: 1000,
+    idle_hours: 1000,
+    unused_hours: 1000,
+};
+
+fn record(sender: u8, hour: Hour) -> MailboxRecord {
+    MailboxRecord {
+        recipient_auth_pub: vec![1; 32],
+        recipient_dh_pub: vec![2; 32],
+        relay_dh_secret: vec![3; 32],
+        sender_id: vec![sender; 24],
+        secured_sender: Vec::new(),
+        active_hour: hour,
+        next_seq: 0,
+        count: 0,
+        created_hour: hour,
+        fresh: true,
+    }
+}
+
+fn put(s: &dyn Store, rid: &RecipientId, hour: Hour) -> Result<EnvelopeId, StoreError> {
+    let secured = s.mailbox(rid)?.map(|r| r.secured_sender.clone());
+    let limits = StoreLimits {
+        secured_as_checked: secured.unwrap_or_default(),
+        ..LIMITS
+    };
+    s.put_envelope(rid, hour, &limits, &|id| id.to_vec())
+}
+
+fn all(s: &dyn Store, rid: &RecipientId) -> Vec<EnvelopeId> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let (Some(e), _) = s.next_envelope(rid, from).unwrap() {
+        from = seq_of(&e.id) + 1;
+        out.push(e.id);
+    }
+    out
+}
+
+fn both(test: impl Fn(&dyn Store)) {
+    test(&MemoryStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    test(&SledStore::open(dir.path()).unwrap());
+}
+
+#[test]
+fn create_lookup_secure_delete() {
+    both(|s| {
+        let rid = [9u8; 24];
+        s.create_mailbox(&rid, &record(4, 10)).unwrap();
+        assert!(matches!(
+            s.create_mailbox(&rid, &record(5, 10)),
+            Err(StoreError::Collision)
+        ));
+        assert!(matches!(
+            s.create_mailbox(&[8; 24], &record(4, 10)),
+            Err(StoreError::Collision)
+        ));
+        assert_eq!(s.totals().mailboxes, 1, "collisions are not counted");
+        let (found, rec) = s.mailbox_by_sender(&[4; 24]).unwrap().unwrap();
+        assert_eq!(found, rid);
+        assert!(rec.is_open() && rec.fresh);
+        put(s, &rid, 10).unwrap();
+        assert_eq!(s.totals().open_envelopes, 1);
+        s.secure(&rid, &[7; 32]).unwrap();
+        let rec = s.mailbox(&rid).unwrap().unwrap();
+        assert_eq!(rec.secured_sender, vec![7; 32]);
+        assert!(!rec.fresh, "securing uses the mailbox");
+        assert_eq!(s.totals().open_envelopes, 0, "secured envelopes are not open ones");
+        // A deposit authorised while the mailbox was open fails once secured.
+        assert!(matches!(
+            s.put_envelope(&rid, 10, &LIMITS, &|id| id.to_vec()),
+            Err(StoreError::SecurityChanged)
+        ));
+        s.delete_mailbox(&rid).unwrap();
+        assert!(s.mailbox(&rid).unwrap().is_none());
+        assert!(s.mailbox_by_sender(&[4; 24]).unwrap().is_none());
+        assert_eq!(s.totals(), Totals::default());
+        assert!(matches!(s.delete_mailbox(&rid), Err(StoreError::NoMailbox)));
+    });
+}
+
+#[test]
+fn quotas_order_and_ack() {
+    both(|s| {
+        let (a, b) = ([1u8; 24], [2u8; 24]);
+        s.create_mailbox(&a, &record(11, 0)).unwrap();
+        s.create_mailbox(&b, &record(12, 0)).unwrap();
+        s.secure(&a, &[7; 32]).unwrap();
+        s.secure(&b, &[7; 32]).unwrap();
+        assert!(matches!(put(s, &[3; 24], 0), Err(StoreError::NoMailbox)));
+        let ids: Vec<_> = (0..3).map(|_| put(s, &a, 0).unwrap()).collect();
+        assert!(matches!(put(s, &a, 0), Err(StoreError::Quota)));
+        put(s, &b, 0).unwrap();
+        put(s, &b, 0).unwrap();
+        assert!(matches!(put(s, &b, 0), Err(StoreError::DiskFull)));
+        assert_eq!(all(s, &a), ids, "FIFO order");
+        let (next, _) = s.next_envelope(&a, seq_of(&ids[1])).unwrap();
+        assert_eq!(next.unwrap().id, ids[1]);
+        // A guessed ID with the right sequence number but wrong random half fails.
+        let mut forged = ids[0];
+        forged[15] ^= 1;
+        assert!(!s.ack(&a, &forged).unwrap());
+        assert!(s.ack(&a, &ids[0]).unwrap());
+        assert!(!s.ack(&a, &ids[0]).unwrap());
+        assert_eq!(s.totals().envelopes, 4);
+        put(s, &a, 0).unwrap();
+    });
+}
+
+/// Open mailboxes (anyone may deposit) hold only a few envelopes each and
+/// a small share of the relay together, so a flood into open mailboxes
+/// cannot take the space secured conversations need.
+#[test]
+fn open_mailboxes_have_their_own_small_quota() {
+    both(|s| {
+        let (a, b, c) = ([1u8; 24], [2u8; 24], [3u8; 24]);
+        for (rid, sid) in [(a, 11), (b, 12), (c, 13)] {
+            s.create_mailbox(&rid, &record(sid, 0)).unwrap();
+        }
+        put(s, &a, 0).unwrap();
+        put(s, &a, 0).unwrap();
+        assert!(matches!(put(s, &a, 0), Err(StoreError::Quota)), "open quota 2");
+        put(s, &b, 0).unwrap();
+        assert!(
+            matches!(put(s, &c, 0), Err(StoreError::DiskFull)),
+            "open share 3 of 5"
+        );
+        // A secured mailbox still has room.
+        s.secure(&c, &[7; 32]).unwrap();
+        put(s, &c, 0).unwrap();
+        // Securing moves a mailbox's envelopes out of the open share.
+        s.secure(&a, &[7; 32]).unwrap();
+        assert_eq!(s.totals().open_envelopes, 1);
+        put(s, &b, 0).unwrap();
+        assert_eq!(s.totals().open_envelopes, 2);
+        // Acks and deletion give the share back.
+        let first = all(s, &b)[0];
+        assert!(s.ack(&b, &first).unwrap());
+        assert_eq!(s.totals().open_envelopes, 1);
+        s.delete_mailbox(&b).unwrap();
+        assert_eq!(s.totals().open_envelopes, 0);
+    });
+}
+
+#[test]
+fn sweep_expires_by_ttl_idleness_and_disuse() {
+    both(|s| {
+        let (a, b) = ([1u8; 24], [2u8; 24]);
+        s.create_mailbox(&a, &record(11, 100)).unwrap();
+        s.create_mailbox(&b, &record(12, 100)).unwrap();
+        s.touch(&a, 100).unwrap();
+        s.touch(&b, 100).unwrap();
+        put(s, &a, 100).unwrap();
+        put(s, &a, 105).unwrap();
+        let ttl = SweepPolicy {
+            ttl_hours: 10,
+            ..KEEP
+        };
+        // Nothing is older than 10 hours at hour 110.
+        assert_eq!(s.sweep(110, &ttl).unwrap(), SweepStats::default());
+        // At 111 the envelope from hour 100 is past its TTL.
+        let st = s.sweep(111, &ttl).unwrap();
+        assert_eq!(st.expired_envelopes, 1);
+        assert_eq!(all(s, &a).len(), 1);
+        // Mailbox b has been idle since hour 100, a active since 105.
+        let idle = SweepPolicy {
+            idle_hours: 5,
+            ..KEEP
+        };
+        let st = s.sweep(106, &idle).unwrap();
+        assert_eq!(st.expired_mailboxes, 1);
+        assert!(s.mailbox(&b).unwrap().is_none());
+        assert!(s.mailbox(&a).unwrap().is_some());
+    });
+}
+
+/// A mailbox nobody ever subscribed to or secured goes once an invitation
+/// for it would have expired, even if deposits keep it "active"; a used
+/// one does not.
+#[test]
+fn unused_mailboxes_are_removed_even_if_deposits_keep_them_active() {
+    both(|s| {
+        let (unused, used) = ([1u8; 24], [2u8; 24]);
+        s.create_mailbox(&unused, &record(11, 100)).unwrap();
+        s.create_mailbox(&used, &record(12, 100)).unwrap();
+        s.touch(&used, 100).unwrap();
+        put(s, &unused, 150).unwrap();
+        let policy = SweepPolicy {
+            unused_hours: 48,
+            ..KEEP
+        };
+        assert_eq!(s.sweep(148, &policy).unwrap(), SweepStats::default());
+        let st = s.sweep(149, &policy).unwrap();
+        assert_eq!(st.unused_mailboxes, 1);
+        assert_eq!(st.expired_envelopes, 1);
+        assert!(s.mailbox(&unused).unwrap().is_none());
+        assert!(s.mailbox(&used).unwrap().is_some());
+        assert_eq!(s.totals().open_envelopes, 0);
+    });
+}
+
+#[test]
+fn sled_reopen_keeps_everything_and_recounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rid, open) = ([5u8; 24], [6u8; 24]);
+    {
+        let s = SledStore::open(dir.path()).unwrap();
+        s.create_mailbox(&rid, &record(6, 0)).unwrap();
+        s.create_mailbox(&open, &record(7, 0)).unwrap();
+        s.secure(&rid, &[7; 32]).unwrap();
+        put(&s, &rid, 0).unwrap();
+        put(&s, &open, 0).unwrap();
+        s.flush().unwrap();
+    }
+    let s = SledStore::open(dir.path()).unwrap();
+    assert_eq!(
+        s.totals(),
+        Totals {
+            mailboxes: 2,
+            envelopes: 2,
+            open_envelopes: 1
+        }
+    );
+    assert_eq!(all(&s, &rid).len(), 1);
+}
