@@ -169,12 +169,25 @@ impl RelayClient {
     /// # Errors
     /// [`ConnectError`].
     pub async fn connect(addr: &RelayAddress) -> Result<Self, ConnectError> {
+        Self::connect_from(addr, None).await
+    }
+
+    /// [`connect`](Self::connect) from a chosen local address (`None`: any).
+    ///
+    /// # Errors
+    /// [`ConnectError`].
+    pub async fn connect_from(
+        addr: &RelayAddress,
+        local: Option<SocketAddr>,
+    ) -> Result<Self, ConnectError> {
         let target = resolve(addr).await?;
-        let local: SocketAddr = if target.is_ipv6() {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        };
+        let local: SocketAddr = local.unwrap_or_else(|| {
+            if target.is_ipv6() {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            } else {
+                (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+            }
+        });
         let mut endpoint = quinn::Endpoint::client(local).map_err(ConnectError::Socket)?;
         endpoint.set_default_client_config(tls::client_config(addr.fingerprint)?);
         let connecting = endpoint.connect(target, tls::SERVER_NAME)?;

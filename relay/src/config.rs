@@ -20,8 +20,8 @@ pub struct Config {
     /// Letters, digits and `-._~` only; it appears in the relay address.
     pub creation_password: Option<String>,
     /// Envelopes one secured mailbox may hold while the relay is at most half
-    /// full; beyond that the quota shrinks as the relay fills, so the mailboxes
-    /// that nobody drains are refused first.
+    /// full; beyond that, the other half is shared equally by all mailboxes,
+    /// so the mailboxes nobody drains are refused first.
     pub mailbox_quota: u32,
     /// Envelopes one open mailbox (not yet secured by its recipient, so
     /// anyone with its address may deposit) may hold.
@@ -167,7 +167,10 @@ impl Config {
             ("open_mailbox_quota", u64::from(self.open_mailbox_quota)),
             ("rate_per_sec", u64::from(self.rate_per_sec)),
             ("max_connections", u64::from(self.max_connections)),
-            ("max_connections_per_ip", u64::from(self.max_connections_per_ip)),
+            (
+                "max_connections_per_ip",
+                u64::from(self.max_connections_per_ip),
+            ),
             ("max_mailboxes", self.max_mailboxes),
             (
                 "creation_burst_per_address",

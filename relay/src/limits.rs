@@ -67,29 +67,29 @@ pub fn ip_key(ip: IpAddr) -> IpAddr {
             Some(v4) => IpAddr::V4(v4),
             None => {
                 let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(
-                    s[0], s[1], s[2], s[3], 0, 0, 0, 0,
-                ))
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
             }
         },
     }
 }
 
 /// The envelopes one secured mailbox may hold when `used` of the relay's
-/// `total` envelope slots are taken: the full `quota` while the relay is at
-/// most half full, then shrinking linearly to 1 as it fills up.
+/// `total` envelope slots are taken by `mailboxes` mailboxes: the full
+/// `quota` while the relay is at most half full; beyond that, the second
+/// half is shared equally, `total / (2 * mailboxes)` per mailbox.
 ///
-/// Honest mailboxes are drained as their owners read them and stay small;
-/// a flood parks envelopes nobody reads, so its mailboxes are the fat ones.
-/// Under pressure the fat ones are refused first, and filling the last
-/// slots takes ever more mailboxes, which are rate-limited per address.
-pub fn pressure_quota(quota: u32, used: u64, total: u64) -> u32 {
+/// Whatever order deposits come in, the relay then holds at most the first
+/// half plus one equal share per mailbox: `total`. A flood cannot fill the
+/// relay through its own mailboxes, and every mailbox, however many a flood
+/// creates, keeps room for its share. Honest mailboxes are drained as their
+/// owners read them, so they stay under it; and mailboxes are rate-limited
+/// per address, so a flood cannot shrink the share quickly.
+pub fn pressure_quota(quota: u32, used: u64, total: u64, mailboxes: u64) -> u32 {
     if used.saturating_mul(2) <= total {
         return quota;
     }
-    let free = total.saturating_sub(used);
-    let q = u128::from(quota) * 2 * u128::from(free) / u128::from(total.max(1));
-    u32::try_from(q).unwrap_or(quota).clamp(1, quota.max(1))
+    let share = total / mailboxes.max(1).saturating_mul(2);
+    u32::try_from(share).unwrap_or(quota).min(quota)
 }
 
 #[cfg(test)]
@@ -133,12 +133,12 @@ mod tests {
 
     #[test]
     fn quota_shrinks_only_under_pressure() {
-        assert_eq!(pressure_quota(1000, 0, 100), 1000);
-        assert_eq!(pressure_quota(1000, 50, 100), 1000);
-        assert_eq!(pressure_quota(1000, 75, 100), 500);
-        assert_eq!(pressure_quota(1000, 99, 100), 20);
-        assert_eq!(pressure_quota(1000, 100, 100), 1);
-        assert_eq!(pressure_quota(1000, 200, 100), 1);
-        assert_eq!(pressure_quota(10, 5, 0), 1);
+        assert_eq!(pressure_quota(1000, 0, 100, 1), 1000);
+        assert_eq!(pressure_quota(1000, 50, 100, 1), 1000);
+        assert_eq!(pressure_quota(1000, 51, 100, 1), 50);
+        assert_eq!(pressure_quota(1000, 51, 100, 5), 10);
+        assert_eq!(pressure_quota(1000, 99, 100, 100), 0);
+        assert_eq!(pressure_quota(20, 600, 1000, 2), 20);
+        assert_eq!(pressure_quota(10, 5, 0, 0), 0);
     }
 }

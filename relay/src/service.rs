@@ -41,7 +41,7 @@ const MAX_TRACKED_ADDRESSES: usize = 100_000;
 #[derive(Clone, Debug)]
 pub struct Policy {
     /// Envelopes one secured mailbox may hold while the relay is at most
-    /// half full (it shrinks under pressure, see [`pressure_quota`]).
+    /// half full (beyond that, see [`pressure_quota`]).
     pub mailbox_quota: u32,
     /// Envelopes one open (not yet secured) mailbox may hold.
     pub open_mailbox_quota: u32,
@@ -410,9 +410,14 @@ impl Service {
             return Outcome::reply(store_error(&StoreError::Corrupt));
         };
         let at_rest = SealingKey::at_rest(&StaticSecret::from(secret), &rid);
-        let used = self.store.totals().envelopes;
+        let totals = self.store.totals();
         let limits = StoreLimits {
-            mailbox_quota: pressure_quota(self.policy.mailbox_quota, used, self.policy.total_quota),
+            mailbox_quota: pressure_quota(
+                self.policy.mailbox_quota,
+                totals.envelopes,
+                self.policy.total_quota,
+                totals.mailboxes,
+            ),
             total_quota: self.policy.total_quota,
             open_mailbox_quota: self.policy.open_mailbox_quota,
             open_total_quota: self.policy.open_total_quota,

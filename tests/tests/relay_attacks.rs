@@ -83,7 +83,12 @@ fn subscribe_request(binding: &crypto::ChannelBinding, mb: &Owned) -> Vec<u8> {
     tropa_proto::framing::encode(&req).unwrap()
 }
 
-type Held = (quinn::Endpoint, quinn::Connection, Vec<quinn::SendStream>, Vec<quinn::RecvStream>);
+type Held = (
+    quinn::Endpoint,
+    quinn::Connection,
+    Vec<quinn::SendStream>,
+    Vec<quinn::RecvStream>,
+);
 
 /// Opens `STREAMS` subscriptions over the attacker's mailboxes and never reads them.
 async fn stalled_subscriber(addr: &RelayAddress, mailboxes: &[Owned]) -> Held {

@@ -93,7 +93,13 @@ impl ConnectionBudget {
             // The connection's own budget first: a connection waiting on
             // itself never holds the relay's budget meanwhile.
             let connection = own.clone().acquire_many_owned(bytes).await.ok()?;
-            let relay = self.relay.bytes.clone().acquire_many_owned(bytes).await.ok()?;
+            let relay = self
+                .relay
+                .bytes
+                .clone()
+                .acquire_many_owned(bytes)
+                .await
+                .ok()?;
             Some(Permit {
                 _connection: connection,
                 _relay: relay,

@@ -52,10 +52,7 @@ impl Connection {
     /// Registers a subscription to `rid`, stopping the one this connection
     /// already had for it. Returns its generation and its stop signal.
     fn register(&self, rid: RecipientId) -> (u64, Arc<Notify>) {
-        let mut subs = self
-            .subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut subs = self.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
         subs.next += 1;
         let entry = (subs.next, Arc::new(Notify::new()));
         if let Some((_, old)) = subs.active.insert(rid, entry.clone()) {
@@ -66,10 +63,7 @@ impl Connection {
     }
 
     fn unregister(&self, rid: &RecipientId, generation: u64) {
-        let mut subs = self
-            .subscriptions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut subs = self.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
         if subs.active.get(rid).is_some_and(|(g, _)| *g == generation) {
             subs.active.remove(rid);
         }
@@ -103,7 +97,9 @@ pub(crate) async fn handle_connection(incoming: quinn::Incoming, ctx: Arc<Ctx>) 
     let address = crate::limits::ip_key(conn.remote_address().ip());
     let state = Arc::new(Connection {
         peer: ctx.service.peer(binding, address, Now::current()),
-        budget: ctx.budget.connection(ctx.config.connection_memory_kib.saturating_mul(1024)),
+        budget: ctx
+            .budget
+            .connection(ctx.config.connection_memory_kib.saturating_mul(1024)),
         subscriptions: Mutex::default(),
     });
     let mut limiter = RateLimiter::new(
@@ -319,12 +315,16 @@ async fn push(
         loop {
             // Waiting here holds nothing; whoever holds the budget either
             // writes within WRITE_TIMEOUT or gives it back.
-            let Some(permit) = conn.budget.acquire(Kind::Delivery, DELIVERY_COST, None).await
+            let Some(permit) = conn
+                .budget
+                .acquire(Kind::Delivery, DELIVERY_COST, None)
+                .await
             else {
                 return;
             };
             let (c, s) = (ctx.clone(), sub.clone());
-            let next = tokio::task::spawn_blocking(move || c.service.next_delivery(&s, cursor)).await;
+            let next =
+                tokio::task::spawn_blocking(move || c.service.next_delivery(&s, cursor)).await;
             let delivery = match next {
                 Ok(Ok(Some(d))) => d,
                 Ok(Ok(None)) => break,

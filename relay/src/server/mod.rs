@@ -323,9 +323,7 @@ async fn sweep_loop(ctx: Arc<Ctx>) {
         let res = tokio::task::spawn_blocking(move || {
             let now = Now::current();
             c.service.prune(now);
-            c.service
-                .store()
-                .sweep(now.hour, &c.config.sweep_policy())
+            c.service.store().sweep(now.hour, &c.config.sweep_policy())
         })
         .await;
         match res {

@@ -81,7 +81,10 @@ impl Fixture {
         ));
         match resp.result {
             Some(response::Result::Created(c)) => {
-                assert!(durable, "a created mailbox must be durable before it is announced");
+                assert!(
+                    durable,
+                    "a created mailbox must be durable before it is announced"
+                );
                 Ok(Mailbox {
                     auth,
                     dh,
@@ -329,8 +332,9 @@ fn creation_is_rate_limited_per_connection_and_per_address() {
     assert!(later.service.creations.lock().unwrap().is_empty());
 }
 
-/// H2: open mailboxes hold a few envelopes each; secured mailboxes shrink
-/// their quota as the relay fills, so fat mailboxes are refused first.
+/// H2: open mailboxes hold a few envelopes each; once the relay is half
+/// full, the other half is shared equally by mailboxes, so a fat mailbox is
+/// refused while a thin one still has room.
 #[test]
 fn open_quota_and_pressure_quota() {
     let policy = Policy {
@@ -361,8 +365,8 @@ fn open_quota_and_pressure_quota() {
     while f.deposit(&fat, 2, Some(&sender)) == accepted() {
         n += 1;
     }
-    // ... and then fewer: with 11 of 20 used its quota is 10*2*9/20 = 9.
-    assert_eq!(n, 9, "stops where the shrinking quota meets its count");
+    // ... and then its share: 20 / (2 * 2 mailboxes) = 5, which it exceeds.
+    assert_eq!(n, 9, "refused once past half full and above its share");
     let thin = f.create();
     secure(&thin);
     assert_eq!(

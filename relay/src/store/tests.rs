@@ -81,7 +81,11 @@ fn create_lookup_secure_delete() {
         let rec = s.mailbox(&rid).unwrap().unwrap();
         assert_eq!(rec.secured_sender, vec![7; 32]);
         assert!(!rec.fresh, "securing uses the mailbox");
-        assert_eq!(s.totals().open_envelopes, 0, "secured envelopes are not open ones");
+        assert_eq!(
+            s.totals().open_envelopes,
+            0,
+            "secured envelopes are not open ones"
+        );
         // A deposit authorised while the mailbox was open fails once secured.
         assert!(matches!(
             s.put_envelope(&rid, 10, &LIMITS, &|id| id.to_vec()),
@@ -135,7 +139,10 @@ fn open_mailboxes_have_their_own_small_quota() {
         }
         put(s, &a, 0).unwrap();
         put(s, &a, 0).unwrap();
-        assert!(matches!(put(s, &a, 0), Err(StoreError::Quota)), "open quota 2");
+        assert!(
+            matches!(put(s, &a, 0), Err(StoreError::Quota)),
+            "open quota 2"
+        );
         put(s, &b, 0).unwrap();
         assert!(
             matches!(put(s, &c, 0), Err(StoreError::DiskFull)),
