@@ -279,6 +279,22 @@ impl Profile {
     }
 }
 
+impl Profile {
+    /// The profile unlocked in this process (through the library, not the CLI).
+    pub fn open(&self) -> tropa_client::Client {
+        tropa_client::Client::open(&self.home, self.passphrase.as_bytes()).unwrap()
+    }
+
+    /// One library sync with `opts`.
+    pub fn sync_with(&self, opts: tropa_client::SyncOptions) -> tropa_client::SyncReport {
+        let mut c = self.open();
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(c.sync(opts, None, None))
+            .unwrap()
+    }
+}
+
 /// Makes `inviter` invite and `joiner` accept; both then call each other by
 /// the given aliases. Returns after the inviter has processed the Hello.
 pub fn connect_profiles(

@@ -426,18 +426,6 @@ fn chat_sends_typed_lines_and_shows_incoming_live() {
     );
 }
 
-fn open_client(p: &Profile) -> tropa_client::Client {
-    tropa_client::Client::open(&p.home, p.passphrase.as_bytes()).unwrap()
-}
-
-fn sync_now(p: &Profile, opts: tropa_client::SyncOptions) -> tropa_client::SyncReport {
-    let mut c = open_client(p);
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(c.sync(opts, None, None))
-        .unwrap()
-}
-
 /// A relay refusing deposits (full mailbox) must not make the sender burn a
 /// ratchet key per attempt: the refused envelope is retried byte for byte,
 /// so the recipient never has to skip keys (too many skips would break the
@@ -457,10 +445,10 @@ fn refused_deposits_are_retried_without_burning_ratchet_keys() {
         ..Default::default()
     };
     // Still full: refused again.
-    let r = sync_now(&bob, fast_retry.clone());
+    let r = bob.sync_with(fast_retry.clone());
     assert_eq!(r.refused.len(), 1, "{r:?}");
     alice.tropa(&["sync"]).ok();
-    let r = sync_now(&bob, fast_retry);
+    let r = bob.sync_with(fast_retry);
     assert!(r.refused.is_empty(), "{r:?}");
     alice.tropa(&["sync"]).ok();
     let got: Vec<String> = texts(&alice.read_json(Some("bob")))
@@ -468,7 +456,7 @@ fn refused_deposits_are_retried_without_burning_ratchet_keys() {
         .map(|m| m.1)
         .collect();
     assert_eq!(got, vec!["one", "two", "three"]);
-    let c = open_client(&alice);
+    let c = alice.open();
     assert!(c.contacts().unwrap().iter().all(|c| c.dropped == 0));
     drop(c);
     let Opened::Unlocked(vault) = Vault::open(&alice.home, alice.passphrase.as_bytes()).unwrap()
@@ -481,74 +469,6 @@ fn refused_deposits_are_retried_without_burning_ratchet_keys() {
         session.skipped_keys(),
         0,
         "the sender burned ratchet keys on refusals"
-    );
-}
-
-#[test]
-fn an_invitation_is_used_once_and_expires_unused() {
-    let dir = tempfile::tempdir().unwrap();
-    let relay = RelayProcess::start(&dir.path().join("relay"));
-    let alice = Profile::init(dir.path(), "alice", &relay.address);
-    let bob = Profile::init(dir.path(), "bob", &relay.address);
-    let carol = Profile::init(dir.path(), "carol", &relay.address);
-
-    // Accepting the same link twice (under another name) is refused.
-    let link = alice
-        .tropa(&["invite", "--name", "bob"])
-        .ok()
-        .stdout
-        .trim()
-        .to_owned();
-    bob.tropa(&["accept", &link, "--name", "alice"]).ok();
-    let again = bob.tropa(&["accept", &link, "--name", "alice2"]);
-    assert_eq!(again.code, 6, "{again:?}");
-    assert!(again.stderr.contains("already accepted"), "{again:?}");
-
-    // An invitation nobody accepts expires: its secrets, its placeholder
-    // contact and its relay mailbox are deleted.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let link = {
-        let mut c = open_client(&alice);
-        rt.block_on(c.invite_with_ttl(Some("nobody"), 1)).unwrap().0
-    };
-    let inv = tropa_e2e::Invitation::from_link(&link).unwrap();
-    std::thread::sleep(Duration::from_millis(2100));
-    let late = carol.tropa(&["accept", &link, "--name", "alice"]);
-    assert_eq!(late.code, 6, "{late:?}");
-    assert!(late.stderr.contains("expired"), "{late:?}");
-    let mut c = open_client(&alice);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let opts = tropa_client::SyncOptions {
-        invitation_grace: Duration::ZERO,
-        ..Default::default()
-    };
-    rt.block_on(c.sync(opts, Some(&tx), None)).unwrap();
-    drop(tx);
-    let mut expired = Vec::new();
-    while let Ok(ev) = rx.try_recv() {
-        if let tropa_client::SyncEvent::InvitationExpired { alias } = ev {
-            expired.push(alias);
-        }
-    }
-    assert_eq!(expired, vec!["nobody".to_owned()]);
-    let aliases: Vec<String> = c.contacts().unwrap().into_iter().map(|c| c.alias).collect();
-    assert_eq!(aliases, vec!["bob".to_owned()]);
-    drop(c);
-    let err = rt
-        .block_on(async {
-            let r = RelayClient::connect(inv.relay()).await.unwrap();
-            r.deposit(
-                inv.sender_id(),
-                vec![0u8; tropa_proto::ENVELOPE_SIZE].into(),
-                None,
-            )
-            .await
-        })
-        .unwrap_err();
-    assert_eq!(
-        err.code(),
-        Some(tropa_proto::relay::ErrorCode::NoMailbox),
-        "{err}"
     );
 }
 

@@ -70,7 +70,7 @@ impl Default for SyncOptions {
             wait: None,
             resend_after: DEFAULT_RESEND_AFTER,
             refusal_backoff: Duration::from_secs(60),
-            invitation_grace: Duration::from_secs(24 * 3600),
+            invitation_grace: Duration::from_secs(tropa_e2e::INVITATION_GRACE_SECS),
         }
     }
 }

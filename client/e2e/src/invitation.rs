@@ -16,6 +16,12 @@ use crate::primitives::{Key32, x25519_public};
 
 /// Invitation format version carried in every link.
 pub const INVITATION_VERSION: u32 = 1;
+
+/// How long past `expires_at` the inviter still accepts a Hello: a joiner
+/// who accepted just before expiry may be offline, or the relay slow, and
+/// must not believe in a contact the inviter then drops. The joiner itself
+/// refuses a link as soon as it has expired.
+pub const INVITATION_GRACE_SECS: u64 = 24 * 3600;
 /// Prefix of every invitation link; the payload follows in the fragment.
 pub const LINK_PREFIX: &str = "tropa:invite#";
 /// Longest link accepted (checked before decoding).

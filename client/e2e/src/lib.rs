@@ -50,6 +50,8 @@ mod safety;
 mod session;
 
 #[cfg(test)]
+mod handshake_tests;
+#[cfg(test)]
 mod test_rng;
 #[cfg(test)]
 mod tests;
@@ -66,8 +68,8 @@ pub use identity::{
     IDENTITY_PUBLIC_LEN, Identity, IdentityChanged, IdentityPublic, InvalidIdentityKey, verify_peer,
 };
 pub use invitation::{
-    INVITATION_VERSION, Invitation, InviteError, InviteParams, KEM_CT_LEN, KEM_KEY_LEN,
-    LINK_PREFIX, LinkError, MAX_LINK_LEN, PendingInvitation,
+    INVITATION_GRACE_SECS, INVITATION_VERSION, Invitation, InviteError, InviteParams, KEM_CT_LEN,
+    KEM_KEY_LEN, LINK_PREFIX, LinkError, MAX_LINK_LEN, PendingInvitation,
 };
 pub use safety::{
     SAFETY_NUMBER_DIGITS, SAFETY_NUMBER_ITERATIONS, SAFETY_NUMBER_VERSION, SAFETY_QR_LEN,

@@ -254,10 +254,14 @@ pub(crate) fn transcript(
     ])
 }
 
-pub(crate) fn hello_key(th: &Key32, dh3: &Key32, ss: &Key32) -> Zeroizing<Key32> {
-    let mut ikm = Zeroizing::new([0u8; 64]);
-    ikm[..32].copy_from_slice(dh3);
-    ikm[32..].copy_from_slice(ss);
+/// The key that encrypts the joiner's identity. DH2 needs the inviter's
+/// identity secret, so someone who swapped the prekey and KEM key of a link
+/// for their own still cannot read the joiner's identity (docs/protocol.md §4.1).
+pub(crate) fn hello_key(th: &Key32, dh2: &Key32, dh3: &Key32, ss: &Key32) -> Zeroizing<Key32> {
+    let mut ikm = Zeroizing::new([0u8; 96]);
+    ikm[..32].copy_from_slice(dh2);
+    ikm[32..64].copy_from_slice(dh3);
+    ikm[64..].copy_from_slice(ss);
     let mut k = Zeroizing::new([0u8; 32]);
     hkdf(th, ikm.as_ref(), LABEL_HELLO_KEY, k.as_mut());
     k
@@ -357,7 +361,7 @@ impl Session {
         let dh2 = dh(&ek, inviter.x25519()).ok_or(bad)?;
         let dh3 = dh(&ek, &prekey).ok_or(bad)?;
         let th = transcript(&inviter, &prekey, &invitation.kem_key[..], &ek_pub, &ct);
-        let k_hello = hello_key(&th, &dh3, &ss);
+        let k_hello = hello_key(&th, &dh2, &dh3, &ss);
         let (sk, hka, nhkb) = root_schedule(&th, &dh1, &dh2, &dh3, &ss);
         let ad = binding_ad(&identity.public(), &inviter);
 
@@ -425,7 +429,9 @@ impl Session {
     /// it with [`crate::verify_peer`] if the joiner is already a known contact),
     /// its [`Hello`] and the optional first content.
     ///
-    /// Refuses an expired invitation (`now > expires_at`). The one-time
+    /// Refuses an expired invitation (`now > expires_at +`
+    /// [`crate::INVITATION_GRACE_SECS`]: a joiner may have accepted just
+    /// before expiry). The one-time
     /// invitation must be deleted by the caller after success; if the same
     /// initial envelope is delivered again, [`Session::open`] on the new
     /// session recognises it and returns [`OpenError::AlreadyProcessed`].
@@ -447,7 +453,7 @@ impl Session {
         if envelope[0] != TYPE_INITIAL {
             return Err(HandshakeError::NotInitial);
         }
-        if pending.is_expired(now) {
+        if pending.is_expired(now.saturating_sub(crate::INVITATION_GRACE_SECS)) {
             return Err(HandshakeError::Expired);
         }
         if pending.inviter() != identity.public() {
@@ -461,10 +467,11 @@ impl Session {
         let opk_pub = pending.prekey_public();
         let kem_key = pending.kem_key_bytes();
         let ss = pending.decapsulate(ct).ok_or(bad)?;
+        let dh2 = dh(identity.x_secret(), &ek_pub).ok_or(bad)?;
         let dh3 = dh(opk, &ek_pub).ok_or(bad)?;
         let inviter = identity.public();
         let th = transcript(&inviter, &opk_pub, &kem_key, &ek_pub, ct);
-        let k_hello = hello_key(&th, &dh3, &ss);
+        let k_hello = hello_key(&th, &dh2, &dh3, &ss);
         let mut id_buf = [0u8; 64];
         id_buf.copy_from_slice(&envelope[INITIAL_ID..INITIAL_ID + 64]);
         let tag: [u8; TAG_LEN] = envelope[INITIAL_ID + 64..INITIAL_RATCHET]
@@ -481,7 +488,6 @@ impl Session {
         let joiner =
             IdentityPublic::from_bytes(&id_buf).map_err(|_| HandshakeError::BadIdentityKey)?;
         let dh1 = dh(opk, joiner.x25519()).ok_or(HandshakeError::BadIdentityKey)?;
-        let dh2 = dh(identity.x_secret(), &ek_pub).ok_or(bad)?;
         let (sk, hka, nhkb) = root_schedule(&th, &dh1, &dh2, &dh3, &ss);
         let ad = binding_ad(&joiner, &inviter);
 

@@ -356,8 +356,9 @@ fn expired_invitation_is_refused() {
         NOW + TTL,
     )
     .unwrap();
+    let too_late = late + INVITATION_GRACE_SECS;
     assert_eq!(
-        Session::accept(&mut rng, &s.inviter, &s.pending, env.as_bytes(), late).unwrap_err(),
+        Session::accept(&mut rng, &s.inviter, &s.pending, env.as_bytes(), too_late).unwrap_err(),
         HandshakeError::Expired
     );
     assert!(Session::accept(&mut rng, &s.inviter, &s.pending, env.as_bytes(), NOW + TTL).is_ok());

@@ -192,7 +192,7 @@ fn generate() -> String {
         &ek_pub,
         ct.as_slice(),
     );
-    let k_hello = hello_key(&th, &dh3, &ss);
+    let k_hello = hello_key(&th, &dh2, &dh3, &ss);
     let (sk, hka, nhkb) = root_schedule(&th, &dh1, &dh2, &dh3, &ss);
     let ad = binding_ad(&joiner.public(), &inviter.public());
     assert_eq!(
