@@ -2,6 +2,24 @@
 
 use std::path::PathBuf;
 
+/// Kept in step with the `redacted!` list in src/redact.rs.
+const REDACTED: &[&str] = &[
+    ".tropa.e2e.v1.Invitation",
+    ".tropa.e2e.v1.Hello",
+    ".tropa.e2e.v1.Plaintext",
+    ".tropa.e2e.v1.Content",
+    ".tropa.e2e.v1.Text",
+    ".tropa.e2e.v1.Receipt",
+    ".tropa.relay.v1.CreateMailbox",
+    ".tropa.relay.v1.MailboxCreated",
+    ".tropa.relay.v1.Deposit",
+    ".tropa.relay.v1.SignedCommand",
+    ".tropa.relay.v1.RecipientCommand",
+    ".tropa.relay.v1.Ack",
+    ".tropa.relay.v1.Secure",
+    ".tropa.relay.v1.Delivery",
+];
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = PathBuf::from("schemas");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
@@ -17,6 +35,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = prost_build::Config::new();
     // Envelopes are 16 KiB: share them instead of copying on the relay path.
     cfg.bytes([".tropa.relay"]);
+    // Types that carry message text, passwords, keys or mailbox IDs get a
+    // redacted Debug (src/redact.rs) instead of the derived one, so a log
+    // line or a panic message can never print them.
+    cfg.skip_debug(REDACTED);
     cfg.compile_fds(fds)?;
     Ok(())
 }

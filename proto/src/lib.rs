@@ -10,6 +10,7 @@
 
 pub mod address;
 pub mod framing;
+mod redact;
 
 pub use address::{AddressError, Fingerprint, RelayAddress};
 pub use framing::{FrameError, MAX_FRAME_LEN};
