@@ -223,7 +223,7 @@ impl Profile {
     pub fn init(root: &Path, name: &str, relay: &RelayAddress) -> Profile {
         let p = Profile {
             home: root.join(name),
-            passphrase: format!("correct horse {name}"),
+            passphrase: format!("plover gasket violin {name}"),
         };
         p.tropa(&[
             "init",

@@ -315,11 +315,13 @@ fn wipe_and_duress() {
         .tropa_with(
             &["passphrase"],
             &alice.passphrase,
-            &[("TROPA_NEW_PASSPHRASE", "new words")],
+            &[("TROPA_NEW_PASSPHRASE", "tundra marble cactus wheel")],
         )
         .ok();
     assert_eq!(alice.tropa(&["contacts"]).code, 3);
-    let c = alice.tropa_with(&["contacts"], "new words", &[]).ok();
+    let c = alice
+        .tropa_with(&["contacts"], "tundra marble cactus wheel", &[])
+        .ok();
     assert!(c.stdout.contains("bob"), "{c:?}");
 
     // Wipe: fast, total, and then there is no profile.
@@ -507,4 +509,29 @@ fn waiting_sync_reconnects_after_relay_restart() {
     );
     let got = texts(&alice.read_json(Some("bob")));
     assert_eq!(got[0].1, "after the restart");
+}
+
+/// L4 of the security review: a passphrase that is easy to guess is refused
+/// with the reason, at `init` and at a change, and nothing is created.
+#[test]
+fn weak_passphrases_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let weak = Profile {
+        home: dir.path().join("weak"),
+        passphrase: "password1".into(),
+    };
+    let r = weak.tropa(&["init", "--name", "W", "--relay", &relay.address.to_string()]);
+    assert_eq!(r.code, 6, "{r:?}");
+    assert!(r.stderr.contains("too easy to guess"), "{r:?}");
+    assert!(!weak.home.join("key").exists(), "nothing may be created");
+    let ok = Profile::init(dir.path(), "ok", &relay.address);
+    let r = ok.tropa_with(
+        &["passphrase"],
+        &ok.passphrase,
+        &[("TROPA_NEW_PASSPHRASE", "ok12345")],
+    );
+    assert_eq!(r.code, 6, "{r:?}");
+    assert!(r.stderr.contains("too easy to guess"), "{r:?}");
+    ok.tropa(&["contacts"]).ok();
 }

@@ -193,7 +193,11 @@ impl CliError {
                 C::Profile(ProfileError::WrongPassphrase) => 3,
                 C::Profile(ProfileError::NoProfile) | C::UnknownContact(_) => 4,
                 C::Profile(ProfileError::Exists | ProfileError::Locked) => 8,
-                C::Profile(ProfileError::BadName | ProfileError::BadPassphrase(_)) => 6,
+                C::Profile(
+                    ProfileError::BadName
+                    | ProfileError::BadPassphrase(_)
+                    | ProfileError::WeakPassphrase(_),
+                ) => 6,
                 C::Connect(_) | C::Request(_) => 5,
                 C::BadLink(_)
                 | C::BadAlias

@@ -197,6 +197,7 @@ impl Client {
         if name.is_empty() || name.chars().count() > 64 {
             return Err(ProfileError::BadName);
         }
+        crate::passphrase::check(passphrase, &[name])?;
         let vault = Vault::create(home, passphrase, kdf).map_err(map_create)?;
         Self::populate(vault, home, name, relay)
     }
@@ -314,12 +315,14 @@ impl Client {
     /// Changes the passphrase.
     ///
     /// # Errors
-    /// [`ProfileError::BadPassphrase`] or storage errors.
+    /// [`ProfileError::WeakPassphrase`], [`ProfileError::BadPassphrase`] or
+    /// storage errors.
     pub fn change_passphrase(
         &self,
         new: &[u8],
         kdf: Option<KdfParams>,
     ) -> Result<(), ProfileError> {
+        crate::passphrase::check(new, &[&self.name])?;
         self.vault
             .change_passphrase(new, kdf)
             .map_err(|e| ProfileError::BadPassphrase(passphrase_msg(&e)))

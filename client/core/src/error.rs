@@ -27,6 +27,9 @@ pub enum ProfileError {
     /// The passphrase is empty or the same as the other one.
     #[error("{0}")]
     BadPassphrase(&'static str),
+    /// A new passphrase is too easy to guess.
+    #[error(transparent)]
+    WeakPassphrase(#[from] crate::passphrase::WeakPassphrase),
     /// Storage failed.
     #[error("profile storage: {0}")]
     Storage(String),

@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod error;
+pub mod passphrase;
 pub mod records;
 pub mod store;
 pub mod sync;

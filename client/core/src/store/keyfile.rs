@@ -75,6 +75,19 @@ impl Default for KdfParams {
 }
 
 impl KdfParams {
+    /// Stronger parameters for a desktop or laptop (256 MiB, 3 passes, 1
+    /// lane): four times the memory an attacker must give every guess,
+    /// for an unlock of about a second on a desktop CPU. The desktop app
+    /// offers these at profile creation; phones keep [`Default`].
+    #[must_use]
+    pub const fn desktop() -> Self {
+        Self {
+            m_cost_kib: 256 * 1024,
+            t_cost: 3,
+            p_cost: 1,
+        }
+    }
+
     /// Very cheap parameters (64 KiB, 1 pass) for tests only.
     ///
     /// They offer no protection against guessing the passphrase; never use them for
