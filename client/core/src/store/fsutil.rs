@@ -18,6 +18,23 @@ pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
     b.create(dir)
 }
 
+/// Makes an existing `dir` readable only by its owner on Unix, if it is not.
+pub(crate) fn tighten_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+    }
+    Ok(())
+}
+
 fn private_file_options() -> OpenOptions {
     let mut o = OpenOptions::new();
     o.write(true).create(true).truncate(true);

@@ -146,6 +146,8 @@ impl KdfParams {
         salt: &[u8; SALT_LEN],
     ) -> Result<Zeroizing<[u8; 32]>, &'static str> {
         self.validate()?;
+        #[cfg(test)]
+        DERIVATIONS.with(|n| n.set(n.get() + 1));
         let params = Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32))
             .map_err(|_| "invalid Argon2 parameters")?;
         let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
@@ -155,6 +157,12 @@ impl KdfParams {
             .map_err(|_| "Argon2 derivation failed")?;
         Ok(out)
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Argon2 derivations made on this thread (tests count unlock costs).
+    pub(crate) static DERIVATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// One slot of the key file, as stored.
@@ -170,8 +178,24 @@ pub(crate) struct Slot {
 pub(crate) enum SlotContent {
     /// The main slot: the data key.
     Main(Zeroizing<[u8; DATA_KEY_LEN]>),
-    /// The duress slot: the caller's decoy blob.
-    Duress(Zeroizing<Vec<u8>>),
+    /// The duress slot: the caller's decoy blob, and the wrapping key it was
+    /// opened with (so a fresh profile can be sealed without another Argon2
+    /// run, which would make a duress unlock measurably slower).
+    Duress(Zeroizing<Vec<u8>>, Wrapping),
+}
+
+/// A slot's wrapping key, already derived, and what it was derived with.
+pub(crate) struct Wrapping {
+    kek: Zeroizing<[u8; 32]>,
+    salt: [u8; SALT_LEN],
+    params: KdfParams,
+}
+
+impl Wrapping {
+    /// The Argon2 parameters the key was derived with.
+    pub(crate) fn params(&self) -> KdfParams {
+        self.params
+    }
 }
 
 impl Slot {
@@ -202,6 +226,15 @@ impl Slot {
         Self::seal(0, passphrase, params, KIND_MAIN, data_key)
     }
 
+    /// Seals the data key into slot 0 under an already derived key (the
+    /// slot reuses that key's salt and parameters).
+    pub(crate) fn seal_main_wrapped(
+        wrapping: &Wrapping,
+        data_key: &[u8; DATA_KEY_LEN],
+    ) -> Result<Self, &'static str> {
+        Self::seal_wrapped(0, wrapping, KIND_MAIN, data_key)
+    }
+
     /// Seals a decoy blob under the duress `passphrase` into slot 1.
     pub(crate) fn seal_duress(
         passphrase: &[u8],
@@ -218,21 +251,30 @@ impl Slot {
         kind: u8,
         body: &[u8],
     ) -> Result<Self, &'static str> {
+        let mut salt = [0u8; SALT_LEN];
+        rand::rng().fill_bytes(&mut salt);
+        let kek = params.derive(passphrase, &salt)?;
+        Self::seal_wrapped(index, &Wrapping { kek, salt, params }, kind, body)
+    }
+
+    fn seal_wrapped(
+        index: u8,
+        wrapping: &Wrapping,
+        kind: u8,
+        body: &[u8],
+    ) -> Result<Self, &'static str> {
         if body.len() > MAX_DECOY_LEN {
             return Err("slot payload too large");
         }
         let len = u16::try_from(body.len()).map_err(|_| "slot payload too large")?;
-        let mut rng = rand::rng();
-        let mut salt = [0u8; SALT_LEN];
         let mut nonce = [0u8; NONCE_LEN];
-        rng.fill_bytes(&mut salt);
-        rng.fill_bytes(&mut nonce);
-        let kek = params.derive(passphrase, &salt)?;
+        rand::rng().fill_bytes(&mut nonce);
+        let (kek, salt, params) = (&wrapping.kek, wrapping.salt, wrapping.params);
         let mut payload = Zeroizing::new(vec![0u8; PAYLOAD_LEN]);
         payload[0] = kind;
         payload[1..3].copy_from_slice(&len.to_le_bytes());
         payload[3..3 + body.len()].copy_from_slice(body);
-        let cipher = XChaCha20Poly1305::new((&*kek).into());
+        let cipher = XChaCha20Poly1305::new((&**kek).into());
         let aad = slot_aad(index, params);
         let ciphertext = cipher
             .encrypt(
@@ -294,7 +336,14 @@ impl Slot {
                     .map_err(|_| "data key has the wrong length")?;
                 Ok(Some(SlotContent::Main(Zeroizing::new(key))))
             }
-            (1, KIND_DURESS) => Ok(Some(SlotContent::Duress(Zeroizing::new(body.to_vec())))),
+            (1, KIND_DURESS) => Ok(Some(SlotContent::Duress(
+                Zeroizing::new(body.to_vec()),
+                Wrapping {
+                    kek,
+                    salt: self.salt,
+                    params: self.params,
+                },
+            ))),
             _ => Err("slot payload has an unexpected kind"),
         }
     }

@@ -82,10 +82,13 @@
 //! the cost of one derivation). Then:
 //!
 //! * slot 0 opens → the database is opened and [`Opened::Unlocked`] is returned;
-//! * else slot 1 opens → the profile is wiped exactly like [`wipe`] and
-//!   [`Opened::Duress`] carries the decoy blob; the caller should silently create a
-//!   fresh profile (e.g. from the display name and relay address stored in the
-//!   decoy) with [`Vault::create`] in the same directory;
+//! * else slot 1 opens → the profile is wiped exactly like [`wipe`], a fresh empty
+//!   profile is created in the same directory, unlocked by the duress passphrase,
+//!   and [`Opened::Duress`] carries it with the decoy blob; the caller should fill
+//!   it silently (e.g. from the display name and relay address in the decoy). The
+//!   fresh main slot is sealed with the key already derived from slot 1 (its salt
+//!   and parameters are reused), so a duress unlock costs the same two Argon2 runs
+//!   as a normal one and takes no measurably longer;
 //! * else → [`OpenError::WrongPassphrase`]. Nothing is written before a slot
 //!   opens (the lock file and the database are only touched after success).
 //!
@@ -171,6 +174,12 @@ use zeroize::Zeroizing;
 pub use error::{CreateError, OpenError, PassphraseError, StoreError, WipeError};
 pub use keyfile::{KdfParams, MAX_DECOY_LEN, MAX_M_COST_KIB, MAX_P_COST, MAX_T_COST};
 
+/// Argon2 derivations made on this thread so far (tests only).
+#[cfg(test)]
+pub(crate) fn derivations() -> u64 {
+    keyfile::DERIVATIONS.with(std::cell::Cell::get)
+}
+
 use keyfile::{DATA_KEY_LEN, KEY_FILE_LEN, KeyFile, ParseError, Slot, SlotContent};
 use seal::{Id, Keys};
 
@@ -217,11 +226,15 @@ pub type Entry = (Vec<u8>, Zeroizing<Vec<u8>>);
 pub enum Opened {
     /// The main passphrase was given: the profile is unlocked.
     Unlocked(Vault),
-    /// The duress passphrase was given: the profile has been wiped. The caller
-    /// should silently create a fresh profile, e.g. from the decoy.
+    /// The duress passphrase was given: the profile has been wiped and a
+    /// fresh, empty one created in its place, unlocked by the duress
+    /// passphrase with the same Argon2 parameters. The caller should
+    /// silently fill it as a new profile, e.g. from the decoy.
     Duress {
         /// The opaque bytes given to [`Vault::set_duress`].
         decoy: Zeroizing<Vec<u8>>,
+        /// The fresh profile.
+        vault: Vault,
     },
 }
 
@@ -229,7 +242,11 @@ impl std::fmt::Debug for Opened {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Unlocked(v) => f.debug_tuple("Unlocked").field(v).finish(),
-            Self::Duress { .. } => f.write_str("Duress { decoy: <redacted> }"),
+            Self::Duress { vault, .. } => f
+                .debug_struct("Duress")
+                .field("decoy", &"<redacted>")
+                .field("vault", vault)
+                .finish(),
         }
     }
 }
@@ -366,6 +383,17 @@ impl Vault {
             return Err(CreateError::EmptyPassphrase);
         }
         params.validate().map_err(CreateError::InvalidParams)?;
+        Self::create_with(dir, params, |data_key| {
+            Slot::seal_main(passphrase, params, data_key)
+        })
+    }
+
+    /// [`create`](Self::create) with the main slot sealed by `seal_main`.
+    fn create_with(
+        dir: &Path,
+        params: KdfParams,
+        seal_main: impl FnOnce(&[u8; DATA_KEY_LEN]) -> Result<Slot, &'static str>,
+    ) -> Result<Vault, CreateError> {
         if Self::exists(dir) {
             return Err(CreateError::AlreadyExists);
         }
@@ -381,8 +409,7 @@ impl Vault {
         let mut data_key = Zeroizing::new([0u8; DATA_KEY_LEN]);
         rand::rng().fill_bytes(data_key.as_mut_slice());
         let keys = Keys::derive(&data_key).map_err(CreateError::InvalidParams)?;
-        let main =
-            Slot::seal_main(passphrase, params, &data_key).map_err(CreateError::InvalidParams)?;
+        let main = seal_main(&data_key).map_err(CreateError::InvalidParams)?;
         let key_file = KeyFile {
             slots: [main, Slot::random(params)],
         };
@@ -433,6 +460,8 @@ impl Vault {
                     return Err(OpenError::Corrupt("the profile database is missing"));
                 }
                 let lock = acquire_lock(dir)?.ok_or(OpenError::Locked)?;
+                // A copied or restored profile may have lost its private mode.
+                fsutil::tighten_dir(dir)?;
                 // A crash during a key-file rewrite may leave a stale temporary.
                 let _ = fs::remove_file(dir.join(KEY_TMP_NAME));
                 let db = open_db(dir)?;
@@ -445,14 +474,25 @@ impl Vault {
                     _lock: lock,
                 }))
             }
-            (None, Some(SlotContent::Duress(decoy))) => {
+            (None, Some(SlotContent::Duress(decoy, wrapping))) => {
                 if let Err(WipeError::Io(e)) = wipe(dir)
                     && Self::exists(dir)
                 {
                     // The crypto-erase itself failed: the data is still there.
                     return Err(OpenError::Io(e));
                 }
-                Ok(Opened::Duress { decoy })
+                // The fresh profile is sealed with the key just derived from
+                // the duress passphrase (same salt and parameters): a third
+                // Argon2 run would make this unlock slower than a normal one.
+                let vault = Self::create_with(dir, wrapping.params(), |data_key| {
+                    Slot::seal_main_wrapped(&wrapping, data_key)
+                })
+                .map_err(|e| match e {
+                    CreateError::Io(e) => OpenError::Io(e),
+                    CreateError::Db(e) => OpenError::Db(e),
+                    _ => OpenError::Corrupt("could not start a fresh profile"),
+                })?;
+                Ok(Opened::Duress { decoy, vault })
             }
             (None, None) => Err(OpenError::WrongPassphrase),
             _ => Err(OpenError::Corrupt("slot holds an unexpected payload")),
@@ -643,7 +683,7 @@ impl Vault {
         let mut key_file = self.read_parsed_key_file()?;
         let params = params.unwrap_or(key_file.slots[0].params());
         params.validate().map_err(PassphraseError::InvalidParams)?;
-        if let Some(SlotContent::Duress(_)) = key_file.slots[1]
+        if let Some(SlotContent::Duress(..)) = key_file.slots[1]
             .try_open(1, new)
             .map_err(PassphraseError::Corrupt)?
         {

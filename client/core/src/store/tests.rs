@@ -515,18 +515,21 @@ fn duress_wipes_and_returns_decoy() {
         Err(OpenError::WrongPassphrase)
     ));
     match Vault::open(&dir, b"duress").unwrap() {
-        Opened::Duress { decoy } => assert_eq!(decoy.as_slice(), b"name=Ali;relay=r.example:1"),
+        Opened::Duress { decoy, vault } => {
+            assert_eq!(decoy.as_slice(), b"name=Ali;relay=r.example:1");
+            // A fresh, empty profile in the same place, with the same cost.
+            assert!(vault.get("messages", b"m").unwrap().is_none());
+            assert_eq!(vault.kdf_params().unwrap(), PARAMS);
+        }
         Opened::Unlocked(_) => panic!("duress passphrase unlocked the profile"),
     }
-    assert!(!Vault::exists(&dir));
-    assert!(!dir.exists());
-    assert!(matches!(Vault::open(&dir, PASS), Err(OpenError::NoProfile)));
-
-    // The caller silently makes a fresh profile in the same place.
-    let v = Vault::create(&dir, b"duress", PARAMS).unwrap();
+    // The old data is gone for good; the duress passphrase is now the main one.
+    assert!(matches!(
+        Vault::open(&dir, PASS),
+        Err(OpenError::WrongPassphrase)
+    ));
+    let v = unlock(&dir, b"duress");
     assert!(v.get("messages", b"m").unwrap().is_none());
-    drop(v);
-    drop(unlock(&dir, b"duress"));
 }
 
 #[test]
@@ -738,4 +741,23 @@ fn vault_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Vault>();
     check::<Batch>();
+}
+
+/// A profile directory that became readable by others (copied, restored
+/// from a backup, created by an older version) is made private again at
+/// the next unlock.
+#[cfg(unix)]
+#[test]
+fn unlock_tightens_a_loose_profile_directory() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (_tmp, dir) = profile();
+    drop(Vault::create(&dir, PASS, PARAMS).unwrap());
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(matches!(
+        Vault::open(&dir, b"wrong"),
+        Err(OpenError::WrongPassphrase)
+    ));
+    drop(unlock(&dir, PASS));
+    let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
 }
