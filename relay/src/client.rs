@@ -486,6 +486,28 @@ impl Subscription {
         }
     }
 
+    /// Reads events and sends each into `tx`, wrapped by `wrap`, until the
+    /// relay ends the stream (`Ok(None)` is sent last), reading fails (the
+    /// error is sent last), or the receiver is gone.
+    ///
+    /// `tx` is bounded on purpose: while it is full nothing more is read, so
+    /// QUIC flow control stops the relay after about one frame. A hostile
+    /// relay or a big backlog can then never fill the client's memory
+    /// faster than it processes what arrived (L3 of the security review).
+    pub async fn forward<T>(
+        mut self,
+        tx: tokio::sync::mpsc::Sender<T>,
+        wrap: impl Fn(Result<Option<Event>, RequestError>) -> T,
+    ) {
+        loop {
+            let event = self.next_event().await;
+            let last = !matches!(event, Ok(Some(_)));
+            if tx.send(wrap(event)).await.is_err() || last {
+                break;
+            }
+        }
+    }
+
     /// Ends the subscription.
     pub fn close(mut self) {
         let _ = self.send.finish();

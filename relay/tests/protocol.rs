@@ -401,3 +401,42 @@ async fn data_after_the_request_is_not_buffered() {
     mailbox(&c).await;
     relay.stop().await;
 }
+
+/// L3 of the security review: a subscriber that forwards deliveries into a
+/// bounded channel nobody drains stops reading, and flow control stops the
+/// relay: the client holds a few frames, not the whole backlog.
+#[tokio::test]
+async fn a_subscriber_that_does_not_keep_up_holds_only_a_few_frames() {
+    const BACKLOG: usize = 40;
+    let relay = Relay::start(Config::default()).await;
+    let c = RelayClient::connect(&relay.address).await.unwrap();
+    let mb = mailbox(&c).await;
+    let sender = SigningKey::generate(&mut rand::rng());
+    c.secure(&mb.auth, &mb.rid, &sender.verifying_key().to_bytes())
+        .await
+        .unwrap();
+    for i in 0..BACKLOG {
+        c.deposit(&mb.sid, envelope(i as u8), Some(&sender))
+            .await
+            .unwrap();
+    }
+    let (_, before) = c.traffic();
+    let sub = c.subscribe(&mb.auth, &mb.rid).await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+    let reader = tokio::spawn(sub.forward(tx, |e| e.is_ok()));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let held = c.traffic().1 - before;
+    let frame = tropa_proto::MAX_FRAME_LEN as u64;
+    assert!(
+        held < 8 * frame,
+        "received {held} bytes ahead of processing (a frame is {frame})"
+    );
+    // Draining lets everything through.
+    let mut got = 0;
+    while got < BACKLOG + 1 {
+        assert!(rx.recv().await.unwrap());
+        got += 1;
+    }
+    reader.abort();
+    relay.stop().await;
+}

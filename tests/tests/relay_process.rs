@@ -111,9 +111,16 @@ async fn restart_after_kill9_keeps_every_accepted_envelope() {
         .create_mailbox(&auth, &PublicKey::from(&dh), None)
         .await
         .unwrap();
+    // Secured, as a conversation's mailbox is (an open one holds only a few).
+    let sender = SigningKey::generate(&mut rand::rng());
+    c.secure(&auth, &m.recipient_id, &sender.verifying_key().to_bytes())
+        .await
+        .unwrap();
     let n = 20u8;
     for i in 0..n {
-        c.deposit(&m.sender_id, envelope(i), None).await.unwrap();
+        c.deposit(&m.sender_id, envelope(i), Some(&sender))
+            .await
+            .unwrap();
     }
     // Every deposit above got `Accepted`. Now crash without any warning.
     relay.kill9();

@@ -48,6 +48,8 @@ pub const MAX_RESEND_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 /// Longest wait after repeated refusals of a deposit.
 const MAX_REFUSAL_BACKOFF: u64 = 3600;
 const DIGEST_CONTEXT: &[u8] = b"tropa/1 processed-envelope\0";
+/// Subscription events read ahead of the engine, all mailboxes together.
+const DELIVERY_BACKLOG: usize = 8;
 
 /// How a sync runs.
 #[derive(Clone, Debug)]
@@ -212,8 +214,8 @@ struct Engine<'a> {
     opts: SyncOptions,
     links: HashMap<String, Link>,
     down: HashMap<String, Down>,
-    tx: mpsc::UnboundedSender<(Vec<u8>, String, SubMsg)>,
-    rx: mpsc::UnboundedReceiver<(Vec<u8>, String, SubMsg)>,
+    tx: mpsc::Sender<(Vec<u8>, String, SubMsg)>,
+    rx: mpsc::Receiver<(Vec<u8>, String, SubMsg)>,
     idle_pending: HashSet<Vec<u8>>,
     report: SyncReport,
     events: Option<&'a mpsc::UnboundedSender<SyncEvent>>,
@@ -237,7 +239,9 @@ impl Client {
         events: Option<&mpsc::UnboundedSender<SyncEvent>>,
         mut commands: Option<&mut mpsc::UnboundedReceiver<Command>>,
     ) -> Result<SyncReport, ClientError> {
-        let (tx, rx) = mpsc::unbounded_channel();
+        // Bounded: subscription readers stop reading while the engine is
+        // behind, and QUIC flow control then stops the relay (backpressure).
+        let (tx, rx) = mpsc::channel(DELIVERY_BACKLOG);
         let waiting = opts.wait.is_some();
         let deadline = Instant::now() + opts.wait.unwrap_or(ONE_SHOT_LIMIT);
         let mut e = Engine {
@@ -491,24 +495,18 @@ impl Engine<'_> {
             };
             self.secure_pending(&client, &mut mb).await?;
             match client.subscribe(&auth, &mb.recipient_id).await {
-                Ok(mut sub) => {
-                    let tx = self.tx.clone();
+                Ok(sub) => {
                     let rid = mb.recipient_id.clone();
                     let relay = key.to_owned();
                     self.idle_pending.insert(rid.clone());
-                    readers.push(tokio::spawn(async move {
-                        loop {
-                            let msg = match sub.next_event().await {
-                                Ok(Some(ev)) => SubMsg::Event(ev),
-                                Ok(None) => SubMsg::Closed("relay ended the subscription".into()),
-                                Err(e) => SubMsg::Closed(e.to_string()),
-                            };
-                            let closed = matches!(msg, SubMsg::Closed(_));
-                            if tx.send((rid.clone(), relay.clone(), msg)).is_err() || closed {
-                                break;
-                            }
-                        }
-                    }));
+                    readers.push(tokio::spawn(sub.forward(self.tx.clone(), move |ev| {
+                        let msg = match ev {
+                            Ok(Some(ev)) => SubMsg::Event(ev),
+                            Ok(None) => SubMsg::Closed("relay ended the subscription".into()),
+                            Err(e) => SubMsg::Closed(e.to_string()),
+                        };
+                        (rid.clone(), relay.clone(), msg)
+                    })));
                 }
                 Err(e) if e.code().is_some() => {
                     // The relay no longer knows this mailbox (expired or
