@@ -247,16 +247,43 @@ impl Profile {
 
     /// Runs `tropa ARGS` with an explicit passphrase and extra environment.
     pub fn tropa_with(&self, args: &[&str], passphrase: &str, env: &[(&str, &str)]) -> Run {
+        self.run(args, passphrase, env, None)
+    }
+
+    /// Runs `tropa ARGS` with `input` piped into its standard input.
+    pub fn tropa_input(&self, args: &[&str], input: &str) -> Run {
+        self.run(args, &self.passphrase, &[], Some(input))
+    }
+
+    fn run(
+        &self,
+        args: &[&str],
+        passphrase: &str,
+        env: &[(&str, &str)],
+        input: Option<&str>,
+    ) -> Run {
         let mut cmd = Command::new(bin("tropa"));
         cmd.args(args)
             .env("TROPA_HOME", &self.home)
             .env("TROPA_PASSPHRASE", passphrase)
             .env_remove("TROPA_NEW_PASSPHRASE")
-            .stdin(Stdio::null());
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out = cmd.output().expect("run tropa");
+        let mut child = cmd.spawn().expect("run tropa");
+        if let Some(text) = input {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(text.as_bytes()).expect("write stdin");
+        }
+        let out = child.wait_with_output().expect("run tropa");
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

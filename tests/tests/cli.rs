@@ -535,3 +535,59 @@ fn weak_passphrases_are_refused() {
     assert!(r.stderr.contains("too easy to guess"), "{r:?}");
     ok.tropa(&["contacts"]).ok();
 }
+
+/// H3 of the security review: text and links can come through a pipe (or a
+/// prompt) instead of the command line; given on the command line, they
+/// work but the first time is met with a warning about shell history.
+#[test]
+fn text_and_links_through_stdin_and_a_warning_for_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let alice = Profile::init(dir.path(), "alice", &relay.address);
+    let bob = Profile::init(dir.path(), "bob", &relay.address);
+    let link = alice.tropa(&["invite", "--name", "bob"]).ok().stdout;
+    bob.tropa_input(&["accept", "--name", "alice"], &link).ok();
+    assert_eq!(
+        alice.tropa(&["sync"]).ok().stdout.trim(),
+        "0 new, 0 delivered, 1 joined"
+    );
+    let piped = bob
+        .tropa_input(&["send", "alice"], "two lines\nfrom a pipe\n")
+        .ok();
+    assert!(!piped.stderr.contains("shell history"), "{piped:?}");
+    let dash = bob.tropa_input(&["send", "alice", "-"], "via dash").ok();
+    assert!(!dash.stderr.contains("shell history"), "{dash:?}");
+    let empty = bob.tropa_input(&["send", "alice"], " \n");
+    assert_eq!(empty.code, 2, "{empty:?}");
+    let first = bob.tropa(&["send", "alice", "on the line"]).ok();
+    assert!(first.stderr.contains("shell history"), "{first:?}");
+    let second = bob.tropa(&["send", "alice", "again"]).ok();
+    assert!(!second.stderr.contains("shell history"), "once: {second:?}");
+    alice.tropa(&["sync"]).ok();
+    let got: Vec<String> = texts(&alice.read_json(Some("bob")))
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    assert_eq!(
+        got,
+        vec!["two lines\nfrom a pipe", "via dash", "on the line", "again"]
+    );
+}
+
+/// Issue 9 item 1: lines piped into `chat` in a burst are all queued and
+/// delivered, exactly once, not just the first.
+#[test]
+fn chat_queues_every_line_of_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let (alice, bob) = alice_and_bob(dir.path(), &relay.address);
+    let burst: String = (1..=8).map(|i| format!("burst {i}\n")).collect();
+    bob.tropa_input(&["chat", "alice"], &burst).ok();
+    alice.tropa(&["sync"]).ok();
+    let got: Vec<String> = texts(&alice.read_json(Some("bob")))
+        .into_iter()
+        .map(|m| m.1)
+        .collect();
+    let want: Vec<String> = (1..=8).map(|i| format!("burst {i}")).collect();
+    assert_eq!(got, want);
+}

@@ -23,11 +23,13 @@ use zeroize::Zeroizing;
 ///
 /// First time: `tropa init --name NAME --relay ADDRESS`, then either
 /// `tropa invite` and send the printed link to the other person, or
-/// `tropa accept LINK --name ALIAS` with a link you received. Then
-/// `tropa send ALIAS TEXT`, `tropa sync`, `tropa read`, or `tropa chat ALIAS`.
+/// `tropa accept --name ALIAS` and paste a link you received. Then
+/// `tropa send ALIAS` (type the text), `tropa sync`, `tropa read`, or
+/// `tropa chat ALIAS`.
 ///
-/// The passphrase is asked on the terminal; scripts can set
-/// TROPA_PASSPHRASE or use --passphrase-file.
+/// Message text and links are asked for when left out, so they stay out of
+/// your shell history. The passphrase is asked on the terminal; scripts can
+/// set TROPA_PASSPHRASE or use --passphrase-file.
 #[derive(Debug, Parser)]
 #[command(name = "tropa", version, about, long_about, max_term_width = 80)]
 struct Cli {
@@ -74,9 +76,12 @@ enum Cmd {
         qr: bool,
     },
     /// Accept an invitation link and call its sender ALIAS.
+    ///
+    /// Leave LINK out (or give -) to paste it at the prompt or pipe it in:
+    /// a link typed on the command line stays in your shell history.
     Accept {
-        /// The tropa:invite#… link.
-        link: String,
+        /// The tropa:invite#… link [default: asked for].
+        link: Option<String>,
         /// What you will call them.
         #[arg(long = "name", value_name = "ALIAS")]
         alias: String,
@@ -84,11 +89,15 @@ enum Cmd {
     /// List contacts with unread and pending counts.
     Contacts,
     /// Send a message (queued if offline; `sync` delivers it later).
+    ///
+    /// Leave TEXT out (or give -) to type it at the prompt, or pipe it in
+    /// (`termux-clipboard-get | tropa send ALIAS`): text on the command line
+    /// stays in your shell history.
     Send {
         /// Contact.
         alias: String,
-        /// Message text (quote it).
-        text: String,
+        /// Message text [default: asked for, or read from a pipe].
+        text: Option<String>,
     },
     /// Receive new messages and deliver queued ones.
     Sync {
@@ -270,6 +279,53 @@ fn new_passphrase(label: &str) -> Result<Zeroizing<String>, CliError> {
     Ok(a)
 }
 
+/// Text that should stay out of shell history and `/proc/PID/cmdline`:
+/// from the argument if one was given (with a one-time warning per profile),
+/// else typed at a prompt on a terminal, else read from stdin to its end.
+fn secret_input(
+    client: &Client,
+    arg: Option<&str>,
+    prompt: &str,
+    what: &str,
+) -> Result<Zeroizing<String>, CliError> {
+    if let Some(given) = arg.filter(|a| *a != "-") {
+        if client.first_notice("argv-secrets")? {
+            eprintln!(
+                "note: a {what} on the command line stays in your shell history; \
+                 leave it out next time and type or paste it when asked"
+            );
+        }
+        return Ok(Zeroizing::new(given.to_owned()));
+    }
+    let stdin = std::io::stdin();
+    let mut text = Zeroizing::new(String::new());
+    if stdin.is_terminal() {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        stdin
+            .lock()
+            .read_line(&mut text)
+            .map_err(|source| CliError::Io {
+                path: "standard input".into(),
+                source,
+            })?;
+    } else {
+        std::io::Read::read_to_string(&mut stdin.lock(), &mut text).map_err(|source| {
+            CliError::Io {
+                path: "standard input".into(),
+                source,
+            }
+        })?;
+    }
+    let trimmed = text.trim_end_matches(['\r', '\n']);
+    if trimmed.trim().is_empty() {
+        return Err(CliError::Usage(format!(
+            "no {what}: type it when asked, or pipe it in"
+        )));
+    }
+    Ok(Zeroizing::new(trimmed.to_owned()))
+}
+
 fn open(cli: &Cli) -> Result<Client, CliError> {
     let home = home_dir(cli)?;
     if !Client::exists(&home) {
@@ -418,6 +474,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         }
         Cmd::Accept { link, alias } => {
             let mut client = open(cli)?;
+            let link = secret_input(&client, link.as_deref(), "Paste the link: ", "link")?;
             let rt = runtime()?;
             let delivered = rt.block_on(client.accept(link.trim(), alias))?;
             if delivered {
@@ -470,7 +527,8 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         }
         Cmd::Send { alias, text } => {
             let mut client = open(cli)?;
-            client.queue_text(alias, text)?;
+            let text = secret_input(&client, text.as_deref(), "Message: ", "message text")?;
+            client.queue_text(alias, &text)?;
             let report = sync_once(&mut client, &runtime()?)?;
             if !report.refused.is_empty() {
                 return Err(CliError::Network(format!(
@@ -693,8 +751,12 @@ fn chat(cli: &Cli, alias: &str) -> Result<(), CliError> {
         let (r, ()) = tokio::join!(work, printer);
         r
     });
-    // Deliver whatever was typed last before leaving.
     result?;
+    // Lines typed just before Ctrl-D may still wait in the channel: queue
+    // every one of them durably, then deliver what can be delivered now.
+    while let Ok(SyncCommand::Send { alias, text }) = cmd_rx.try_recv() {
+        client.queue_text(&alias, &text)?;
+    }
     let _ = sync_once(&mut client, &rt);
     // What arrived during the chat was shown live.
     client.mark_read(Some(alias))?;

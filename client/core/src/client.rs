@@ -337,6 +337,20 @@ impl Client {
             .map_err(|e| ProfileError::BadPassphrase(passphrase_msg(&e)))
     }
 
+    /// Whether the one-time notice `name` (e.g. a warning a front end shows
+    /// once per profile) has not been shown yet; marks it shown.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn first_notice(&self, name: &str) -> Result<bool, ClientError> {
+        let key = [b"notice/".as_slice(), name.as_bytes()].concat();
+        if self.vault.get(tree::META, &key)?.is_some() {
+            return Ok(false);
+        }
+        self.vault.put(tree::META, &key, &[])?;
+        Ok(true)
+    }
+
     pub(crate) fn next_seq(&self) -> Result<u64, ClientError> {
         let cur = self
             .vault
