@@ -73,6 +73,30 @@ pub fn ip_key(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Connections an address may hold before a connection attempt from it
+/// that has not proved it receives at that address gets a QUIC Retry.
+pub const UNVALIDATED_PER_ADDRESS: u32 = 4;
+/// Unvalidated handshakes in progress, relay-wide, beyond which every new
+/// unvalidated attempt gets a Retry.
+pub const UNVALIDATED_RELAY_WIDE: usize = 256;
+
+/// Whether a connection attempt must first prove, with a QUIC Retry, that
+/// it receives at its address. An address with few connections, on a relay
+/// not flooded with handshakes, connects without that extra round trip
+/// (it costs a phone about 1.2 KB each time); beyond that, spoofed or
+/// unanswered Initials get a Retry and are forgotten, so they can hold at
+/// most [`UNVALIDATED_PER_ADDRESS`] of an address's slots, each for the
+/// handshake timeout, and never lock an address out.
+pub fn must_retry(
+    validated: bool,
+    address_connections: u32,
+    unvalidated_in_progress: usize,
+) -> bool {
+    !validated
+        && (address_connections >= UNVALIDATED_PER_ADDRESS
+            || unvalidated_in_progress >= UNVALIDATED_RELAY_WIDE)
+}
+
 /// The envelopes one secured mailbox may hold when `used` of the relay's
 /// `total` envelope slots are taken by `mailboxes` mailboxes: the full
 /// `quota` while the relay is at most half full; beyond that, the second
@@ -129,6 +153,15 @@ mod tests {
         assert_eq!(ip_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
         let v4: IpAddr = "192.0.2.8".parse().unwrap();
         assert_eq!(ip_key(v4), v4);
+    }
+
+    #[test]
+    fn retry_only_when_needed() {
+        assert!(!must_retry(false, 0, 0));
+        assert!(!must_retry(false, UNVALIDATED_PER_ADDRESS - 1, 0));
+        assert!(must_retry(false, UNVALIDATED_PER_ADDRESS, 0));
+        assert!(must_retry(false, 0, UNVALIDATED_RELAY_WIDE));
+        assert!(!must_retry(true, 1000, 100_000), "validated: never again");
     }
 
     #[test]

@@ -70,24 +70,37 @@ impl Connection {
     }
 }
 
-pub(crate) async fn handle_connection(incoming: quinn::Incoming, ctx: Arc<Ctx>) {
-    let connecting = match incoming.accept() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::debug!("handshake failed: {e}");
-            return;
-        }
-    };
-    let conn = match tokio::time::timeout(super::HANDSHAKE_TIMEOUT, connecting).await {
-        Ok(Ok(c)) => c,
+/// Completes the handshake of an admitted connection; `None` if it failed
+/// or took longer than [`super::HANDSHAKE_TIMEOUT`].
+async fn handshake(incoming: quinn::Incoming) -> Option<quinn::Connection> {
+    let connecting = incoming
+        .accept()
+        .map_err(|e| tracing::debug!("handshake failed: {e}"))
+        .ok()?;
+    match tokio::time::timeout(super::HANDSHAKE_TIMEOUT, connecting).await {
+        Ok(Ok(c)) => Some(c),
         Ok(Err(e)) => {
             tracing::debug!("handshake failed: {e}");
-            return;
+            None
         }
         Err(_) => {
             tracing::debug!("handshake timed out");
-            return;
+            None
         }
+    }
+}
+
+/// Serves one admitted connection; `unvalidated` if it was admitted
+/// without a Retry (it then counts as an unvalidated handshake until its
+/// handshake ends).
+pub(crate) async fn handle_connection(incoming: quinn::Incoming, ctx: Arc<Ctx>, unvalidated: bool) {
+    let conn = handshake(incoming).await;
+    if unvalidated {
+        ctx.unvalidated
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    let Some(conn) = conn else {
+        return;
     };
     ctx.metrics.inc(&ctx.metrics.connections);
     let Ok(binding) = crate::tls::channel_binding(&conn) else {

@@ -6,12 +6,14 @@
 //! bytes and waits. It must never log peer addresses, mailbox IDs or
 //! envelope bytes (S8).
 //!
-//! Admission (M1 of the security review): an Initial whose source address
-//! is not yet validated gets a QUIC Retry, so a connection slot is only
-//! taken by a client that can receive at its address; spoofed Initials
-//! cost the relay one small packet and hold nothing. Slots are counted per
-//! address (an IPv6 /64 counts as one), and a handshake must complete
-//! within [`HANDSHAKE_TIMEOUT`].
+//! Admission (M1 of the security review): slots are counted per address (an
+//! IPv6 /64 counts as one), a handshake must complete within
+//! [`HANDSHAKE_TIMEOUT`], and an Initial whose source address is not yet
+//! validated gets a QUIC Retry once its address holds a few connections or
+//! many unvalidated handshakes are in progress ([`must_retry`]). Spoofed or
+//! unanswered Initials therefore hold at most a few slots of an address for
+//! a few seconds and cannot lock it out, while a phone connecting normally
+//! is spared the Retry's round trip.
 
 mod budget;
 mod conn;
@@ -27,7 +29,7 @@ use tropa_proto::{Fingerprint, RelayAddress};
 
 use crate::config::Config;
 use crate::identity::RelayIdentity;
-use crate::limits::ip_key;
+use crate::limits::{ip_key, must_retry};
 use crate::metrics::Metrics;
 use crate::service::{Now, Service};
 use crate::store::{RecipientId, Store};
@@ -87,6 +89,11 @@ struct PerIp {
 }
 
 impl PerIp {
+    fn count(&self, ip: std::net::IpAddr) -> u32 {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&ip).copied().unwrap_or(0)
+    }
+
     fn try_add(&self, ip: std::net::IpAddr, limit: u32) -> bool {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let n = map.entry(ip).or_insert(0);
@@ -110,6 +117,8 @@ impl PerIp {
 
 struct Ctx {
     per_ip: PerIp,
+    /// Handshakes in progress from addresses not validated by a Retry.
+    unvalidated: std::sync::atomic::AtomicUsize,
     service: Service,
     subscribers: Subscribers,
     metrics: Arc<Metrics>,
@@ -194,6 +203,7 @@ impl Server {
             fingerprint: identity.fingerprint(),
             ctx: Arc::new(Ctx {
                 per_ip: PerIp::default(),
+                unvalidated: 0.into(),
                 service: Service::new(store, config.policy(), metrics.clone()),
                 subscribers: Subscribers::default(),
                 metrics,
@@ -262,9 +272,13 @@ impl Server {
 impl Server {
     /// Decides whether a new connection gets a slot (see the module docs).
     fn admit(&self, incoming: quinn::Incoming) {
-        if !incoming.remote_address_validated() {
-            // Nothing is counted for an address that has not shown it can
-            // receive: answer with a Retry and forget it.
+        use std::sync::atomic::Ordering;
+        let ip = ip_key(incoming.remote_address().ip());
+        let validated = incoming.remote_address_validated();
+        let in_progress = self.ctx.unvalidated.load(Ordering::Relaxed);
+        if must_retry(validated, self.ctx.per_ip.count(ip), in_progress) {
+            // Nothing is counted for this attempt: answer with a Retry and
+            // forget it. A real client comes back validated.
             if incoming.may_retry() {
                 let _ = incoming.retry();
             } else {
@@ -272,7 +286,6 @@ impl Server {
             }
             return;
         }
-        let ip = ip_key(incoming.remote_address().ip());
         if self.endpoint.open_connections() > self.ctx.config.max_connections as usize
             || !self
                 .ctx
@@ -283,8 +296,11 @@ impl Server {
             return;
         }
         let ctx = self.ctx.clone();
+        if !validated {
+            ctx.unvalidated.fetch_add(1, Ordering::Relaxed);
+        }
         tokio::spawn(async move {
-            conn::handle_connection(incoming, ctx.clone()).await;
+            conn::handle_connection(incoming, ctx.clone(), !validated).await;
             ctx.per_ip.remove(ip);
         });
     }
