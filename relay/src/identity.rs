@@ -53,7 +53,8 @@ impl RelayIdentity {
     }
 
     fn from_key(key: rcgen::KeyPair) -> Result<Self, IdentityError> {
-        let params = rcgen::CertificateParams::new(vec![crate::tls::SERVER_NAME.to_owned()])?;
+        let params =
+            rcgen::CertificateParams::new(vec![tropa_relay_protocol::SERVER_NAME.to_owned()])?;
         let cert = params.self_signed(&key)?;
         Ok(Self {
             cert: cert.der().clone(),

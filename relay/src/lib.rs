@@ -1,33 +1,24 @@
 //! The Tropa relay: a QUIC server that stores sealed, fixed-size envelopes in
-//! mailboxes and forgets them once acknowledged or expired, plus the async
-//! client for its protocol.
+//! mailboxes and forgets them once acknowledged or expired.
 //!
 //! The relay never sees end-to-end content, never stores client addresses or
 //! fine-grained timestamps (S8), and never logs mailbox IDs or envelope bytes.
-//! Modules behind the `server` feature hold the store and the server; the
-//! rest (`client`, `crypto`, `tls`, `wire`) is what clients need.
+//! Its protocol decisions are in [`service`] (sans-IO), its durable state in
+//! [`store`], and [`server`] is the async shell. What clients share with it
+//! is in `tropa-relay-protocol`; it never builds client crates.
 
 #![forbid(unsafe_code)]
 
-pub mod client;
-pub mod crypto;
-pub mod tls;
-pub mod wire;
-
-#[cfg(feature = "server")]
 pub mod config;
-#[cfg(feature = "server")]
 pub mod identity;
-#[cfg(feature = "server")]
 pub mod limits;
-#[cfg(feature = "server")]
 pub mod metrics;
-#[cfg(feature = "server")]
 pub mod server;
-#[cfg(feature = "server")]
 pub mod service;
-#[cfg(feature = "server")]
 pub mod store;
+pub mod tls;
+
+pub use tropa_relay_protocol::crypto;
 
 /// Hours since the Unix epoch: the only time resolution the relay stores (S8).
 pub type Hour = u32;

@@ -1,27 +1,16 @@
-//! TLS 1.3 for the relay protocol: the relay's server configuration and the
-//! client's pinned-key verifier (S11).
-//!
-//! A client trusts no certificate authority. It accepts a relay if and only if
-//! the SHA-256 of the SubjectPublicKeyInfo in the relay's certificate equals
-//! the fingerprint in the relay address, and the TLS 1.3 handshake signature
-//! verifies under that key. The certificate's names, dates and issuer are
-//! irrelevant by design. SNI is disabled so the network does not see a name.
+//! TLS 1.3 and QUIC settings of the relay: its server configuration, its
+//! transport profile, and the channel binding of a connection. Clients
+//! pin the relay's key (S11; `tropa-relay-client`), so the certificate's
+//! names, dates and issuer are irrelevant by design.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
-use tropa_proto::{ALPN, Fingerprint};
+use rustls::pki_types::CertificateDer;
+use tropa_proto::ALPN;
+use tropa_relay_protocol::crypto::{BINDING_LEN, ChannelBinding, EXPORTER_LABEL};
 
-use crate::crypto::{BINDING_LEN, ChannelBinding, EXPORTER_LABEL};
-
-/// Server name put in the (unsent) SNI slot; any valid name would do.
-pub const SERVER_NAME: &str = "tropa-relay";
-
-/// The crypto provider used on both sides (ring; TLS 1.3 suites only).
+/// The crypto provider (ring; TLS 1.3 suites only).
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -37,127 +26,27 @@ pub enum TlsConfigError {
     Quic(String),
 }
 
-/// Accepts exactly one relay key.
-#[derive(Debug)]
-struct PinnedKey {
-    fingerprint: Fingerprint,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PinnedKey {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = webpki::EndEntityCert::try_from(end_entity)
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        let seen = Fingerprint::of_spki(&cert.subject_public_key_info());
-        // Fingerprints are public; a plain comparison leaks nothing secret.
-        if seen == self.fingerprint {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        // Only TLS 1.3 is enabled; this is unreachable in practice.
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
-/// Transport settings. Flow-control windows are sized to the protocol: one
-/// frame in flight per stream, so a peer cannot make the other side buffer
-/// megabytes it never asked for (quinn's defaults allow 1.25 MB per stream
-/// and an unbounded connection window).
-fn transport(client: bool) -> quinn::TransportConfig {
+/// Server transport settings. Flow-control windows are sized to the
+/// protocol: one frame in flight per stream, so a peer cannot make the
+/// relay buffer megabytes it never asked for (quinn's defaults allow
+/// 1.25 MB per stream and an unbounded connection window). No path-MTU
+/// probing: the clients pay for it on metered data. The relay never pings;
+/// clients keep their own connections alive.
+fn transport() -> quinn::TransportConfig {
     let frame = (tropa_proto::MAX_FRAME_LEN + 4096) as u32;
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_uni_streams(0u32.into());
+    t.max_concurrent_bidi_streams(64u32.into());
     t.datagram_receive_buffer_size(None);
     t.stream_receive_window(frame.into());
-    // Path-MTU probes cost kilobytes per connection, paid by clients on
-    // metered mobile data, for little gain on 16 KiB envelopes: both ends
-    // stay at QUIC's 1200-byte minimum.
     t.mtu_discovery_config(None);
-    if client {
-        // The relay never opens streams towards a client.
-        t.max_concurrent_bidi_streams(0u32.into());
-        // Deliveries of several subscriptions may arrive together.
-        t.receive_window((16 * frame).into());
-        t.send_window(u64::from(4 * frame));
-        // A keep-alive below common carrier UDP NAT timeouts (often 30 s)
-        // keeps a subscription alive without polling (a PING is ~50 bytes,
-        // about 12 KB an hour). It also carries the packet a restarted
-        // relay answers with a stateless reset. The relay never pings.
-        t.keep_alive_interval(Some(Duration::from_secs(15)));
-        t.max_idle_timeout(Some(quinn::VarInt::from_u32(90_000).into()));
-    } else {
-        t.max_concurrent_bidi_streams(64u32.into());
-        // What quinn may buffer per connection, beyond the relay's own
-        // memory budget: 256 KiB received but unread, 256 KiB sent but
-        // unacknowledged. A peer that stalls holds at most this.
-        t.receive_window((256 * 1024u32).into());
-        t.send_window(256 * 1024);
-        t.max_idle_timeout(Some(quinn::VarInt::from_u32(120_000).into()));
-    }
+    // What quinn may buffer per connection, beyond the relay's own memory
+    // budget: 256 KiB received but unread, 256 KiB sent but unacknowledged.
+    // A peer that stalls holds at most this.
+    t.receive_window((256 * 1024u32).into());
+    t.send_window(256 * 1024);
+    t.max_idle_timeout(Some(quinn::VarInt::from_u32(120_000).into()));
     t
-}
-
-/// QUIC client configuration that accepts only the relay with `fingerprint`.
-///
-/// # Errors
-/// [`TlsConfigError`] if rustls or quinn refuse the configuration.
-pub fn client_config(fingerprint: Fingerprint) -> Result<quinn::ClientConfig, TlsConfigError> {
-    let provider = provider();
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PinnedKey {
-            fingerprint,
-            provider,
-        }))
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![ALPN.to_vec()];
-    tls.enable_sni = false;
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-        .map_err(|e| TlsConfigError::Quic(e.to_string()))?;
-    let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
-    cfg.transport_config(Arc::new(transport(true)));
-    Ok(cfg)
 }
 
 /// QUIC server configuration from a certificate and its private key (DER).
@@ -179,7 +68,7 @@ pub fn server_config(
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TlsConfigError::Quic(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    cfg.transport_config(Arc::new(transport(false)));
+    cfg.transport_config(Arc::new(transport()));
     cfg.migration(true);
     Ok(cfg)
 }

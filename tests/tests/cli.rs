@@ -10,7 +10,7 @@ use prost::Message as _;
 use tropa_client::records::{ContactRecord, tree};
 use tropa_client::store::{Opened, Vault};
 use tropa_e2e::{ContentExt as _, Session};
-use tropa_relay::client::RelayClient;
+use tropa_relay_client::RelayClient;
 use tropa_tests::{
     Profile, RelayProcess, alice_and_bob, connect_profiles, files, files_containing,
     relay_on_fixed_port,

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use tropa_relay::client::RelayClient;
+use tropa_relay_client::RelayClient;
 use tropa_tests::{Profile, RelayProcess};
 
 /// L1 of the security review: Bob accepts Alice's invitation just before it

@@ -13,8 +13,9 @@ use ed25519_dalek::SigningKey;
 use prost::Message as _;
 use tropa_proto::relay::{self, Request, recipient_command::Action, request};
 use tropa_proto::{ENVELOPE_SIZE, MAX_FRAME_LEN, PROTOCOL_VERSION, RelayAddress};
-use tropa_relay::client::RelayClient;
-use tropa_relay::{crypto, tls};
+use tropa_relay_client::RelayClient;
+use tropa_relay_client::tls;
+use tropa_relay_protocol::crypto;
 use tropa_tests::RelayProcess;
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -59,7 +60,7 @@ async fn raw_connection(addr: &RelayAddress) -> (quinn::Endpoint, quinn::Connect
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     endpoint.set_default_client_config(tls::client_config(addr.fingerprint).unwrap());
     let conn = endpoint
-        .connect(addr.socket_addr().unwrap(), tls::SERVER_NAME)
+        .connect(addr.socket_addr().unwrap(), tropa_relay_client::SERVER_NAME)
         .unwrap()
         .await
         .unwrap();

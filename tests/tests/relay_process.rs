@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use tropa_proto::ENVELOPE_SIZE;
-use tropa_relay::client::RelayClient;
+use tropa_relay_client::RelayClient;
 use tropa_tests::{RelayProcess, bin, files_containing};
 use x25519_dalek::{PublicKey, StaticSecret};
 

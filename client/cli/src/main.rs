@@ -207,7 +207,7 @@ impl CliError {
                     | ProfileError::BadPassphrase(_)
                     | ProfileError::WeakPassphrase(_),
                 ) => 6,
-                C::Connect(_) | C::Request(_) => 5,
+                C::Relay(_) => 5,
                 C::BadLink(_)
                 | C::BadAlias
                 | C::AliasTaken(_)

@@ -17,7 +17,7 @@ use tropa_e2e::{
     Session, safety_number,
 };
 use tropa_proto::RelayAddress;
-use tropa_relay::client::RelayClient;
+use tropa_relay_client::RelayClient;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
@@ -861,7 +861,7 @@ impl NewMailbox {
     fn into_record(
         self,
         relay: &RelayAddress,
-        created: &tropa_relay::client::CreatedMailbox,
+        created: &tropa_relay_client::CreatedMailbox,
         contact_id: &[u8],
         invite_id: &[u8],
     ) -> OwnMailbox {
@@ -883,7 +883,7 @@ async fn create_mailbox(
     relay: &RelayAddress,
 ) -> (
     NewMailbox,
-    Result<tropa_relay::client::CreatedMailbox, tropa_relay::client::RequestError>,
+    Result<tropa_relay_client::CreatedMailbox, tropa_relay_client::RequestError>,
 ) {
     let mb = NewMailbox {
         auth: SigningKey::generate(&mut rand::rng()),

@@ -1,7 +1,7 @@
 //! Errors of the client library, one enum per operation family. Messages
 //! never contain passphrases, keys, message text or mailbox IDs.
 
-use tropa_relay::client::{ConnectError, RequestError};
+use tropa_relay_client::{ConnectError, RequestError};
 
 /// Opening or creating a profile.
 #[derive(Debug, thiserror::Error)]
@@ -85,12 +85,9 @@ pub enum ClientError {
     /// The profile's relay address is invalid.
     #[error("invalid relay address: {0}")]
     BadRelay(#[from] tropa_proto::AddressError),
-    /// The relay could not be reached.
-    #[error("cannot reach the relay: {0}")]
-    Connect(#[from] ConnectError),
-    /// The relay refused or failed a request.
-    #[error("relay request failed: {0}")]
-    Request(#[from] RequestError),
+    /// A relay could not be reached, refused, or misbehaved.
+    #[error(transparent)]
+    Relay(#[from] RelayError),
     /// The end-to-end handshake failed.
     #[error("handshake failed: {0}")]
     Handshake(#[from] tropa_e2e::HandshakeError),
@@ -105,5 +102,139 @@ pub enum ClientError {
 impl From<crate::store::StoreError> for ClientError {
     fn from(e: crate::store::StoreError) -> Self {
         ClientError::Profile(e.into())
+    }
+}
+
+/// What went wrong with a relay, in the client's own terms (front ends never
+/// see transport types). Messages are plain words; the technical detail is
+/// in [`RelayError::detail`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RelayError {
+    /// The relay could not be reached: no network, wrong host or port, or
+    /// it is down.
+    #[error("cannot reach the relay")]
+    Unreachable {
+        /// What the transport said.
+        detail: String,
+    },
+    /// Whoever answered holds another key than the relay address names: a
+    /// wrong address, or someone in the middle (S11).
+    #[error(
+        "the relay's key does not match the address (wrong address, or someone is in the middle)"
+    )]
+    WrongKey,
+    /// The relay refused the request.
+    #[error("the relay refused: {reason}")]
+    Refused {
+        /// Why, as the relay's error code says.
+        reason: Refusal,
+        /// The relay's own words.
+        detail: String,
+    },
+    /// The relay broke the protocol (an answer that makes no sense).
+    #[error("the relay answered something unexpected")]
+    Misbehaved {
+        /// What was wrong.
+        detail: String,
+    },
+}
+
+impl RelayError {
+    /// The technical detail behind the plain message, for `-v`.
+    pub fn detail(&self) -> &str {
+        match self {
+            RelayError::Unreachable { detail }
+            | RelayError::Refused { detail, .. }
+            | RelayError::Misbehaved { detail } => detail,
+            RelayError::WrongKey => "the certificate's key hash differs from the address's",
+        }
+    }
+
+    /// The refusal, if the relay refused.
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            RelayError::Refused { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+}
+
+/// Why a relay refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The mailbox does not exist (any more).
+    #[error("no such mailbox")]
+    NoMailbox,
+    /// A signature or password was not accepted.
+    #[error("not authorised")]
+    AuthFailed,
+    /// The mailbox or the relay is full.
+    #[error("full")]
+    Quota,
+    /// Too many requests, or the relay is busy.
+    #[error("busy, try later")]
+    RateLimited,
+    /// The relay could not store; try later.
+    #[error("temporary failure")]
+    Internal,
+    /// The request was malformed, too large, or of another version.
+    #[error("request not understood")]
+    Invalid,
+}
+
+impl From<ConnectError> for RelayError {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::WrongKey => RelayError::WrongKey,
+            other => RelayError::Unreachable {
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<RequestError> for RelayError {
+    fn from(e: RequestError) -> Self {
+        use tropa_proto::relay::ErrorCode as C;
+        match e {
+            RequestError::Relay { code, message } => RelayError::Refused {
+                reason: match code {
+                    C::NoMailbox => Refusal::NoMailbox,
+                    C::AuthFailed => Refusal::AuthFailed,
+                    C::Quota => Refusal::Quota,
+                    C::RateLimited => Refusal::RateLimited,
+                    C::Internal => Refusal::Internal,
+                    C::TooLarge | C::Malformed | C::UnsupportedVersion | C::Unspecified => {
+                        Refusal::Invalid
+                    }
+                },
+                detail: message,
+            },
+            RequestError::Unexpected => RelayError::Misbehaved {
+                detail: e.to_string(),
+            },
+            RequestError::Read(ref r)
+                if matches!(r, tropa_relay_protocol::frame::ReadError::Frame(_)) =>
+            {
+                RelayError::Misbehaved {
+                    detail: e.to_string(),
+                }
+            }
+            other => RelayError::Unreachable {
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<ConnectError> for ClientError {
+    fn from(e: ConnectError) -> Self {
+        ClientError::Relay(e.into())
+    }
+}
+
+impl From<RequestError> for ClientError {
+    fn from(e: RequestError) -> Self {
+        ClientError::Relay(e.into())
     }
 }

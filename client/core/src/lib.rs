@@ -19,6 +19,6 @@ pub mod store;
 pub mod sync;
 
 pub use client::{Client, ContactInfo, MessageView, SafetyView};
-pub use error::{ClientError, ProfileError};
+pub use error::{ClientError, ProfileError, Refusal, RelayError};
 pub use store::KdfParams;
 pub use sync::{Command, SyncEvent, SyncOptions, SyncReport};

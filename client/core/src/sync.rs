@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tropa_e2e::{Body, Content, ContentExt as _, OpenError, PendingInvitation, Session};
 use tropa_proto::RelayAddress;
-use tropa_relay::client::{Delivery, Event, RelayClient};
+use tropa_relay_client::{Delivery, Event, RelayClient};
 use x25519_dalek::StaticSecret;
 use zeroize::Zeroizing;
 

@@ -24,7 +24,7 @@ use super::budget::{ConnectionBudget, Kind, Permit};
 use crate::limits::RateLimiter;
 use crate::service::{self, Now, Outcome, Peer, Subscription};
 use crate::store::RecipientId;
-use crate::wire;
+use tropa_relay_protocol::frame as wire;
 
 /// Time a client has to send its request after opening a stream.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -4,17 +4,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::{Relay, code, envelope, mailbox, resp_code};
 use ed25519_dalek::SigningKey;
 use tropa_proto::PROTOCOL_VERSION;
 use tropa_proto::relay::{self, ErrorCode, Request, recipient_command::Action, request};
-use tropa_relay::client::{RelayClient, RequestError};
 use tropa_relay::config::Config;
+use tropa_relay_client::{RelayClient, RequestError};
+use tropa_tests::inproc::{Relay, code, envelope, mailbox, resp_code};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 /// Every file under `dir`, concatenated.
@@ -49,12 +47,12 @@ async fn round_trip_delivery_is_reencrypted_and_ack_deletes() {
 
     let mut sub = recipient.subscribe(&mb.auth, &mb.rid).await.unwrap();
     let first = sub.next_event().await.unwrap().unwrap();
-    assert!(matches!(first, tropa_relay::client::Event::Delivery(_)));
+    assert!(matches!(first, tropa_relay_client::Event::Delivery(_)));
     assert!(matches!(
         sub.next_event().await.unwrap().unwrap(),
-        tropa_relay::client::Event::Idle
+        tropa_relay_client::Event::Idle
     ));
-    let tropa_relay::client::Event::Delivery(d) = first else {
+    let tropa_relay_client::Event::Delivery(d) = first else {
         unreachable!()
     };
     assert_ne!(
@@ -324,7 +322,7 @@ async fn creation_password_and_pinned_key() {
     wrong.fingerprint.0[0] ^= 1;
     let err = RelayClient::connect(&wrong).await.unwrap_err();
     assert!(
-        matches!(err, tropa_relay::client::ConnectError::Handshake(_)),
+        matches!(err, tropa_relay_client::ConnectError::WrongKey),
         "{err}"
     );
     relay.stop().await;

@@ -1,7 +1,5 @@
-//! Helpers shared by the relay's integration tests: an in-process relay on
-//! loopback with a real sled store in a temp dir, mailboxes and envelopes.
-
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+//! An in-process relay on loopback with a real sled store in a temp dir,
+//! and helpers for tests that speak the relay protocol directly.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,22 +8,27 @@ use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use tropa_proto::relay::{self, ErrorCode};
 use tropa_proto::{ENVELOPE_SIZE, RelayAddress};
-use tropa_relay::client::{RelayClient, RequestError};
 use tropa_relay::config::Config;
 use tropa_relay::identity::RelayIdentity;
 use tropa_relay::server::Server;
 use tropa_relay::store::SledStore;
+use tropa_relay_client::{RelayClient, RequestError};
 use x25519_dalek::{PublicKey, StaticSecret};
 
+/// A relay served by this test process.
 pub struct Relay {
+    /// Its address.
     pub address: RelayAddress,
+    /// Its metrics endpoint, if configured.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Its data directory.
     pub dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Relay {
+    /// Serves `cfg` (its listen address replaced by 127.0.0.1:0).
     pub async fn start(cfg: Config) -> Relay {
         let dir = tempfile::tempdir().unwrap();
         let identity = RelayIdentity::generate().unwrap();
@@ -50,6 +53,7 @@ impl Relay {
         }
     }
 
+    /// Shuts it down and returns its data directory.
     pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -59,14 +63,21 @@ impl Relay {
     }
 }
 
+/// A mailbox created through [`mailbox`], with its secrets.
 pub struct Mailbox {
+    #[allow(missing_docs)]
     pub auth: SigningKey,
+    #[allow(missing_docs)]
     pub dh: StaticSecret,
+    #[allow(missing_docs)]
     pub rid: [u8; 24],
+    #[allow(missing_docs)]
     pub sid: [u8; 24],
+    #[allow(missing_docs)]
     pub relay_dh: [u8; 32],
 }
 
+/// Creates a mailbox on `c`.
 pub async fn mailbox(c: &RelayClient) -> Mailbox {
     let auth = SigningKey::generate(&mut rand::rng());
     let dh = StaticSecret::random_from_rng(&mut rand::rng());
@@ -84,6 +95,7 @@ pub async fn mailbox(c: &RelayClient) -> Mailbox {
     }
 }
 
+/// A full-size envelope whose bytes depend on `fill`.
 pub fn envelope(fill: u8) -> Bytes {
     // Not constant, so that a substring search is meaningful.
     Bytes::from(
@@ -93,10 +105,12 @@ pub fn envelope(fill: u8) -> Bytes {
     )
 }
 
+/// The relay error code of a failed request.
 pub fn code(r: Result<(), RequestError>) -> ErrorCode {
     r.unwrap_err().code().expect("relay error code")
 }
 
+/// The relay error code in a raw response.
 pub fn resp_code(r: &relay::Response) -> Option<ErrorCode> {
     match &r.result {
         Some(relay::response::Result::Error(e)) => ErrorCode::try_from(e.code).ok(),

@@ -6,17 +6,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Relay, envelope};
 use ed25519_dalek::SigningKey;
 use tropa_proto::relay::ErrorCode;
-use tropa_relay::client::{CreatedMailbox, RelayClient};
 use tropa_relay::config::Config;
-use tropa_relay::tls;
+use tropa_relay_client::tls;
+use tropa_relay_client::{CreatedMailbox, RelayClient};
+use tropa_tests::inproc::{Relay, envelope};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 const ENVELOPE: u64 = tropa_proto::ENVELOPE_SIZE as u64;
@@ -122,7 +120,7 @@ async fn captured_initials(relay: &tropa_proto::RelayAddress, n: usize) -> Vec<V
     let mut pending = Vec::new();
     for _ in 0..n {
         let connecting = endpoint
-            .connect(trap.local_addr().unwrap(), tls::SERVER_NAME)
+            .connect(trap.local_addr().unwrap(), tropa_relay_client::SERVER_NAME)
             .unwrap();
         pending.push(tokio::spawn(connecting));
     }

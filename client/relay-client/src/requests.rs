@@ -1,0 +1,280 @@
+//! Every request a client sends and how to read every answer, as pure
+//! functions: no sockets, no clock, no state. [`crate::RelayClient`] sends
+//! what these build; a simulation can hand them to a relay service directly.
+
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use prost::Message;
+use tropa_proto::relay::{
+    self, ErrorCode, RecipientCommand, Request, Response, recipient_command::Action, request,
+    response,
+};
+use tropa_proto::{ENVELOPE_ID_LEN, MAILBOX_ID_LEN, PROTOCOL_VERSION};
+use tropa_relay_protocol::crypto::{self, ChannelBinding, SealingKey};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The relay answered with an error.
+    #[error("relay refused: {message} ({code:?})")]
+    Relay {
+        /// The error code.
+        code: ErrorCode,
+        /// The relay's explanation.
+        message: String,
+    },
+    /// The connection failed or was closed.
+    #[error("connection lost: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// Writing the request failed.
+    #[error("sending failed: {0}")]
+    Write(#[from] tropa_relay_protocol::frame::WriteError),
+    /// Reading the response failed.
+    #[error("receiving failed: {0}")]
+    Read(#[from] tropa_relay_protocol::frame::ReadError),
+    /// The relay answered something this request does not expect.
+    #[error("unexpected answer from the relay")]
+    Unexpected,
+    /// The relay did not answer in time.
+    #[error("the relay did not answer in time")]
+    Timeout,
+}
+
+impl RequestError {
+    /// The relay's error code, if the relay answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            RequestError::Relay { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// A mailbox the relay just created.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CreatedMailbox {
+    /// Recipient-side ID (keep private).
+    pub recipient_id: [u8; MAILBOX_ID_LEN],
+    /// Sender-side ID (give to the sender).
+    pub sender_id: [u8; MAILBOX_ID_LEN],
+    /// The relay's DH key for this mailbox.
+    pub relay_dh_pub: [u8; 32],
+}
+
+impl std::fmt::Debug for CreatedMailbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CreatedMailbox(<ids redacted>)")
+    }
+}
+
+/// One delivery as it arrived (still sealed under the delivery key).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The envelope's ID, used to `Ack` it.
+    pub envelope_id: [u8; ENVELOPE_ID_LEN],
+    /// Nonce ‖ ciphertext ‖ tag.
+    pub sealed: Bytes,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Delivery(<redacted>)")
+    }
+}
+
+impl Delivery {
+    /// Opens the delivery with the recipient's DH secret.
+    ///
+    /// # Errors
+    /// [`crypto::OpenError`] if it was not sealed for this mailbox or was altered.
+    pub fn open(
+        &self,
+        recipient_dh: &StaticSecret,
+        relay_dh_pub: &[u8; 32],
+        recipient_id: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, crypto::OpenError> {
+        SealingKey::delivery(recipient_dh, &PublicKey::from(*relay_dh_pub), recipient_id)
+            .open(&self.envelope_id, &self.sealed)
+    }
+}
+
+/// What a subscription yields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An envelope.
+    Delivery(Delivery),
+    /// Everything stored so far has been delivered.
+    Idle,
+}
+
+fn request(command: request::Command) -> Request {
+    Request {
+        version: PROTOCOL_VERSION,
+        command: Some(command),
+    }
+}
+
+/// `CreateMailbox` for a mailbox whose recipient commands `auth` signs and
+/// whose deliveries are sealed to `dh`.
+pub fn create(auth: &SigningKey, dh: &PublicKey, password: Option<&str>) -> Request {
+    request(request::Command::CreateMailbox(relay::CreateMailbox {
+        recipient_auth_pub: auth.verifying_key().to_bytes().to_vec().into(),
+        recipient_dh_pub: dh.to_bytes().to_vec().into(),
+        password: password.unwrap_or_default().to_owned(),
+    }))
+}
+
+/// `Deposit`, signed by `signer` if the mailbox is secured.
+pub fn deposit(sender_id: &[u8], envelope: Bytes, signer: Option<&SigningKey>) -> Request {
+    let signature = signer
+        .map(|k| crypto::sign_deposit(k, sender_id, &envelope).to_vec())
+        .unwrap_or_default();
+    request(request::Command::Deposit(relay::Deposit {
+        sender_id: Bytes::copy_from_slice(sender_id),
+        envelope,
+        signature: signature.into(),
+    }))
+}
+
+/// A recipient command signed for the connection with `binding`.
+pub fn signed(
+    binding: &ChannelBinding,
+    auth: &SigningKey,
+    recipient_id: &[u8],
+    action: Action,
+) -> Request {
+    let command = RecipientCommand {
+        recipient_id: Bytes::copy_from_slice(recipient_id),
+        action: Some(action),
+    }
+    .encode_to_vec();
+    let signature = crypto::sign_recipient(auth, binding, &command);
+    request(request::Command::Signed(relay::SignedCommand {
+        command: command.into(),
+        signature: signature.to_vec().into(),
+    }))
+}
+
+/// `Subscribe`.
+pub fn subscribe(binding: &ChannelBinding, auth: &SigningKey, recipient_id: &[u8]) -> Request {
+    signed(
+        binding,
+        auth,
+        recipient_id,
+        Action::Subscribe(relay::Subscribe {}),
+    )
+}
+
+/// `Ack` of one delivered envelope.
+pub fn ack(
+    binding: &ChannelBinding,
+    auth: &SigningKey,
+    recipient_id: &[u8],
+    envelope_id: &[u8],
+) -> Request {
+    let action = Action::Ack(relay::Ack {
+        envelope_id: Bytes::copy_from_slice(envelope_id),
+    });
+    signed(binding, auth, recipient_id, action)
+}
+
+/// `Secure`: from now on only deposits signed by `sender` are accepted.
+pub fn secure(
+    binding: &ChannelBinding,
+    auth: &SigningKey,
+    recipient_id: &[u8],
+    sender: &[u8; 32],
+) -> Request {
+    let action = Action::Secure(relay::Secure {
+        sender_auth_pub: Bytes::copy_from_slice(sender),
+    });
+    signed(binding, auth, recipient_id, action)
+}
+
+/// `DeleteMailbox`.
+pub fn delete(binding: &ChannelBinding, auth: &SigningKey, recipient_id: &[u8]) -> Request {
+    signed(
+        binding,
+        auth,
+        recipient_id,
+        Action::Delete(relay::DeleteMailbox {}),
+    )
+}
+
+/// The answer, or the relay's error as [`RequestError::Relay`].
+///
+/// # Errors
+/// [`RequestError::Relay`], or `Unexpected` for an empty answer.
+pub fn check(resp: Response) -> Result<response::Result, RequestError> {
+    match resp.result {
+        Some(response::Result::Error(e)) => Err(RequestError::Relay {
+            code: ErrorCode::try_from(e.code).unwrap_or(ErrorCode::Unspecified),
+            message: e.message,
+        }),
+        None => Err(RequestError::Unexpected),
+        Some(r) => Ok(r),
+    }
+}
+
+/// Reads the answer to [`create`].
+///
+/// # Errors
+/// [`RequestError`].
+pub fn created(resp: Response) -> Result<CreatedMailbox, RequestError> {
+    let response::Result::Created(c) = check(resp)? else {
+        return Err(RequestError::Unexpected);
+    };
+    let id = |b: &Bytes| b.as_ref().try_into().map_err(|_| RequestError::Unexpected);
+    Ok(CreatedMailbox {
+        recipient_id: id(&c.recipient_id)?,
+        sender_id: id(&c.sender_id)?,
+        relay_dh_pub: c
+            .relay_dh_pub
+            .as_ref()
+            .try_into()
+            .map_err(|_| RequestError::Unexpected)?,
+    })
+}
+
+/// Reads the answer to [`deposit`].
+///
+/// # Errors
+/// [`RequestError`].
+pub fn accepted(resp: Response) -> Result<(), RequestError> {
+    match check(resp)? {
+        response::Result::Accepted(_) => Ok(()),
+        _ => Err(RequestError::Unexpected),
+    }
+}
+
+/// Reads the answer to a recipient command (also the first frame of a
+/// subscription).
+///
+/// # Errors
+/// [`RequestError`].
+pub fn ok(resp: Response) -> Result<(), RequestError> {
+    match check(resp)? {
+        response::Result::Ok(_) => Ok(()),
+        _ => Err(RequestError::Unexpected),
+    }
+}
+
+/// Reads one frame of a subscription after its `Ok`.
+///
+/// # Errors
+/// [`RequestError`].
+pub fn event(resp: Response) -> Result<Event, RequestError> {
+    match check(resp)? {
+        response::Result::Delivery(d) => Ok(Event::Delivery(Delivery {
+            envelope_id: d
+                .envelope_id
+                .as_ref()
+                .try_into()
+                .map_err(|_| RequestError::Unexpected)?,
+            sealed: d.sealed,
+        })),
+        response::Result::Idle(_) => Ok(Event::Idle),
+        _ => Err(RequestError::Unexpected),
+    }
+}
