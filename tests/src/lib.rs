@@ -319,7 +319,7 @@ impl Profile {
         let mut c = self.open();
         tokio::runtime::Runtime::new()
             .unwrap()
-            .block_on(c.sync(opts, None, None))
+            .block_on(c.sync(opts, None))
             .unwrap()
     }
 }

@@ -72,8 +72,7 @@ fn an_invitation_is_used_once_and_expires_unused() {
         invitation_grace: Duration::ZERO,
         ..Default::default()
     };
-    rt.block_on(c.sync(opts, Some(&tx), None)).unwrap();
-    drop(tx);
+    rt.block_on(c.sync(opts, Some(tx))).unwrap();
     let mut expired = Vec::new();
     while let Ok(ev) = rx.try_recv() {
         if let tropa_client::SyncEvent::InvitationExpired { alias } = ev {

@@ -76,6 +76,9 @@ pub enum ClientError {
         "the identity key of {0:?} has changed: refused. Verify with them in person before doing anything else."
     )]
     IdentityChanged(String),
+    /// The message is empty or only whitespace.
+    #[error("the message is empty")]
+    EmptyText,
     /// The message is too long.
     #[error("the message is too long (at most {max} bytes)")]
     TooLong {

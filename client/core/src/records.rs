@@ -315,23 +315,11 @@ impl Drop for OutboxRecord {
     }
 }
 
-/// `Debug` that names the record and nothing else: these records hold keys,
-/// names and message text, which must never reach a log or an error.
-macro_rules! redacted_debug {
-    ($($t:ty),*) => {$(
-        impl std::fmt::Debug for $t {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(concat!(stringify!($t), "(<redacted>)"))
-            }
-        }
-    )*};
-}
-
-redacted_debug!(
-    ProfileRecord,
-    ContactRecord,
-    OwnMailbox,
-    PendingRecord,
-    MessageRecord,
-    OutboxRecord
-);
+// These records hold keys, names and message text, which must never reach
+// a log or an error: their Debug names the record and nothing else.
+crate::redact::redacted_debug!(ProfileRecord);
+crate::redact::redacted_debug!(ContactRecord);
+crate::redact::redacted_debug!(OwnMailbox);
+crate::redact::redacted_debug!(PendingRecord);
+crate::redact::redacted_debug!(MessageRecord);
+crate::redact::redacted_debug!(OutboxRecord);

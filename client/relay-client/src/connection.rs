@@ -138,6 +138,12 @@ impl RelayClient {
         (s.udp_tx.bytes, s.udp_rx.bytes)
     }
 
+    /// Closes the connection at once, without waiting for the relay to
+    /// hear it (for a connection shared with tasks still holding it).
+    pub fn abort(&self) {
+        self.conn.close(0u32.into(), b"bye");
+    }
+
     /// Closes the connection.
     pub async fn close(self) {
         self.conn.close(0u32.into(), b"bye");

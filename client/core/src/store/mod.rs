@@ -157,6 +157,7 @@
 mod error;
 mod fsutil;
 mod keyfile;
+mod memory;
 mod seal;
 #[cfg(test)]
 mod tests;
@@ -173,6 +174,7 @@ use zeroize::Zeroizing;
 
 pub use error::{CreateError, OpenError, PassphraseError, StoreError, WipeError};
 pub use keyfile::{KdfParams, MAX_DECOY_LEN, MAX_M_COST_KIB, MAX_P_COST, MAX_T_COST};
+pub use memory::MemoryKv;
 
 /// Argon2 derivations made on this thread so far (tests only).
 #[cfg(test)]
@@ -221,6 +223,42 @@ impl std::fmt::Debug for Vault {
 /// A decrypted entry returned by [`Vault::iter`]: the original key and the value
 /// (zeroized on drop).
 pub type Entry = (Vec<u8>, Zeroizing<Vec<u8>>);
+
+/// What the client's repository needs from a store: named trees of keys
+/// and values, read one at a time or whole, and changed in atomic, durable
+/// batches. The [`Vault`] is the real one (encrypted, on disk); [`MemoryKv`]
+/// is the same in memory, for simulations and tests.
+pub trait Kv: Send + Sync + 'static {
+    /// The value of `key` in `tree`.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError>;
+    /// Every entry of `tree`, sorted by key.
+    ///
+    /// # Errors
+    /// [`StoreError`].
+    fn iter(&self, tree: &str) -> Result<Vec<Entry>, StoreError>;
+    /// Applies `batch` atomically and durably.
+    ///
+    /// # Errors
+    /// [`StoreError`]; then nothing was applied.
+    fn apply(&self, batch: Batch) -> Result<(), StoreError>;
+}
+
+impl Kv for Vault {
+    fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        Vault::get(self, tree, key)
+    }
+
+    fn iter(&self, tree: &str) -> Result<Vec<Entry>, StoreError> {
+        Vault::iter(self, tree)
+    }
+
+    fn apply(&self, batch: Batch) -> Result<(), StoreError> {
+        Vault::apply(self, batch)
+    }
+}
 
 /// The result of [`Vault::open`].
 pub enum Opened {

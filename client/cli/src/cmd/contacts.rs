@@ -1,0 +1,110 @@
+//! `invite`, `accept`, `contacts`, `verify`, `timer`: who you talk to.
+
+use crate::cmd::runtime;
+use crate::input::{open, secret_input};
+use crate::output::{clean, print_qr};
+use crate::{Cli, CliError};
+
+pub(crate) fn invite(cli: &Cli, alias: Option<&str>, qr: bool) -> Result<(), CliError> {
+    let mut client = open(cli)?;
+    let (link, alias) = runtime()?.block_on(client.invite(alias))?;
+    println!("{link}");
+    if qr {
+        print_qr(link.as_bytes());
+    }
+    eprintln!("one-time link for {alias}; valid 7 days. Send it privately.");
+    Ok(())
+}
+
+pub(crate) fn accept(cli: &Cli, link: Option<&str>, alias: &str) -> Result<(), CliError> {
+    let mut client = open(cli)?;
+    let link = secret_input(&client, link, "Paste the link: ", "link")?;
+    let delivered = runtime()?.block_on(client.accept(link.trim(), alias))?;
+    if delivered {
+        eprintln!("{alias} added. Compare safety numbers: `tropa verify {alias}`");
+    } else {
+        eprintln!("{alias} added; their relay is unreachable, `tropa sync` will retry");
+    }
+    Ok(())
+}
+
+pub(crate) fn list(cli: &Cli) -> Result<(), CliError> {
+    let client = open(cli)?;
+    let contacts = client.contacts()?;
+    if contacts.is_empty() && !cli.json {
+        eprintln!("no contacts yet: `tropa invite` or `tropa accept`");
+    }
+    for c in contacts {
+        if cli.json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "alias": c.alias,
+                    "state": if c.established { "established" } else { "invited" },
+                    "verified": c.verified,
+                    "unread": c.unread,
+                    "pending": c.pending,
+                    "timer_secs": c.timer_secs,
+                    "dropped": c.dropped,
+                })
+            );
+            continue;
+        }
+        let mut flags = Vec::new();
+        if !c.established {
+            flags.push("invited".to_owned());
+        } else if c.verified {
+            flags.push("verified".to_owned());
+        } else {
+            flags.push("unverified".to_owned());
+        }
+        if c.unread > 0 {
+            flags.push(format!("{} new", c.unread));
+        }
+        if c.pending > 0 {
+            flags.push(format!("{} pending", c.pending));
+        }
+        if c.dropped > 0 {
+            flags.push(format!("{} DROPPED", c.dropped));
+        }
+        println!("{} ({})", clean(&c.alias), flags.join(", "));
+    }
+    Ok(())
+}
+
+pub(crate) fn verify(
+    cli: &Cli,
+    alias: &str,
+    confirm: bool,
+    digits: Option<&str>,
+    qr: bool,
+) -> Result<(), CliError> {
+    let client = open(cli)?;
+    let sn = client.safety(alias)?;
+    for row in sn.groups.chunks(4) {
+        println!("{}", row.join(" "));
+    }
+    if qr {
+        print_qr(&sn.qr_payload);
+    }
+    if confirm {
+        client.confirm_verified(alias, digits)?;
+        eprintln!("{alias} is now verified");
+    } else if sn.verified {
+        eprintln!("{alias} is verified");
+    } else {
+        eprintln!("compare with {alias} in person; if equal: --confirm");
+    }
+    Ok(())
+}
+
+pub(crate) fn timer(cli: &Cli, alias: &str, seconds: u32) -> Result<(), CliError> {
+    let client = open(cli)?;
+    client.set_timer(alias, seconds)?;
+    if seconds == 0 {
+        eprintln!("messages to {alias} are kept");
+    } else {
+        eprintln!("messages to {alias} disappear after {seconds} s");
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! `send`, `sync`, `read`: messages.
+
+use std::time::Duration;
+
+use tropa_client::SyncOptions;
+
+use crate::cmd::runtime;
+use crate::input::{open, secret_input};
+use crate::output::{clean, is_unread, print_event, print_message};
+use crate::{Cli, CliError};
+
+pub(crate) fn send(cli: &Cli, alias: &str, text: Option<&str>) -> Result<(), CliError> {
+    let mut client = open(cli)?;
+    let text = secret_input(&client, text, "Message: ", "message text")?;
+    let (_, report) = runtime()?.block_on(client.send(alias, &text))?;
+    if !report.refused.is_empty() {
+        return Err(CliError::Network(format!(
+            "queued for {alias}, the relay refused it for now ({}); `tropa sync` retries",
+            clean(&report.refused.join("; "))
+        )));
+    }
+    if report.unreachable.is_empty() {
+        eprintln!("sent to {alias}");
+    } else {
+        eprintln!("queued for {alias}: relay unreachable, `tropa sync` retries");
+    }
+    Ok(())
+}
+
+pub(crate) fn sync(
+    cli: &Cli,
+    wait: Option<u64>,
+    verbose: bool,
+    resend_after: u64,
+) -> Result<(), CliError> {
+    let mut client = open(cli)?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let opts = SyncOptions {
+        wait: wait.map(Duration::from_secs),
+        resend_after: Duration::from_secs(resend_after),
+        ..SyncOptions::default()
+    };
+    let report = runtime()?.block_on(async {
+        let printer = async {
+            while let Some(ev) = rx.recv().await {
+                if verbose {
+                    print_event(&ev, false);
+                }
+            }
+        };
+        let (r, ()) = tokio::join!(client.sync(opts, Some(tx)), printer);
+        r
+    })?;
+    println!(
+        "{} new, {} delivered, {} joined{}",
+        report.received,
+        report.delivered,
+        report.joined,
+        if report.dropped > 0 {
+            format!(", {} DROPPED (tampered)", report.dropped)
+        } else {
+            String::new()
+        }
+    );
+    if verbose {
+        for m in &report.misbehaving {
+            eprintln!("relay misbehaving: {}", clean(m));
+        }
+        eprintln!(
+            "bytes: {} sent, {} received",
+            report.bytes_sent, report.bytes_received
+        );
+    }
+    if !report.unreachable.is_empty() {
+        return Err(CliError::Network(format!(
+            "unreachable: {}",
+            report.unreachable.join(", ")
+        )));
+    }
+    if !report.refused.is_empty() {
+        return Err(CliError::Network(format!(
+            "refused, will retry: {}",
+            clean(&report.refused.join("; "))
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn read(cli: &Cli, alias: Option<&str>) -> Result<(), CliError> {
+    let client = open(cli)?;
+    let msgs = client.messages(alias)?;
+    let shown: Vec<_> = if alias.is_some() {
+        msgs
+    } else {
+        msgs.into_iter().filter(is_unread).collect()
+    };
+    if shown.is_empty() && !cli.json {
+        eprintln!("no new messages");
+    }
+    for m in &shown {
+        print_message(m, cli.json);
+    }
+    for c in client.contacts()? {
+        if c.dropped > 0 && alias.is_none_or(|a| a == c.alias) {
+            eprintln!(
+                "WARNING: {} message(s) for {} were tampered with and dropped",
+                c.dropped,
+                clean(&c.alias)
+            );
+        }
+    }
+    client.mark_read(alias)?;
+    Ok(())
+}

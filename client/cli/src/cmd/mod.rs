@@ -1,0 +1,17 @@
+//! One module per group of commands; each command is one function.
+
+pub(crate) mod chat;
+pub(crate) mod contacts;
+pub(crate) mod messages;
+pub(crate) mod profile;
+
+use crate::CliError;
+
+/// A runtime for one command (single-threaded: a phone has few cores and
+/// the work is I/O).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+}

@@ -1,0 +1,72 @@
+//! `init`, `passphrase`, `wipe`: the profile itself.
+
+use std::io::Write as _;
+
+use tropa_client::error::{ClientError, ProfileError};
+use tropa_client::{Client, KdfParams};
+
+use crate::input::{home_dir, new_passphrase, open, passphrase, scripted_passphrase};
+use crate::{Cli, CliError};
+
+pub(crate) fn init(
+    cli: &Cli,
+    name: &str,
+    relay: &str,
+    kdf_memory_mib: u32,
+    kdf_passes: u32,
+) -> Result<(), CliError> {
+    let home = home_dir(cli)?;
+    let relay = relay.parse().map_err(ClientError::BadRelay)?;
+    let kdf = KdfParams {
+        m_cost_kib: kdf_memory_mib.saturating_mul(1024),
+        t_cost: kdf_passes,
+        p_cost: 1,
+    };
+    kdf.validate()
+        .map_err(|e| CliError::Usage(format!("passphrase hashing: {e}")))?;
+    if Client::exists(&home) {
+        return Err(ProfileError::Exists.into());
+    }
+    let pass = if scripted_passphrase(cli) {
+        passphrase(cli, "")?
+    } else {
+        new_passphrase("New passphrase")?
+    };
+    Client::init(&home, pass.as_bytes(), name, &relay, kdf)?;
+    eprintln!("profile created in {}", home.display());
+    eprintln!("next: `tropa invite` or `tropa accept --name ALIAS`");
+    Ok(())
+}
+
+pub(crate) fn change_passphrase(cli: &Cli, duress: bool) -> Result<(), CliError> {
+    let client = open(cli)?;
+    if duress {
+        let p = new_passphrase("Duress passphrase")?;
+        client.set_duress(p.as_bytes())?;
+        eprintln!("duress passphrase set");
+    } else {
+        let p = new_passphrase("New passphrase")?;
+        client.change_passphrase(p.as_bytes(), None)?;
+        eprintln!("passphrase changed");
+    }
+    Ok(())
+}
+
+pub(crate) fn wipe(cli: &Cli, yes: bool) -> Result<(), CliError> {
+    let home = home_dir(cli)?;
+    if !Client::exists(&home) {
+        return Err(ProfileError::NoProfile.into());
+    }
+    if !yes {
+        eprint!("Destroy the profile in {}? Type WIPE: ", home.display());
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        if line.trim() != "WIPE" {
+            return Err(CliError::Usage("not wiped".into()));
+        }
+    }
+    Client::wipe(&home).map_err(|e| CliError::Wipe(e.to_string()))?;
+    eprintln!("wiped");
+    Ok(())
+}

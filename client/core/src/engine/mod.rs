@@ -1,0 +1,536 @@
+//! The sync engine: every decision about receiving and delivering, as a
+//! deterministic state machine in the quinn-proto style. [`Engine::handle`]
+//! takes an [`Input`] (a delivery, a request's result, a command, the time
+//! passing) and the current time, and returns [`Action`]s for a shell to
+//! carry out (connect, subscribe, send a request, emit an event, complete a
+//! command). The shell ([`crate::shell`]) owns the sockets; the simulation
+//! tests are another shell, with relays in memory.
+//!
+//! It never touches the network and never reads a clock. Its durable state
+//! is the profile, which it reads and writes through the [`Repo`]
+//! synchronously; its volatile state (links, requests in flight, receipts
+//! not yet queued) may be lost at any moment without losing a message (S13):
+//!
+//! - receiving: decrypt → store the message, the new ratchet state and the
+//!   envelope's digest in one durable batch → ack → forget the digest. A
+//!   redelivered envelope (crash before the ack) is recognised by its
+//!   digest and acked silently, never reported as tampering;
+//! - sending: a text stays in the outbox until the recipient's receipt
+//!   arrives, is sealed in the same durable batch that advances the
+//!   ratchet, and is retried byte for byte after a refusal; after a
+//!   timeout it is sent again as a new ratchet message with the same id,
+//!   and the recipient drops duplicates by id.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
+use tropa_e2e::Identity;
+use tropa_proto::RelayAddress;
+use tropa_relay_client::{CreatedMailbox, Delivery};
+use x25519_dalek::PublicKey;
+
+use crate::error::{ClientError, RelayError};
+use crate::repo::Repo;
+use crate::sync::{SyncEvent, SyncOptions, SyncReport};
+
+mod links;
+mod receive;
+mod send;
+mod setup;
+#[cfg(test)]
+mod tests;
+
+pub use links::RelayKey;
+
+/// A mailbox's recipient-side ID.
+pub type MailboxId = [u8; tropa_proto::MAILBOX_ID_LEN];
+/// Names one request the engine asked for, to match its result.
+pub type OpId = u64;
+/// Names one command, to match its completion.
+pub type Ticket = u64;
+
+/// What the engine works on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Receive on every mailbox and deliver everything due.
+    Sync,
+    /// Deliver what is due for these contacts (local ids), and nothing else:
+    /// no subscriptions, no other relays. Commands add the contacts they
+    /// queue something for (empty: only carry out commands).
+    Deliver(BTreeSet<Vec<u8>>),
+}
+
+/// Something that happened, for the engine to decide on.
+pub enum Input {
+    /// Begin: expire invitations, connect where needed, deliver what is due.
+    Start,
+    /// Time passed (the shell sends this about once a second).
+    Tick,
+    /// The shell is about to stop: keep what must not be lost.
+    Stop,
+    /// A connection to `relay` is ready.
+    Connected {
+        /// The relay.
+        relay: RelayKey,
+    },
+    /// Connecting to `relay` failed.
+    ConnectFailed {
+        /// The relay.
+        relay: RelayKey,
+        /// Why.
+        error: RelayError,
+    },
+    /// Something happened on a subscription.
+    Subscription {
+        /// The relay.
+        relay: RelayKey,
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// What.
+        event: SubEvent,
+    },
+    /// A request finished.
+    Done {
+        /// Which one.
+        op: OpId,
+        /// Its result.
+        result: Result<Reply, RelayError>,
+    },
+    /// A front end asks for something.
+    Command {
+        /// Names it in the [`Action::Complete`] that answers it.
+        ticket: Ticket,
+        /// What.
+        command: Command,
+    },
+}
+
+/// What happened on a subscription.
+pub enum SubEvent {
+    /// The relay accepted the subscription.
+    Started,
+    /// The relay refused it, or it could not be sent.
+    Refused(RelayError),
+    /// An envelope arrived.
+    Delivery(Delivery),
+    /// Everything stored has been delivered.
+    Idle,
+    /// The stream ended (the connection is probably gone).
+    Ended(RelayError),
+}
+
+/// A successful answer to a request.
+pub enum Reply {
+    /// A mailbox was created.
+    Created(CreatedMailbox),
+    /// Done (deposit accepted, ack, secure or delete confirmed).
+    Done,
+}
+
+/// A request for the shell to send on a relay connection.
+pub enum Request {
+    /// `CreateMailbox`.
+    Create {
+        /// Signs the new mailbox's recipient commands.
+        auth: SigningKey,
+        /// Deliveries are sealed to this key.
+        dh: PublicKey,
+        /// The relay's creation password, if any.
+        password: Option<String>,
+    },
+    /// `Deposit`.
+    Deposit {
+        /// The mailbox's sender ID.
+        sender_id: Vec<u8>,
+        /// The sealed envelope.
+        envelope: Bytes,
+        /// Signs the deposit once the mailbox is secured.
+        signer: Option<SigningKey>,
+    },
+    /// `Ack`.
+    Ack {
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// Its recipient key.
+        auth: SigningKey,
+        /// The envelope.
+        envelope_id: [u8; tropa_proto::ENVELOPE_ID_LEN],
+    },
+    /// `Secure`.
+    Secure {
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// Its recipient key.
+        auth: SigningKey,
+        /// Only deposits signed by this key are accepted from now on.
+        sender: [u8; 32],
+    },
+    /// `DeleteMailbox`.
+    Delete {
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// Its recipient key.
+        auth: SigningKey,
+    },
+}
+
+/// Something for the shell to do.
+pub enum Action {
+    /// Open a connection.
+    Connect {
+        /// The relay, as the engine names it.
+        relay: RelayKey,
+        /// Its full address (with the pinned key and any password).
+        address: RelayAddress,
+    },
+    /// Close a connection (and its subscriptions).
+    Disconnect {
+        /// The relay.
+        relay: RelayKey,
+    },
+    /// Subscribe to a mailbox on a connected relay.
+    Subscribe {
+        /// The relay.
+        relay: RelayKey,
+        /// The mailbox.
+        mailbox: MailboxId,
+        /// Its recipient key.
+        auth: SigningKey,
+    },
+    /// Send a request on a connected relay; answer with [`Input::Done`].
+    Request {
+        /// Names it in the answer.
+        op: OpId,
+        /// The relay.
+        relay: RelayKey,
+        /// What.
+        request: Request,
+    },
+    /// Tell the front end.
+    Emit(SyncEvent),
+    /// A command finished.
+    Complete {
+        /// The command's ticket.
+        ticket: Ticket,
+        /// Its result.
+        result: Result<Outcome, ClientError>,
+    },
+}
+
+/// A front end's request.
+#[derive(Clone)]
+pub enum Command {
+    /// Queue a text for a contact and deliver it.
+    Send {
+        /// The contact.
+        alias: String,
+        /// The text.
+        text: String,
+    },
+    /// Make a one-time invitation.
+    Invite {
+        /// What to call whoever accepts (`None`: a free `contactN`).
+        alias: Option<String>,
+        /// How long the link stays valid.
+        ttl_secs: u64,
+    },
+    /// Accept an invitation link.
+    Accept {
+        /// The link.
+        link: String,
+        /// What to call the inviter.
+        alias: String,
+    },
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Send { .. } => "Command::Send(<redacted>)",
+            Command::Invite { .. } => "Command::Invite(<redacted>)",
+            Command::Accept { .. } => "Command::Accept(<redacted>)",
+        })
+    }
+}
+
+/// What a command achieved.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The text is durably queued (delivery follows).
+    Queued {
+        /// Its message id (hex).
+        id: String,
+    },
+    /// An invitation was made.
+    Invited {
+        /// The `tropa:` link.
+        link: String,
+        /// The alias whoever accepts gets.
+        alias: String,
+    },
+    /// An invitation was accepted.
+    Accepted {
+        /// The inviter's alias.
+        alias: String,
+        /// Whether the handshake reached the inviter's relay already (else
+        /// it stays queued and a later sync delivers it).
+        delivered: bool,
+    },
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Queued { .. } => f.write_str("Outcome::Queued"),
+            Outcome::Invited { .. } => f.write_str("Outcome::Invited(<redacted>)"),
+            Outcome::Accepted { delivered, .. } => f
+                .debug_struct("Outcome::Accepted")
+                .field("delivered", delivered)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Why the engine is waiting for a request. (Tens are in flight at most,
+/// so the size of a variant does not matter.)
+#[allow(clippy::large_enum_variant)]
+enum Op {
+    /// A mailbox for a command (see [`setup`]).
+    Create(setup::CreateFor),
+    /// An outbox entry.
+    Deposit { key: Vec<u8>, contact_id: Vec<u8> },
+    /// A processed envelope; the digest is forgotten once acked.
+    Ack { digest: Vec<u8> },
+    /// A mailbox's pending `Secure`, cleared once confirmed.
+    Secure {
+        mailbox: MailboxId,
+        then: Option<Box<setup::AcceptState>>,
+    },
+    /// Best effort: nothing to do either way.
+    Delete,
+}
+
+/// The sync engine. See the module docs.
+pub struct Engine {
+    repo: Arc<Repo>,
+    identity: Identity,
+    relay: RelayAddress,
+    opts: SyncOptions,
+    mode: Mode,
+    rng: StdRng,
+    now: u64,
+    links: BTreeMap<RelayKey, links::Link>,
+    ops: BTreeMap<OpId, Op>,
+    next_op: OpId,
+    /// Contacts with a deposit in flight: one at a time keeps their order.
+    sending: BTreeSet<Vec<u8>>,
+    /// Outbox entries a relay refused during this run.
+    refused_now: BTreeSet<Vec<u8>>,
+    /// Ids received per contact, to acknowledge end to end.
+    receipts: BTreeMap<Vec<u8>, Vec<[u8; tropa_e2e::MESSAGE_ID_LEN]>>,
+    /// Commands still running.
+    tickets: BTreeSet<Ticket>,
+    /// Accepts waiting for their Hello's deposit, by outbox key.
+    hellos: BTreeMap<Vec<u8>, (Ticket, String)>,
+    last_expiry_check: u64,
+    report: SyncReport,
+    out: Vec<Action>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("mode", &self.mode)
+            .field("links", &self.links.len())
+            .field("ops", &self.ops.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an engine needs to start.
+pub struct EngineConfig {
+    /// The profile's records.
+    pub repo: Arc<Repo>,
+    /// The profile's identity.
+    pub identity: Identity,
+    /// The profile's relay (new mailboxes go there).
+    pub relay: RelayAddress,
+    /// How to run.
+    pub opts: SyncOptions,
+    /// What to work on.
+    pub mode: Mode,
+    /// Seeds the engine's random numbers (message ids, keys, nonces);
+    /// fixed only in simulations.
+    pub seed: [u8; 32],
+}
+
+impl Engine {
+    /// A fresh engine: no links, nothing in flight.
+    pub fn new(c: EngineConfig) -> Self {
+        Self {
+            repo: c.repo,
+            identity: c.identity,
+            relay: c.relay,
+            opts: c.opts,
+            mode: c.mode,
+            rng: StdRng::from_seed(c.seed),
+            now: 0,
+            links: BTreeMap::new(),
+            ops: BTreeMap::new(),
+            next_op: 0,
+            sending: BTreeSet::new(),
+            refused_now: BTreeSet::new(),
+            receipts: BTreeMap::new(),
+            tickets: BTreeSet::new(),
+            hellos: BTreeMap::new(),
+            last_expiry_check: 0,
+            report: SyncReport::default(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Decides what to do about `input` at `now` (unix seconds).
+    ///
+    /// # Errors
+    /// Only storage errors (a damaged or unwritable profile); everything
+    /// that goes wrong with relays is handled, reported and retried.
+    pub fn handle(&mut self, input: Input, now: u64) -> Result<Vec<Action>, ClientError> {
+        self.now = self.now.max(now);
+        match input {
+            Input::Start => self.start()?,
+            Input::Tick => self.tick()?,
+            Input::Stop => self.queue_receipts()?,
+            Input::Connected { relay } => self.on_connected(&relay)?,
+            Input::ConnectFailed { relay, error } => self.on_connect_failed(&relay, error)?,
+            Input::Subscription {
+                relay,
+                mailbox,
+                event,
+            } => self.on_subscription(&relay, mailbox, event)?,
+            Input::Done { op, result } => self.on_done(op, result)?,
+            Input::Command { ticket, command } => self.on_command(ticket, command)?,
+        }
+        Ok(std::mem::take(&mut self.out))
+    }
+
+    /// Whether a run that does not wait (a one-shot sync, a send) has
+    /// nothing left to do: no connection being made, no subscription that
+    /// has not caught up, no request in flight, no command running.
+    pub fn finished(&self) -> bool {
+        !self.opts.is_waiting()
+            && self.tickets.is_empty()
+            && self.ops.is_empty()
+            && self.links.values().all(links::Link::settled)
+    }
+
+    /// Whether requests are in flight (their results still matter).
+    pub fn requests_in_flight(&self) -> bool {
+        !self.ops.is_empty()
+    }
+
+    /// What this run did so far.
+    pub fn report(&self) -> &SyncReport {
+        &self.report
+    }
+
+    /// Adds bytes a connection carried to the report.
+    pub fn count_traffic(&mut self, sent: u64, received: u64) {
+        self.report.bytes_sent += sent;
+        self.report.bytes_received += received;
+    }
+
+    fn emit(&mut self, ev: SyncEvent) {
+        self.out.push(Action::Emit(ev));
+    }
+
+    fn complete(&mut self, ticket: Ticket, result: Result<Outcome, ClientError>) {
+        self.tickets.remove(&ticket);
+        self.out.push(Action::Complete { ticket, result });
+    }
+
+    fn new_op(&mut self, op: Op) -> OpId {
+        self.next_op += 1;
+        self.ops.insert(self.next_op, op);
+        self.next_op
+    }
+
+    fn in_scope(&self, contact_id: &[u8]) -> bool {
+        match &self.mode {
+            Mode::Sync => true,
+            Mode::Deliver(set) => set.contains(contact_id),
+        }
+    }
+
+    /// Puts a contact in scope (for [`Mode::Deliver`]; everything is in
+    /// scope of [`Mode::Sync`]).
+    fn add_to_scope(&mut self, contact_id: &[u8]) {
+        if let Mode::Deliver(set) = &mut self.mode {
+            set.insert(contact_id.to_vec());
+        }
+    }
+
+    fn start(&mut self) -> Result<(), ClientError> {
+        self.expire_invitations()?;
+        if self.mode == Mode::Sync {
+            for mb in self.repo.mailboxes()? {
+                if let Ok(address) = mb.relay.parse::<RelayAddress>() {
+                    self.ensure_link(&address);
+                }
+            }
+        }
+        self.flush_outbox()
+    }
+
+    fn tick(&mut self) -> Result<(), ClientError> {
+        if self.opts.is_waiting() {
+            self.reconnect_due();
+            if self.now >= self.last_expiry_check + 3600 {
+                self.expire_invitations()?;
+            }
+        }
+        self.queue_receipts()?;
+        self.flush_outbox()
+    }
+
+    fn on_done(&mut self, op: OpId, result: Result<Reply, RelayError>) -> Result<(), ClientError> {
+        let Some(what) = self.ops.remove(&op) else {
+            return Ok(());
+        };
+        match what {
+            Op::Create(for_) => self.on_created(for_, result),
+            Op::Deposit { key, contact_id } => self.on_deposited(&key, &contact_id, result),
+            Op::Ack { digest } => {
+                if result.is_ok() {
+                    let mut c = crate::repo::Changes::new();
+                    c.forget_processed(&digest);
+                    self.repo.apply(c)?;
+                }
+                Ok(())
+            }
+            Op::Secure { mailbox, then } => self.on_secured(mailbox, then, result),
+            Op::Delete => Ok(()),
+        }
+    }
+
+    fn on_command(&mut self, ticket: Ticket, command: Command) -> Result<(), ClientError> {
+        self.tickets.insert(ticket);
+        match command {
+            Command::Send { alias, text } => {
+                let result = self.queue_text(&alias, &text);
+                if result.is_ok()
+                    && let Some(c) = self.repo.contact_by_alias(&alias)?
+                {
+                    self.add_to_scope(&c.id);
+                }
+                self.complete(ticket, result);
+                self.flush_outbox()
+            }
+            Command::Invite { alias, ttl_secs } => self.invite(ticket, alias, ttl_secs),
+            Command::Accept { link, alias } => self.accept(ticket, &link, &alias),
+        }
+    }
+}

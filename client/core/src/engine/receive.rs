@@ -1,0 +1,379 @@
+//! Receiving: subscription events, deliveries (decrypt, deduplicate, store,
+//! ack), Hellos that complete our invitations, and receipts.
+//!
+//! Order of effects for a delivery, so a crash at any point loses nothing
+//! and shows nothing twice: decrypt → one durable batch with the message,
+//! the new ratchet state and the envelope's digest → ack → forget the
+//! digest once the relay confirms.
+
+use prost::Message as _;
+use sha2::{Digest as _, Sha256};
+use tropa_e2e::{Body, Content, OpenError, PendingInvitation, Session};
+use tropa_relay_client::Delivery;
+use x25519_dalek::StaticSecret;
+use zeroize::Zeroizing;
+
+use super::links::RelayKey;
+use super::setup::AcceptState;
+use super::{Engine, MailboxId, Op, Request, SubEvent};
+use crate::client::{MessageStatus, MessageView, signing_key};
+use crate::error::{ClientError, RelayError};
+use crate::records::{
+    ContactRecord, ContactState, Direction, MessageRecord, OwnMailbox, Status, expiry,
+};
+use crate::repo::Changes;
+use crate::sync::SyncEvent;
+
+/// Context of the digest of a processed envelope.
+const DIGEST_CONTEXT: &[u8] = b"tropa/1 processed-envelope\0";
+
+fn digest(rid: &[u8], plain: &[u8]) -> Vec<u8> {
+    Sha256::new()
+        .chain_update(DIGEST_CONTEXT)
+        .chain_update(rid)
+        .chain_update(plain)
+        .finalize()
+        .to_vec()
+}
+
+impl Engine {
+    pub(super) fn on_subscription(
+        &mut self,
+        key: &RelayKey,
+        mailbox: MailboxId,
+        event: SubEvent,
+    ) -> Result<(), ClientError> {
+        match event {
+            SubEvent::Started => self.set_sub(key, mailbox, Some(false)),
+            SubEvent::Idle => {
+                self.set_sub(key, mailbox, Some(true));
+                self.queue_receipts()?;
+                self.flush_outbox()?;
+            }
+            SubEvent::Delivery(d) => {
+                self.on_delivery(key, mailbox, &d)?;
+            }
+            SubEvent::Refused(e) if e.refusal().is_some() => {
+                // The relay no longer knows this mailbox (expired or
+                // deleted): nothing will arrive there; report it.
+                self.set_sub(key, mailbox, None);
+                self.emit(SyncEvent::MailboxRefused {
+                    relay: key.as_str().to_owned(),
+                    error: e,
+                });
+            }
+            SubEvent::Refused(e) | SubEvent::Ended(e) => self.mark_down(key, e)?,
+        }
+        Ok(())
+    }
+
+    fn ack(
+        &mut self,
+        mb: &OwnMailbox,
+        mailbox: MailboxId,
+        d: &Delivery,
+        digest: Vec<u8>,
+    ) -> Result<(), ClientError> {
+        let auth = signing_key(&mb.auth_secret).ok_or(ClientError::Corrupt("mailbox key"))?;
+        let Ok(address) = mb.relay.parse() else {
+            return Err(ClientError::Corrupt("mailbox relay"));
+        };
+        self.request(
+            &address,
+            Op::Ack { digest },
+            Request::Ack {
+                mailbox,
+                auth,
+                envelope_id: d.envelope_id,
+            },
+        )
+    }
+
+    fn on_delivery(
+        &mut self,
+        key: &RelayKey,
+        mailbox: MailboxId,
+        d: &Delivery,
+    ) -> Result<(), ClientError> {
+        let Some(mb) = self.repo.mailbox(&mailbox)? else {
+            return Ok(());
+        };
+        let dh: Zeroizing<[u8; 32]> = Zeroizing::new(
+            mb.dh_secret
+                .as_slice()
+                .try_into()
+                .map_err(|_| ClientError::Corrupt("mailbox key"))?,
+        );
+        let relay_dh: [u8; 32] = mb
+            .relay_dh_pub
+            .as_slice()
+            .try_into()
+            .map_err(|_| ClientError::Corrupt("mailbox key"))?;
+        let Ok(plain) = d.open(&StaticSecret::from(*dh), &relay_dh, &mailbox) else {
+            // Not sealed for us by the relay: corrupt or forged. Drop it,
+            // and ack it so it does not come back.
+            self.drop_envelope(&mb, "the relay's delivery did not authenticate")?;
+            self.report_misbehaving(key);
+            return self.ack(&mb, mailbox, d, digest(&mailbox, &d.sealed));
+        };
+        let digest = digest(&mailbox, &plain);
+        if self.repo.processed(&digest)? {
+            // Redelivered after a crash or a lost ack: already stored.
+            return self.ack(&mb, mailbox, d, digest);
+        }
+        let mut changes = Changes::new();
+        changes.mark_processed(&digest);
+        if mb.invite_id.is_empty() {
+            self.on_message(&mb, &plain, changes)?;
+        } else {
+            self.on_hello(mb.clone(), &plain, changes)?;
+        }
+        self.ack(&mb, mailbox, d, digest)
+    }
+
+    fn report_misbehaving(&mut self, key: &RelayKey) {
+        let why = format!("{key}: delivered an envelope that does not authenticate");
+        if !self.report.misbehaving.contains(&why) {
+            self.report.misbehaving.push(why);
+        }
+    }
+
+    fn drop_envelope(&mut self, mb: &OwnMailbox, reason: &str) -> Result<(), ClientError> {
+        let mut alias = String::new();
+        if let Some(mut c) = self.repo.contact(&mb.contact_id)? {
+            c.dropped += 1;
+            alias.clone_from(&c.alias);
+            let mut changes = Changes::new();
+            changes.put_contact(&c);
+            self.repo.apply(changes)?;
+        }
+        self.report.dropped += 1;
+        self.emit(SyncEvent::Dropped {
+            alias,
+            reason: reason.to_owned(),
+        });
+        Ok(())
+    }
+
+    fn on_hello(
+        &mut self,
+        mut mb: OwnMailbox,
+        plain: &[u8],
+        changes: Changes,
+    ) -> Result<(), ClientError> {
+        let Some(pending_rec) = self.repo.pending_invitation(&mb.invite_id)? else {
+            self.repo.apply(changes)?;
+            return self.drop_envelope(&mb, "invitation already used");
+        };
+        let pending = PendingInvitation::from_bytes(&pending_rec.pending)
+            .map_err(|_| ClientError::Corrupt("invitation"))?;
+        let accepted = Session::accept(&mut self.rng, &self.identity, &pending, plain, self.now);
+        let (session, joiner, hello, _first) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                self.repo.apply(changes)?;
+                return self.drop_envelope(&mb, &format!("invalid handshake: {e}"));
+            }
+        };
+        let Some(mut contact) = self.repo.contact(&pending_rec.contact_id)? else {
+            return self.repo.apply(changes);
+        };
+        contact.identity = joiner.to_bytes().to_vec();
+        contact.state = ContactState::Established as i32;
+        contact.send_relay = hello.reply_relay.to_string();
+        contact.send_sender_id.clone_from(&hello.reply_sender_id);
+        mb.secure_with = hello.sender_auth.to_vec();
+        let invite_id = std::mem::take(&mut mb.invite_id);
+        let mut changes = changes;
+        changes
+            .put_contact(&contact)
+            .put_session(&contact.id, &session)
+            .put_mailbox(&mb)
+            // One-time: the prekey is gone with this batch.
+            .remove_pending_invitation(&invite_id);
+        self.repo.apply(changes)?;
+        self.report.joined += 1;
+        self.emit(SyncEvent::Joined {
+            alias: contact.alias.clone(),
+        });
+        // Only the joiner may deposit here from now on.
+        self.send_pending_secure(&mb, None)
+    }
+
+    /// Sends the `Secure` a mailbox still owes, if any; `then` continues an
+    /// accept once it is confirmed.
+    pub(super) fn send_pending_secure(
+        &mut self,
+        mb: &OwnMailbox,
+        then: Option<Box<AcceptState>>,
+    ) -> Result<(), ClientError> {
+        let Ok(sender) = <[u8; 32]>::try_from(mb.secure_with.as_slice()) else {
+            return Ok(());
+        };
+        let auth = signing_key(&mb.auth_secret).ok_or(ClientError::Corrupt("mailbox key"))?;
+        let mailbox = MailboxId::try_from(mb.recipient_id.as_slice())
+            .map_err(|_| ClientError::Corrupt("mailbox id"))?;
+        let address = mb
+            .relay
+            .parse()
+            .map_err(|_| ClientError::Corrupt("mailbox relay"))?;
+        self.request(
+            &address,
+            Op::Secure { mailbox, then },
+            Request::Secure {
+                mailbox,
+                auth,
+                sender,
+            },
+        )
+    }
+
+    pub(super) fn on_secured(
+        &mut self,
+        mailbox: MailboxId,
+        then: Option<Box<AcceptState>>,
+        result: Result<super::Reply, RelayError>,
+    ) -> Result<(), ClientError> {
+        if let Some(state) = then {
+            return self.accept_secured(state, result);
+        }
+        if result.is_ok()
+            && let Some(mut mb) = self.repo.mailbox(&mailbox)?
+        {
+            mb.secure_with.clear();
+            let mut changes = Changes::new();
+            changes.put_mailbox(&mb);
+            self.repo.apply(changes)?;
+        }
+        // On failure the mailbox keeps `secure_with`: the next connection
+        // to its relay sends it again.
+        Ok(())
+    }
+
+    fn on_message(
+        &mut self,
+        mb: &OwnMailbox,
+        plain: &[u8],
+        mut changes: Changes,
+    ) -> Result<(), ClientError> {
+        let Some(contact) = self.repo.contact(&mb.contact_id)? else {
+            return self.repo.apply(changes);
+        };
+        let Some(mut session) = self.repo.session(&contact.id)? else {
+            self.repo.apply(changes)?;
+            return self.drop_envelope(mb, "no session with this contact");
+        };
+        let content = match session.open(plain) {
+            Ok(c) => c,
+            Err(OpenError::AlreadyProcessed) => return self.repo.apply(changes),
+            Err(e) => {
+                self.repo.apply(changes)?;
+                return self.drop_envelope(mb, &e.to_string());
+            }
+        };
+        changes.put_session(&contact.id, &session);
+        match content.body {
+            Some(Body::Text(text)) => self.on_text(&contact, &content.id, text, changes),
+            Some(Body::Receipt(r)) => self.on_receipt(&contact, &r.ids, changes),
+            None => self.repo.apply(changes),
+        }
+    }
+
+    fn on_text(
+        &mut self,
+        contact: &ContactRecord,
+        id: &[u8],
+        text: tropa_e2e::Text,
+        mut changes: Changes,
+    ) -> Result<(), ClientError> {
+        let id: [u8; 16] = id
+            .try_into()
+            .map_err(|_| ClientError::Corrupt("message id"))?;
+        // Receipt again even for a duplicate: the first receipt may be lost.
+        self.receipts
+            .entry(contact.id.clone())
+            .or_default()
+            .push(id);
+        if self.repo.message_seen(&contact.id, &id)? {
+            return self.repo.apply(changes);
+        }
+        let seq = self.repo.next_seq()?;
+        let rec = MessageRecord {
+            id: id.to_vec(),
+            contact_id: contact.id.clone(),
+            direction: Direction::In as i32,
+            text: text.text.clone(),
+            status: Status::Unread as i32,
+            at: self.now,
+            expires_at: expiry(self.now, text.expire_after_secs),
+            seq,
+        };
+        changes.put_message(&rec);
+        self.repo.apply(changes)?;
+        self.report.received += 1;
+        self.emit(SyncEvent::Received(MessageView {
+            id: hex::encode(id),
+            alias: contact.alias.clone(),
+            incoming: true,
+            text: text.text,
+            status: MessageStatus::Unread,
+            at: self.now,
+        }));
+        Ok(())
+    }
+
+    fn on_receipt(
+        &mut self,
+        contact: &ContactRecord,
+        ids: &[Vec<u8>],
+        mut changes: Changes,
+    ) -> Result<(), ClientError> {
+        let mut delivered = Vec::new();
+        for id in ids {
+            let Some(mut m) = self.repo.message_by_id(&contact.id, id)? else {
+                if self.repo.message_seen(&contact.id, id)? {
+                    // Disappeared already; its outbox entry too.
+                    changes.remove_outbox(id);
+                }
+                continue;
+            };
+            changes.remove_outbox(id);
+            if m.direction == Direction::Out as i32 && m.status != Status::Delivered as i32 {
+                m.status = Status::Delivered as i32;
+                changes.put_message(&m);
+                delivered.push(hex::encode(id));
+            }
+        }
+        self.repo.apply(changes)?;
+        self.report.delivered += delivered.len();
+        for id in delivered {
+            self.emit(SyncEvent::Delivered {
+                alias: contact.alias.clone(),
+                id,
+            });
+        }
+        Ok(())
+    }
+
+    /// Moves the receipts owed into the outbox (one envelope per contact
+    /// for up to `MAX_RECEIPT_IDS` ids), so they survive a crash and leave
+    /// with the next flush.
+    pub(super) fn queue_receipts(&mut self) -> Result<(), ClientError> {
+        for (contact_id, ids) in std::mem::take(&mut self.receipts) {
+            for chunk in ids.chunks(tropa_e2e::MAX_RECEIPT_IDS) {
+                let content = <Content as tropa_e2e::ContentExt>::receipt(&mut self.rng, chunk)
+                    .map_err(|_| ClientError::Corrupt("receipt"))?;
+                let rec = crate::records::OutboxRecord::queued(
+                    crate::records::OutboxKind::Receipt,
+                    contact_id.clone(),
+                    content.encode_to_vec(),
+                    self.repo.next_seq()?,
+                );
+                let mut changes = Changes::new();
+                changes.put_outbox(&content.id, &rec);
+                self.repo.apply(changes)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,284 @@
+//! Sending: the outbox, oldest first, one deposit in flight per contact so
+//! their order holds. Every deposit goes this way, the Hello of an accepted
+//! invitation included.
+//!
+//! A text or receipt is sealed in the same durable batch that advances the
+//! ratchet, before anything leaves: a ratchet key is never used twice, and a
+//! refused or lost deposit is retried with the same bytes. A text stays
+//! until its receipt arrives and is sent again, as a new ratchet message
+//! with the same id, after `resend_after` (doubling, capped).
+
+use bytes::Bytes;
+use prost::Message as _;
+use tropa_e2e::{Content, ContentExt as _};
+use tropa_proto::RelayAddress;
+
+use super::links::RelayKey;
+use super::{Engine, Op, Outcome, Reply, Request};
+use crate::client::signing_key;
+use crate::error::{ClientError, RelayError};
+use crate::records::{
+    ContactRecord, ContactState, Direction, MessageRecord, OutboxKind, OutboxRecord, Status, expiry,
+};
+use crate::repo::Changes;
+use crate::sync::SyncEvent;
+
+/// Longest wait after repeated refusals of a deposit, seconds.
+const MAX_REFUSAL_BACKOFF: u64 = 3600;
+
+impl Engine {
+    /// Queues a text for `alias` (durably, with the message shown as
+    /// queued).
+    pub(super) fn queue_text(&mut self, alias: &str, text: &str) -> Result<Outcome, ClientError> {
+        let c = self
+            .repo
+            .contact_by_alias(alias)?
+            .ok_or_else(|| ClientError::UnknownContact(alias.to_owned()))?;
+        if c.state != ContactState::Established as i32 {
+            return Err(ClientError::NotEstablished(alias.to_owned()));
+        }
+        if text.trim().is_empty() {
+            return Err(ClientError::EmptyText);
+        }
+        let content = Content::text_expiring(&mut self.rng, text, c.timer_secs).map_err(|_| {
+            ClientError::TooLong {
+                max: tropa_e2e::MAX_TEXT_LEN,
+            }
+        })?;
+        let seq = self.repo.next_seq()?;
+        let msg = MessageRecord {
+            id: content.id.clone(),
+            contact_id: c.id.clone(),
+            direction: Direction::Out as i32,
+            text: text.to_owned(),
+            status: Status::Queued as i32,
+            at: self.now,
+            expires_at: expiry(self.now, c.timer_secs),
+            seq,
+        };
+        let out =
+            OutboxRecord::queued(OutboxKind::Text, c.id.clone(), content.encode_to_vec(), seq);
+        let mut changes = Changes::new();
+        changes.put_message(&msg).put_outbox(&content.id, &out);
+        self.repo.apply(changes)?;
+        Ok(Outcome::Queued {
+            id: hex::encode(&content.id),
+        })
+    }
+
+    fn is_due(&self, key: &[u8], r: &OutboxRecord) -> bool {
+        // A run that does not wait tries a refused entry once; later runs
+        // (or a waiting one, after the backoff) try again.
+        if !self.opts.is_waiting() && self.refused_now.contains(key) {
+            return false;
+        }
+        if r.failures > 0 {
+            let wait = (self.opts.refusal_backoff.as_secs() << (r.failures - 1).min(8))
+                .min(MAX_REFUSAL_BACKOFF);
+            self.now >= r.refused_at.saturating_add(wait)
+        } else {
+            self.now >= r.next_try_at
+        }
+    }
+
+    /// When a text accepted `attempts` times is sent again if no receipt
+    /// comes: `resend_after`, then twice as long each time, capped.
+    fn resend_at(&self, attempts: u32) -> u64 {
+        let base = self.opts.resend_after.as_secs();
+        let factor = 1u64 << attempts.saturating_sub(1).min(16);
+        self.now
+            + base
+                .saturating_mul(factor)
+                .min(crate::sync::MAX_RESEND_INTERVAL.as_secs())
+    }
+
+    /// Deposits every due outbox entry in scope, oldest first; a contact
+    /// with a deposit in flight, or whose relay is not up, waits (and its
+    /// relay is connected).
+    pub(super) fn flush_outbox(&mut self) -> Result<(), ClientError> {
+        let mut blocked: Vec<Vec<u8>> = self.sending.iter().cloned().collect();
+        for (key, mut r) in self.repo.outbox()? {
+            if blocked.contains(&r.contact_id) || !self.in_scope(&r.contact_id) {
+                continue;
+            }
+            if !self.is_due(&key, &r) {
+                // Waiting for its receipt or its backoff; later entries of
+                // the contact go ahead.
+                continue;
+            }
+            let Some(contact) = self.repo.contact(&r.contact_id)? else {
+                // The contact is gone: so is the point of sending.
+                let mut changes = Changes::new();
+                changes.remove_outbox(&key);
+                self.repo.apply(changes)?;
+                continue;
+            };
+            if contact.state != ContactState::Established as i32 {
+                continue;
+            }
+            let Ok(address) = contact.send_relay.parse::<RelayAddress>() else {
+                continue;
+            };
+            blocked.push(r.contact_id.clone());
+            if !self.ensure_link(&address) {
+                continue;
+            }
+            if r.sealed.is_empty() {
+                match OutboxKind::try_from(r.kind) {
+                    Ok(OutboxKind::Handshake) => r.sealed.clone_from(&r.payload),
+                    _ => {
+                        if !self.seal_into(&contact, &key, &mut r)? {
+                            let mut changes = Changes::new();
+                            changes.remove_outbox(&key);
+                            self.repo.apply(changes)?;
+                            continue;
+                        }
+                    }
+                }
+            }
+            self.sending.insert(r.contact_id.clone());
+            let id = self.new_op(Op::Deposit {
+                key: key.clone(),
+                contact_id: r.contact_id.clone(),
+            });
+            self.out.push(super::Action::Request {
+                op: id,
+                relay: RelayKey::of(&address),
+                request: Request::Deposit {
+                    sender_id: contact.send_sender_id.clone(),
+                    envelope: Bytes::copy_from_slice(&r.sealed),
+                    signer: signing_key(&contact.send_auth_secret),
+                },
+            });
+        }
+        Ok(())
+    }
+
+    /// Seals the entry's content with the contact's session and stores the
+    /// advanced session and the sealed envelope in one durable batch.
+    /// Returns `false` if the entry cannot be sealed (then it is useless).
+    fn seal_into(
+        &mut self,
+        contact: &ContactRecord,
+        key: &[u8],
+        r: &mut OutboxRecord,
+    ) -> Result<bool, ClientError> {
+        let Some(mut session) = self.repo.session(&contact.id)? else {
+            return Ok(false);
+        };
+        let Ok(content) = Content::decode(r.payload.as_slice()) else {
+            return Ok(false);
+        };
+        let Ok(env) = session.seal(&mut self.rng, &content) else {
+            return Ok(false);
+        };
+        r.sealed = env.as_bytes().to_vec();
+        let mut changes = Changes::new();
+        changes
+            .put_session(&contact.id, &session)
+            .put_outbox(key, r);
+        self.repo.apply(changes)?;
+        Ok(true)
+    }
+
+    pub(super) fn on_deposited(
+        &mut self,
+        key: &[u8],
+        contact_id: &[u8],
+        result: Result<Reply, RelayError>,
+    ) -> Result<(), ClientError> {
+        self.sending.remove(contact_id);
+        let hello = self.hellos.remove(key);
+        let Some(mut r) = self.repo.outbox_entry(key)? else {
+            return self.flush_outbox();
+        };
+        let contact = self.repo.contact(contact_id)?;
+        let alias = contact
+            .as_ref()
+            .map(|c| c.alias.clone())
+            .unwrap_or_default();
+        match result {
+            Ok(_) => {
+                self.report.deposited += 1;
+                let mut changes = Changes::new();
+                if r.kind == OutboxKind::Text as i32 {
+                    r.attempts += 1;
+                    r.sent_at = self.now;
+                    r.failures = 0;
+                    // A resend is a new ratchet message with the same id.
+                    r.sealed.clear();
+                    r.next_try_at = self.resend_at(r.attempts);
+                    changes.put_outbox(key, &r);
+                    if let Some(mut m) = self.repo.message_by_id(contact_id, key)?
+                        && m.status == Status::Queued as i32
+                    {
+                        m.status = Status::Sent as i32;
+                        changes.put_message(&m);
+                        self.emit(SyncEvent::Sent {
+                            alias: alias.clone(),
+                            id: hex::encode(key),
+                        });
+                    }
+                } else {
+                    changes.remove_outbox(key);
+                }
+                self.repo.apply(changes)?;
+                if let Some((ticket, alias)) = hello {
+                    self.complete(
+                        ticket,
+                        Ok(Outcome::Accepted {
+                            alias,
+                            delivered: true,
+                        }),
+                    );
+                }
+            }
+            Err(e) if e.refusal().is_some() => {
+                // Refused (quota, rate limit, ...): keep the sealed
+                // envelope and retry it later, without burning ratchet
+                // keys on every attempt.
+                r.failures += 1;
+                r.refused_at = self.now;
+                self.refused_now.insert(key.to_vec());
+                let mut changes = Changes::new();
+                changes.put_outbox(key, &r);
+                self.repo.apply(changes)?;
+                let why = format!("{alias}: {e}");
+                if !self.report.refused.contains(&why) {
+                    self.report.refused.push(why);
+                }
+                self.emit(SyncEvent::Refused {
+                    alias: alias.clone(),
+                    error: e,
+                });
+                if let Some((ticket, alias)) = hello {
+                    self.complete(
+                        ticket,
+                        Ok(Outcome::Accepted {
+                            alias,
+                            delivered: false,
+                        }),
+                    );
+                }
+            }
+            Err(e) => {
+                // Network trouble: retry the same bytes once the relay is back.
+                if let Some(c) = &contact
+                    && let Ok(address) = c.send_relay.parse::<RelayAddress>()
+                {
+                    self.mark_down(&RelayKey::of(&address), e)?;
+                }
+                if let Some((ticket, alias)) = hello {
+                    self.complete(
+                        ticket,
+                        Ok(Outcome::Accepted {
+                            alias,
+                            delivered: false,
+                        }),
+                    );
+                }
+            }
+        }
+        self.flush_outbox()
+    }
+}

@@ -1,0 +1,1 @@
+//! Engine unit tests (scripted inputs, in-memory profile).

@@ -1,0 +1,185 @@
+//! [`SyncHandle`]: a sync that keeps running for a long-lived front end
+//! (`tropa chat`, the desktop app). Start it on a profile; send it commands
+//! (texts, invitations, accepts) and get their results; read its
+//! [`SyncEvent`]s as they happen; stop it.
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::client::Client;
+use crate::engine::{Command, Mode, Outcome};
+use crate::error::{ClientError, RelayError};
+use crate::shell::{self, CommandMsg, Exits};
+use crate::sync::{SyncEvent, SyncOptions, SyncReport};
+
+/// A sync running in the background on the current tokio runtime.
+pub struct SyncHandle {
+    commands: mpsc::UnboundedSender<CommandMsg>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<SyncReport, ClientError>>,
+}
+
+impl std::fmt::Debug for SyncHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SyncHandle")
+    }
+}
+
+/// The answer to a command sent with [`SyncHandle::submit`].
+pub type Pending = oneshot::Receiver<Result<Outcome, ClientError>>;
+
+/// Hands commands to a running sync from any thread (see
+/// [`SyncHandle::submitter`]).
+#[derive(Clone)]
+pub struct Submitter(mpsc::UnboundedSender<CommandMsg>);
+
+impl std::fmt::Debug for Submitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Submitter")
+    }
+}
+
+impl Submitter {
+    /// Hands over `command`; the receiver yields its result (an error if
+    /// the sync has stopped).
+    pub fn submit(&self, command: Command) -> Pending {
+        let (reply, rx) = oneshot::channel();
+        let _ = self.0.send(CommandMsg {
+            command,
+            reply: Some(reply),
+        });
+        rx
+    }
+}
+
+fn stopped() -> ClientError {
+    ClientError::Relay(RelayError::Unreachable {
+        detail: "the sync stopped".into(),
+    })
+}
+
+impl SyncHandle {
+    /// Starts listening on every mailbox of `client` and delivering its
+    /// outbox, until [`stop`](Self::stop). `opts.wait` is ignored (it runs
+    /// until stopped). Must be called within a tokio runtime.
+    pub fn start(
+        client: &Client,
+        opts: SyncOptions,
+    ) -> (SyncHandle, mpsc::UnboundedReceiver<SyncEvent>) {
+        let opts = SyncOptions {
+            wait: Some(Duration::MAX),
+            ..opts
+        };
+        let mut engine = client.engine(Mode::Sync, opts);
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let (stop, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            let exits = Exits {
+                when_finished: false,
+                deadline: Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600),
+                stop: Some(stop_rx),
+            };
+            shell::run(
+                &mut engine,
+                Some(events),
+                Some(commands_rx),
+                Vec::new(),
+                exits,
+            )
+            .await?;
+            Ok(engine.report().clone())
+        });
+        (
+            SyncHandle {
+                commands,
+                stop: Some(stop),
+                task,
+            },
+            events_rx,
+        )
+    }
+
+    /// Hands a command to the sync without waiting; the receiver yields its
+    /// result.
+    pub fn submit(&self, command: Command) -> Pending {
+        self.submitter().submit(command)
+    }
+
+    /// Something other threads can submit commands with.
+    pub fn submitter(&self) -> Submitter {
+        Submitter(self.commands.clone())
+    }
+
+    async fn ask(&self, command: Command) -> Result<Outcome, ClientError> {
+        self.submit(command)
+            .await
+            .unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Queues a text durably and delivers it; returns its message id (hex)
+    /// once queued.
+    ///
+    /// # Errors
+    /// Unknown or not yet established contact, empty or too long text,
+    /// storage.
+    pub async fn send(&self, alias: &str, text: &str) -> Result<String, ClientError> {
+        match self
+            .ask(Command::Send {
+                alias: alias.to_owned(),
+                text: text.to_owned(),
+            })
+            .await?
+        {
+            Outcome::Queued { id } => Ok(id),
+            _ => Err(ClientError::Corrupt("unexpected outcome")),
+        }
+    }
+
+    /// Makes a one-time invitation; returns the link and the alias.
+    ///
+    /// # Errors
+    /// As [`Client::invite`].
+    pub async fn invite(&self, alias: Option<&str>) -> Result<(String, String), ClientError> {
+        match self
+            .ask(Command::Invite {
+                alias: alias.map(str::to_owned),
+                ttl_secs: crate::client::INVITE_TTL_SECS,
+            })
+            .await?
+        {
+            Outcome::Invited { link, alias } => Ok((link, alias)),
+            _ => Err(ClientError::Corrupt("unexpected outcome")),
+        }
+    }
+
+    /// Accepts an invitation; returns whether the handshake was delivered.
+    ///
+    /// # Errors
+    /// As [`Client::accept`].
+    pub async fn accept(&self, link: &str, alias: &str) -> Result<bool, ClientError> {
+        match self
+            .ask(Command::Accept {
+                link: link.to_owned(),
+                alias: alias.to_owned(),
+            })
+            .await?
+        {
+            Outcome::Accepted { delivered, .. } => Ok(delivered),
+            _ => Err(ClientError::Corrupt("unexpected outcome")),
+        }
+    }
+
+    /// Stops: commands already submitted are carried out first (their texts
+    /// queued durably), deposits in flight get a moment to finish.
+    ///
+    /// # Errors
+    /// Storage errors of the run.
+    pub async fn stop(mut self) -> Result<SyncReport, ClientError> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        (&mut self.task).await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
