@@ -148,6 +148,18 @@ impl IdentityPublic {
         Ok(Self { ed, x })
     }
 
+    /// An identity key from this crate's own stored state, which was
+    /// validated by [`from_bytes`](Self::from_bytes) when it first arrived
+    /// and has been authenticated by the store since: not checked again
+    /// (the checks cost two scalar multiplications, on every session load).
+    pub(crate) fn from_stored(bytes: &[u8; IDENTITY_PUBLIC_LEN]) -> Self {
+        let mut ed = [0u8; 32];
+        let mut x = [0u8; 32];
+        ed.copy_from_slice(&bytes[..32]);
+        x.copy_from_slice(&bytes[32..]);
+        Self { ed, x }
+    }
+
     /// The Ed25519 verifying key bytes.
     pub fn ed25519(&self) -> &[u8; 32] {
         &self.ed

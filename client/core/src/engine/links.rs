@@ -119,20 +119,30 @@ impl Engine {
 
     /// Sends `request` to the relay at `address` once connected, and
     /// remembers `op` for its answer. On a relay known to be down it fails
-    /// at once.
+    /// at once, unless it is `urgent` (a user is waiting for it): then the
+    /// relay is tried again now, whatever its backoff.
     pub(super) fn request(
         &mut self,
         address: &RelayAddress,
         op: Op,
         request: Request,
+        urgent: bool,
     ) -> Result<(), ClientError> {
-        let id = self.new_op(op);
         let key = RelayKey::of(address);
+        let id = self.new_op(key.clone(), op);
         if self.is_down(&key) {
-            let error = RelayError::Unreachable {
-                detail: "the relay is down; retried later".into(),
-            };
-            return self.on_done(id, Err(error));
+            if urgent && let Some(link) = self.links.get_mut(&key) {
+                link.state = State::Connecting;
+                self.out.push(Action::Connect {
+                    relay: key.clone(),
+                    address: address.clone(),
+                });
+            } else {
+                let error = RelayError::Unreachable {
+                    detail: "the relay is down; retried later".into(),
+                };
+                return self.on_done(id, Err(error));
+            }
         }
         if self.ensure_link(address) {
             self.out.push(Action::Request {
@@ -181,8 +191,7 @@ impl Engine {
             if RelayKey::of(&address) != *key {
                 continue;
             }
-            let auth = crate::client::signing_key(&mb.auth_secret)
-                .ok_or(ClientError::Corrupt("mailbox key"))?;
+            let auth = self.mailbox_key(&mb)?;
             self.send_pending_secure(&mb, None)?;
             if let Some(link) = self.links.get_mut(key) {
                 link.subs.insert(rid, Sub::Requested);

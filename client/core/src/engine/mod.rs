@@ -324,7 +324,8 @@ pub struct Engine {
     rng: StdRng,
     now: u64,
     links: BTreeMap<RelayKey, links::Link>,
-    ops: BTreeMap<OpId, Op>,
+    /// Requests in flight: which relay, and what for.
+    ops: BTreeMap<OpId, (RelayKey, Op)>,
     next_op: OpId,
     /// Contacts with a deposit in flight: one at a time keeps their order.
     sending: BTreeSet<Vec<u8>>,
@@ -337,6 +338,12 @@ pub struct Engine {
     /// Accepts waiting for their Hello's deposit, by outbox key.
     hellos: BTreeMap<Vec<u8>, (Ticket, String)>,
     last_expiry_check: u64,
+    /// Keys derived from stored secrets, kept for the engine's life (each
+    /// derivation costs a scalar multiplication or a Diffie-Hellman): the
+    /// signing keys of our mailboxes and of our deposits per contact, and
+    /// the delivery keys of our mailboxes. All zeroize on drop.
+    auth_keys: BTreeMap<Vec<u8>, SigningKey>,
+    delivery_keys: BTreeMap<MailboxId, tropa_relay_protocol::crypto::SealingKey>,
     report: SyncReport,
     out: Vec<Action>,
 }
@@ -388,6 +395,8 @@ impl Engine {
             tickets: BTreeSet::new(),
             hellos: BTreeMap::new(),
             last_expiry_check: 0,
+            auth_keys: BTreeMap::new(),
+            delivery_keys: BTreeMap::new(),
             report: SyncReport::default(),
             out: Vec::new(),
         }
@@ -443,6 +452,27 @@ impl Engine {
         self.report.bytes_received += received;
     }
 
+    /// The signing key of one of our mailboxes (its recipient commands).
+    fn mailbox_key(&mut self, mb: &crate::records::OwnMailbox) -> Result<SigningKey, ClientError> {
+        self.cached_key(b"m", &mb.recipient_id, &mb.auth_secret)
+            .ok_or(ClientError::Corrupt("mailbox key"))
+    }
+
+    /// The key that signs our deposits for a contact.
+    fn deposit_key(&mut self, c: &crate::records::ContactRecord) -> Option<SigningKey> {
+        self.cached_key(b"c", &c.id, &c.send_auth_secret)
+    }
+
+    fn cached_key(&mut self, kind: &[u8], id: &[u8], secret: &[u8]) -> Option<SigningKey> {
+        let name = [kind, id].concat();
+        if let Some(k) = self.auth_keys.get(&name) {
+            return Some(k.clone());
+        }
+        let k = crate::client::signing_key(secret)?;
+        self.auth_keys.insert(name, k.clone());
+        Some(k)
+    }
+
     fn emit(&mut self, ev: SyncEvent) {
         self.out.push(Action::Emit(ev));
     }
@@ -452,9 +482,9 @@ impl Engine {
         self.out.push(Action::Complete { ticket, result });
     }
 
-    fn new_op(&mut self, op: Op) -> OpId {
+    fn new_op(&mut self, relay: RelayKey, op: Op) -> OpId {
         self.next_op += 1;
-        self.ops.insert(self.next_op, op);
+        self.ops.insert(self.next_op, (relay, op));
         self.next_op
     }
 
@@ -497,9 +527,16 @@ impl Engine {
     }
 
     fn on_done(&mut self, op: OpId, result: Result<Reply, RelayError>) -> Result<(), ClientError> {
-        let Some(what) = self.ops.remove(&op) else {
+        let Some((relay, what)) = self.ops.remove(&op) else {
             return Ok(());
         };
+        if let Err(e) = &result
+            && e.refusal().is_none()
+        {
+            // The connection is gone (or the relay talks nonsense): close
+            // it and reconnect later, whatever the request was.
+            self.mark_down(&relay, e.clone())?;
+        }
         match what {
             Op::Create(for_) => self.on_created(for_, result),
             Op::Deposit { key, contact_id } => self.on_deposited(&key, &contact_id, result),

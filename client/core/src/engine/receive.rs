@@ -16,7 +16,9 @@ use zeroize::Zeroizing;
 use super::links::RelayKey;
 use super::setup::AcceptState;
 use super::{Engine, MailboxId, Op, Request, SubEvent};
-use crate::client::{MessageStatus, MessageView, signing_key};
+use tropa_relay_protocol::crypto::SealingKey;
+
+use crate::client::{MessageStatus, MessageView};
 use crate::error::{ClientError, RelayError};
 use crate::records::{
     ContactRecord, ContactState, Direction, MessageRecord, OwnMailbox, Status, expiry,
@@ -74,7 +76,7 @@ impl Engine {
         d: &Delivery,
         digest: Vec<u8>,
     ) -> Result<(), ClientError> {
-        let auth = signing_key(&mb.auth_secret).ok_or(ClientError::Corrupt("mailbox key"))?;
+        let auth = self.mailbox_key(mb)?;
         let Ok(address) = mb.relay.parse() else {
             return Err(ClientError::Corrupt("mailbox relay"));
         };
@@ -86,6 +88,7 @@ impl Engine {
                 auth,
                 envelope_id: d.envelope_id,
             },
+            false,
         )
     }
 
@@ -98,18 +101,10 @@ impl Engine {
         let Some(mb) = self.repo.mailbox(&mailbox)? else {
             return Ok(());
         };
-        let dh: Zeroizing<[u8; 32]> = Zeroizing::new(
-            mb.dh_secret
-                .as_slice()
-                .try_into()
-                .map_err(|_| ClientError::Corrupt("mailbox key"))?,
-        );
-        let relay_dh: [u8; 32] = mb
-            .relay_dh_pub
-            .as_slice()
-            .try_into()
-            .map_err(|_| ClientError::Corrupt("mailbox key"))?;
-        let Ok(plain) = d.open(&StaticSecret::from(*dh), &relay_dh, &mailbox) else {
+        let opened = self
+            .delivery_key(&mb, mailbox)?
+            .open(&d.envelope_id, &d.sealed);
+        let Ok(plain) = opened else {
             // Not sealed for us by the relay: corrupt or forged. Drop it,
             // and ack it so it does not come back.
             self.drop_envelope(&mb, "the relay's delivery did not authenticate")?;
@@ -129,6 +124,36 @@ impl Engine {
             self.on_hello(mb.clone(), &plain, changes)?;
         }
         self.ack(&mb, mailbox, d, digest)
+    }
+
+    /// The key the relay seals this mailbox's deliveries with (S6).
+    fn delivery_key(
+        &mut self,
+        mb: &OwnMailbox,
+        mailbox: MailboxId,
+    ) -> Result<&SealingKey, ClientError> {
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.delivery_keys.entry(mailbox)
+        {
+            let dh: Zeroizing<[u8; 32]> = Zeroizing::new(
+                mb.dh_secret
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| ClientError::Corrupt("mailbox key"))?,
+            );
+            let relay_dh: [u8; 32] = mb
+                .relay_dh_pub
+                .as_slice()
+                .try_into()
+                .map_err(|_| ClientError::Corrupt("mailbox key"))?;
+            slot.insert(SealingKey::delivery(
+                &StaticSecret::from(*dh),
+                &x25519_dalek::PublicKey::from(relay_dh),
+                &mailbox,
+            ));
+        }
+        self.delivery_keys
+            .get(&mailbox)
+            .ok_or(ClientError::Corrupt("mailbox key"))
     }
 
     fn report_misbehaving(&mut self, key: &RelayKey) {
@@ -210,7 +235,8 @@ impl Engine {
         let Ok(sender) = <[u8; 32]>::try_from(mb.secure_with.as_slice()) else {
             return Ok(());
         };
-        let auth = signing_key(&mb.auth_secret).ok_or(ClientError::Corrupt("mailbox key"))?;
+        let urgent = then.is_some();
+        let auth = self.mailbox_key(mb)?;
         let mailbox = MailboxId::try_from(mb.recipient_id.as_slice())
             .map_err(|_| ClientError::Corrupt("mailbox id"))?;
         let address = mb
@@ -225,6 +251,7 @@ impl Engine {
                 auth,
                 sender,
             },
+            urgent,
         )
     }
 

@@ -15,7 +15,6 @@ use tropa_proto::RelayAddress;
 
 use super::links::RelayKey;
 use super::{Engine, Op, Outcome, Reply, Request};
-use crate::client::signing_key;
 use crate::error::{ClientError, RelayError};
 use crate::records::{
     ContactRecord, ContactState, Direction, MessageRecord, OutboxKind, OutboxRecord, Status, expiry,
@@ -137,17 +136,21 @@ impl Engine {
                 }
             }
             self.sending.insert(r.contact_id.clone());
-            let id = self.new_op(Op::Deposit {
-                key: key.clone(),
-                contact_id: r.contact_id.clone(),
-            });
+            let id = self.new_op(
+                RelayKey::of(&address),
+                Op::Deposit {
+                    key: key.clone(),
+                    contact_id: r.contact_id.clone(),
+                },
+            );
+            let signer = self.deposit_key(&contact);
             self.out.push(super::Action::Request {
                 op: id,
                 relay: RelayKey::of(&address),
                 request: Request::Deposit {
                     sender_id: contact.send_sender_id.clone(),
                     envelope: Bytes::copy_from_slice(&r.sealed),
-                    signer: signing_key(&contact.send_auth_secret),
+                    signer,
                 },
             });
         }
@@ -261,13 +264,9 @@ impl Engine {
                     );
                 }
             }
-            Err(e) => {
-                // Network trouble: retry the same bytes once the relay is back.
-                if let Some(c) = &contact
-                    && let Ok(address) = c.send_relay.parse::<RelayAddress>()
-                {
-                    self.mark_down(&RelayKey::of(&address), e)?;
-                }
+            Err(_) => {
+                // Network trouble (the link is already marked down): retry
+                // the same bytes once the relay is back.
                 if let Some((ticket, alias)) = hello {
                     self.complete(
                         ticket,

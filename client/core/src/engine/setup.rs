@@ -139,6 +139,7 @@ impl Engine {
                 keys,
             }),
             request,
+            true,
         )
     }
 
@@ -152,6 +153,12 @@ impl Engine {
         if inv.inviter() == self.identity.public() {
             return Err(ClientError::OwnInvitation);
         }
+        // One-time: a second accept of the same link would create a session
+        // the inviter never completes.
+        let used_key = Sha256::digest(inv.to_link().as_bytes()).to_vec();
+        if self.repo.invitation_used(&used_key)? {
+            return Err(ClientError::InvitationUsed);
+        }
         if let Some(c) = self.repo.contact_by_alias(alias)? {
             if !c.identity.is_empty() {
                 let known = IdentityPublic::from_bytes(&c.identity)
@@ -161,12 +168,6 @@ impl Engine {
                     .map_err(|_| ClientError::IdentityChanged(alias.to_owned()))?;
             }
             return Err(ClientError::AliasTaken(alias.to_owned()));
-        }
-        // One-time: a second accept of the same link would create a session
-        // the inviter never completes.
-        let used_key = Sha256::digest(inv.to_link().as_bytes()).to_vec();
-        if self.repo.invitation_used(&used_key)? {
-            return Err(ClientError::InvitationUsed);
         }
         Ok((inv, used_key))
     }
@@ -198,6 +199,7 @@ impl Engine {
                 created: None,
             }))),
             request,
+            true,
         )
     }
 
@@ -248,6 +250,7 @@ impl Engine {
                         auth,
                         sender,
                     },
+                    true,
                 )
             }
         }
@@ -327,7 +330,7 @@ impl Engine {
         }
         let rid = MailboxId::try_from(mb.recipient_id.as_slice())
             .map_err(|_| ClientError::Corrupt("mailbox id"))?;
-        let auth = signing_key(&mb.auth_secret).ok_or(ClientError::Corrupt("mailbox key"))?;
+        let auth = self.mailbox_key(mb)?;
         self.set_sub(&key, rid, Some(false));
         self.out.push(super::Action::Subscribe {
             relay: key,
@@ -481,7 +484,12 @@ impl Engine {
                 && let Ok(rid) = MailboxId::try_from(mb.recipient_id.as_slice())
             {
                 // Best effort: an undeleted mailbox expires as unused.
-                self.request(&address, Op::Delete, Request::Delete { mailbox: rid, auth })?;
+                self.request(
+                    &address,
+                    Op::Delete,
+                    Request::Delete { mailbox: rid, auth },
+                    false,
+                )?;
             }
             self.emit(SyncEvent::InvitationExpired { alias });
         }
