@@ -553,6 +553,12 @@ impl Client {
         self.repo.apply(changes)
     }
 
+    /// The profile's records (for tests).
+    #[cfg(test)]
+    pub(crate) fn repo(&self) -> Arc<Repo> {
+        self.repo.clone()
+    }
+
     /// A sync engine on this profile (for a shell of one's own, such as a
     /// simulation; front ends use the methods below or [`crate::SyncHandle`]).
     pub fn engine(&self, mode: Mode, opts: SyncOptions) -> Engine {
