@@ -1,0 +1,244 @@
+//! What front ends show of a profile: contacts with their counts, messages
+//! with their status, safety numbers, and the small changes made from those
+//! screens (read, verified, timers). Reads and writes go through the
+//! repository; nothing here talks to a relay.
+
+use tropa_e2e::{IdentityPublic, safety_number};
+
+use super::Client;
+use crate::error::ClientError;
+use crate::records::{ContactState, Direction, Status};
+use crate::redact::redacted_debug;
+use crate::repo::Changes;
+use crate::shell::now;
+
+/// Where a message stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageStatus {
+    /// Outgoing, not yet accepted by a relay.
+    Queued,
+    /// Outgoing, stored by the recipient's relay; no receipt yet.
+    Sent,
+    /// Outgoing, the recipient's device confirmed it.
+    Delivered,
+    /// Incoming, not yet read.
+    Unread,
+    /// Incoming, read.
+    Read,
+}
+
+impl MessageStatus {
+    fn of(s: i32) -> Self {
+        match Status::try_from(s) {
+            Ok(Status::Queued) => MessageStatus::Queued,
+            Ok(Status::Sent) => MessageStatus::Sent,
+            Ok(Status::Delivered) => MessageStatus::Delivered,
+            Ok(Status::Unread) | Err(_) => MessageStatus::Unread,
+            Ok(Status::Read) => MessageStatus::Read,
+        }
+    }
+
+    /// The word front ends show: `queued`, `sent`, `delivered`, `unread`, `read`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Queued => "queued",
+            MessageStatus::Sent => "sent",
+            MessageStatus::Delivered => "delivered",
+            MessageStatus::Unread => "unread",
+            MessageStatus::Read => "read",
+        }
+    }
+}
+
+/// A contact as front ends show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ContactInfo {
+    /// Alias.
+    pub alias: String,
+    /// Whether the handshake completed.
+    pub established: bool,
+    /// Whether the safety number was confirmed.
+    pub verified: bool,
+    /// Unread incoming messages.
+    pub unread: usize,
+    /// Outgoing messages without receipt yet.
+    pub pending: usize,
+    /// Disappearing-message timer (0 = off).
+    pub timer_secs: u32,
+    /// Envelopes dropped as tampered since the last `read`.
+    pub dropped: u32,
+}
+
+/// A message as front ends show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MessageView {
+    /// Hex of the 16-byte message id.
+    pub id: String,
+    /// The contact's alias.
+    pub alias: String,
+    /// Received or sent.
+    pub incoming: bool,
+    /// The text.
+    pub text: String,
+    /// Where it stands.
+    pub status: MessageStatus,
+    /// Unix seconds: when it was queued (out) or received (in).
+    pub at: u64,
+}
+
+/// A contact's safety number.
+#[derive(Clone)]
+pub struct SafetyView {
+    /// 12 groups of 5 digits.
+    pub groups: Vec<String>,
+    /// Payload for a QR code.
+    pub qr_payload: Vec<u8>,
+    /// Whether it was confirmed before.
+    pub verified: bool,
+}
+
+// Aliases and message text are what a seized log or crash report must never
+// show.
+redacted_debug!(ContactInfo: established, verified, unread, pending);
+redacted_debug!(MessageView: id, incoming, status);
+redacted_debug!(SafetyView: verified);
+
+impl Client {
+    fn contact_by_alias(&self, alias: &str) -> Result<crate::records::ContactRecord, ClientError> {
+        self.repo
+            .contact_by_alias(alias)?
+            .ok_or_else(|| ClientError::UnknownContact(alias.to_owned()))
+    }
+
+    /// All contacts, sorted by alias.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn contacts(&self) -> Result<Vec<ContactInfo>, ClientError> {
+        let msgs = self.repo.messages()?;
+        let mut out: Vec<ContactInfo> = self
+            .repo
+            .contacts()?
+            .into_iter()
+            .map(|c| {
+                let of = |s: Status| {
+                    msgs.iter()
+                        .filter(|m| m.contact_id == c.id && m.status == s as i32)
+                        .count()
+                };
+                ContactInfo {
+                    unread: of(Status::Unread),
+                    pending: of(Status::Queued) + of(Status::Sent),
+                    alias: c.alias.clone(),
+                    established: c.state == ContactState::Established as i32,
+                    verified: c.verified,
+                    timer_secs: c.timer_secs,
+                    dropped: c.dropped,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.alias.cmp(&b.alias));
+        Ok(out)
+    }
+
+    /// Messages with `alias` (or with everyone), oldest first.
+    ///
+    /// # Errors
+    /// Unknown contact, storage.
+    pub fn messages(&self, alias: Option<&str>) -> Result<Vec<MessageView>, ClientError> {
+        let contacts = self.repo.contacts()?;
+        let only = alias.map(|a| self.contact_by_alias(a)).transpose()?;
+        let t = now();
+        Ok(self
+            .repo
+            .messages()?
+            .into_iter()
+            .filter(|m| only.as_ref().is_none_or(|c| c.id == m.contact_id))
+            .filter(|m| m.expires_at == 0 || m.expires_at > t)
+            .map(|m| MessageView {
+                id: hex::encode(&m.id),
+                alias: contacts
+                    .iter()
+                    .find(|c| c.id == m.contact_id)
+                    .map_or_else(String::new, |c| c.alias.clone()),
+                incoming: m.direction == Direction::In as i32,
+                text: m.text.clone(),
+                status: MessageStatus::of(m.status),
+                at: m.at,
+            })
+            .collect())
+    }
+
+    /// Marks the incoming messages of `alias` (or all) as read and resets
+    /// the dropped-envelope counters shown to the user.
+    ///
+    /// # Errors
+    /// Unknown contact, storage.
+    pub fn mark_read(&self, alias: Option<&str>) -> Result<(), ClientError> {
+        let only = alias.map(|a| self.contact_by_alias(a)).transpose()?;
+        let mut changes = Changes::new();
+        for mut m in self.repo.messages()? {
+            if m.status == Status::Unread as i32
+                && only.as_ref().is_none_or(|c| c.id == m.contact_id)
+            {
+                m.status = Status::Read as i32;
+                changes.put_message(&m);
+            }
+        }
+        for mut c in self.repo.contacts()? {
+            if c.dropped > 0 && only.as_ref().is_none_or(|o| o.id == c.id) {
+                c.dropped = 0;
+                changes.put_contact(&c);
+            }
+        }
+        self.repo.apply(changes)
+    }
+
+    /// The safety number with `alias`.
+    ///
+    /// # Errors
+    /// Unknown or not-yet-established contact.
+    pub fn safety(&self, alias: &str) -> Result<SafetyView, ClientError> {
+        let c = self.contact_by_alias(alias)?;
+        let peer = IdentityPublic::from_bytes(&c.identity)
+            .map_err(|_| ClientError::NotEstablished(alias.to_owned()))?;
+        let sn = safety_number(&self.identity.public(), &peer);
+        Ok(SafetyView {
+            groups: sn.groups().into_iter().map(str::to_owned).collect(),
+            qr_payload: sn.qr_payload(),
+            verified: c.verified,
+        })
+    }
+
+    /// Marks `alias` as verified. With `typed` (the digits the other person
+    /// reads out, spaces allowed) it is checked first and refused on mismatch.
+    ///
+    /// # Errors
+    /// Unknown contact, mismatch.
+    pub fn confirm_verified(&self, alias: &str, typed: Option<&str>) -> Result<(), ClientError> {
+        let mut c = self.contact_by_alias(alias)?;
+        let peer = IdentityPublic::from_bytes(&c.identity)
+            .map_err(|_| ClientError::NotEstablished(alias.to_owned()))?;
+        if let Some(t) = typed {
+            safety_number(&self.identity.public(), &peer).verify_digits(t)?;
+        }
+        c.verified = true;
+        let mut changes = Changes::new();
+        changes.put_contact(&c);
+        self.repo.apply(changes)
+    }
+
+    /// Sets the disappearing-message timer for messages sent to `alias`
+    /// (0 turns it off). Each message carries its timer, so the recipient
+    /// deletes it too.
+    ///
+    /// # Errors
+    /// Unknown contact, storage.
+    pub fn set_timer(&self, alias: &str, secs: u32) -> Result<(), ClientError> {
+        let mut c = self.contact_by_alias(alias)?;
+        c.timer_secs = secs;
+        let mut changes = Changes::new();
+        changes.put_contact(&c);
+        self.repo.apply(changes)
+    }
+}
