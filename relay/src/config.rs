@@ -43,7 +43,9 @@ pub struct Config {
     pub rate_per_sec: u32,
     /// Requests a connection may burst above the average.
     pub rate_burst: u32,
-    /// Concurrent connections the relay accepts.
+    /// Concurrent connections the relay accepts. Each may make QUIC buffer
+    /// up to 256 KiB (see docs/relay-protocol.md §8), so the relay's memory
+    /// is bounded by this times 256 KiB plus `memory_budget_mib`.
     pub max_connections: u32,
     /// Concurrent connections from one address (an IPv4 address or an IPv6
     /// /64), counted in memory only and only once the address is validated.
@@ -83,9 +85,9 @@ impl Default for Config {
             sweep_interval_secs: 600,
             rate_per_sec: 50,
             rate_burst: 200,
-            max_connections: 10_000,
+            max_connections: 4_000,
             max_connections_per_ip: 128,
-            max_mailboxes: 1_000_000,
+            max_mailboxes: 250_000,
             creations_per_hour_per_address: 30,
             creation_burst_per_address: 32,
             creation_burst_per_connection: 8,
@@ -184,6 +186,17 @@ impl Config {
         ];
         if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+        }
+        // Past half full, the disk's second half is shared equally by all
+        // mailboxes, at least one envelope each: that must fit.
+        let envelopes = self.disk_quota_bytes / tropa_proto::ENVELOPE_SIZE as u64;
+        if self.max_mailboxes > envelopes / 2 {
+            return Err(ConfigError::Invalid(format!(
+                "max_mailboxes must be at most half the envelopes disk_quota_bytes holds \
+                 ({} for {} bytes), so every mailbox keeps room for one",
+                envelopes / 2,
+                self.disk_quota_bytes
+            )));
         }
         if self.open_disk_share_percent > 100 {
             return Err(ConfigError::Invalid(

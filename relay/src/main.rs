@@ -244,16 +244,25 @@ fn address(data: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The log filter: `TROPA_LOG` (or `info`), always followed by directives
+/// that keep quinn and quinn-udp quiet. They log peer addresses (even at
+/// WARN, e.g. on sendmsg errors, and at TRACE on migration), which must
+/// never reach the relay's logs (S8), whatever the operator asks for.
+fn log_filter(asked: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let asked = asked.filter(|a| !a.trim().is_empty()).unwrap_or("info");
+    tracing_subscriber::EnvFilter::try_new(format!(
+        "{asked},quinn_udp=off,quinn=error,quinn_proto=error"
+    ))
+    .unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,quinn_udp=off,quinn=error,quinn_proto=error")
+    })
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TROPA_LOG")
-                // quinn and quinn-udp log peer addresses (even at WARN, e.g. on
-                // sendmsg errors): keep them out of the relay's logs (S8).
-                .unwrap_or_else(|_| "info,quinn_udp=off,quinn=error,quinn_proto=error".into()),
-        )
+        .with_env_filter(log_filter(std::env::var("TROPA_LOG").ok().as_deref()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -278,5 +287,39 @@ fn main() -> ExitCode {
             eprintln!("tropa-relay: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    fn enabled(asked: Option<&str>, target_quinn: bool, level: tracing::Level) -> bool {
+        let subscriber = tracing_subscriber::registry().with(super::log_filter(asked));
+        tracing::subscriber::with_default(subscriber, || match (target_quinn, level) {
+            (true, tracing::Level::TRACE) => {
+                tracing::enabled!(target: "quinn_proto", tracing::Level::TRACE)
+            }
+            (true, _) => tracing::enabled!(target: "quinn", tracing::Level::WARN),
+            (false, _) => tracing::enabled!(target: "tropa_relay", tracing::Level::DEBUG),
+        })
+    }
+
+    /// S8: whatever TROPA_LOG asks for, quinn's address-bearing lines stay out.
+    #[test]
+    fn an_operators_log_filter_cannot_bring_back_peer_addresses() {
+        for asked in [
+            None,
+            Some("trace"),
+            Some("quinn=trace,quinn_proto=trace"),
+            Some("debug,quinn=warn"),
+        ] {
+            assert!(!enabled(asked, true, tracing::Level::TRACE), "{asked:?}");
+            assert!(!enabled(asked, true, tracing::Level::WARN), "{asked:?}");
+        }
+        assert!(
+            enabled(Some("debug"), false, tracing::Level::DEBUG),
+            "the rest follows the operator"
+        );
     }
 }

@@ -66,7 +66,7 @@ impl Default for Policy {
         Self {
             mailbox_quota: 1000,
             open_mailbox_quota: 8,
-            max_mailboxes: 1_000_000,
+            max_mailboxes: 250_000,
             total_quota: 512 * 1024,
             open_total_quota: 512 * 1024 / 20,
             creation_password: None,

@@ -41,10 +41,12 @@ fn transport() -> quinn::TransportConfig {
     t.stream_receive_window(frame.into());
     t.mtu_discovery_config(None);
     // What quinn may buffer per connection, beyond the relay's own memory
-    // budget: 256 KiB received but unread, 256 KiB sent but unacknowledged.
-    // A peer that stalls holds at most this.
-    t.receive_window((256 * 1024u32).into());
-    t.send_window(256 * 1024);
+    // budget: 128 KiB received but unread, 128 KiB sent but unacknowledged
+    // (room for several deliveries in flight). A peer that stalls holds at
+    // most this, so all connections together hold at most
+    // `max_connections` x 256 KiB (1 GiB at the default 4 000).
+    t.receive_window((128 * 1024u32).into());
+    t.send_window(128 * 1024);
     t.max_idle_timeout(Some(quinn::VarInt::from_u32(120_000).into()));
     t
 }

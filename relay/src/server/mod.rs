@@ -286,7 +286,7 @@ impl Server {
             }
             return;
         }
-        if self.endpoint.open_connections() > self.ctx.config.max_connections as usize
+        if self.endpoint.open_connections() >= self.ctx.config.max_connections as usize
             || !self
                 .ctx
                 .per_ip

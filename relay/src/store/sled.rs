@@ -54,6 +54,14 @@ fn untx<T>(r: Result<T, TransactionError<StoreError>>) -> Result<T, StoreError> 
     })
 }
 
+/// Subtracts without wrapping: a counter that went wrong must not turn
+/// into a huge number that refuses every deposit.
+fn decrease(counter: &AtomicU64, n: u64) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_sub(n))
+    });
+}
+
 fn decode_record(raw: &[u8]) -> Result<MailboxRecord, StoreError> {
     MailboxRecord::decode(raw).map_err(|_| StoreError::Corrupt)
 }
@@ -101,8 +109,46 @@ impl SledStore {
                 n += 1;
             }
         }
-        self.total.fetch_sub(n, Ordering::Relaxed);
+        decrease(&self.total, n);
         Ok(n)
+    }
+
+    /// Deletes a mailbox if `doomed` still says so of its current record
+    /// (checked in the same transaction that removes it). Returns whether
+    /// it was deleted.
+    ///
+    /// The record and its sender entry go in one transaction, and the
+    /// counters follow the record as it was then: an ack or a `Secure`
+    /// racing the deletion either happened before it (and is in the record)
+    /// or finds no mailbox (and counts nothing). The record goes first: with
+    /// it goes the at-rest key, so whatever a crash leaves behind below is
+    /// already unreadable.
+    fn delete_mailbox_if(
+        &self,
+        recipient_id: &RecipientId,
+        doomed: impl Fn(&MailboxRecord) -> bool,
+    ) -> Result<bool, StoreError> {
+        let removed = untx((&self.mailboxes, &self.senders).transaction(|(m, s)| {
+            let Some(raw) = m.get(recipient_id)? else {
+                return Ok(None);
+            };
+            let rec = decode_record(&raw).or_else(abort)?;
+            if !doomed(&rec) {
+                return Ok(None);
+            }
+            m.remove(recipient_id.as_slice())?;
+            s.remove(rec.sender_id.as_slice())?;
+            Ok(Some(rec))
+        }))?;
+        let Some(rec) = removed else {
+            return Ok(false);
+        };
+        decrease(&self.mailbox_count, 1);
+        if rec.is_open() {
+            decrease(&self.open_total, u64::from(rec.count));
+        }
+        self.remove_envelopes(recipient_id)?;
+        Ok(true)
     }
 
     /// Applies `f` to the record in one transaction; `f` returns whether to
@@ -169,8 +215,7 @@ impl Store for SledStore {
             true
         })?;
         if before.is_open() {
-            self.open_total
-                .fetch_sub(u64::from(before.count), Ordering::Relaxed);
+            decrease(&self.open_total, u64::from(before.count));
         }
         Ok(())
     }
@@ -186,20 +231,14 @@ impl Store for SledStore {
     }
 
     fn delete_mailbox(&self, recipient_id: &RecipientId) -> Result<(), StoreError> {
-        let Some(rec) = self.mailbox(recipient_id)? else {
-            return Err(StoreError::NoMailbox);
-        };
-        // The record goes first: with it goes the at-rest key, so whatever a
-        // crash leaves behind below is already unreadable.
-        if self.mailboxes.remove(recipient_id)?.is_some() {
-            self.mailbox_count.fetch_sub(1, Ordering::Relaxed);
-        }
-        self.senders.remove(&rec.sender_id)?;
-        let n = self.remove_envelopes(recipient_id)?;
-        if rec.is_open() {
-            self.open_total.fetch_sub(n, Ordering::Relaxed);
-        }
-        Ok(())
+        self.delete_mailbox_if(recipient_id, |_| true)
+            .and_then(|deleted| {
+                if deleted {
+                    Ok(())
+                } else {
+                    Err(StoreError::NoMailbox)
+                }
+            })
     }
 
     fn put_envelope(
@@ -279,9 +318,9 @@ impl Store for SledStore {
         let Some(open) = removed else {
             return Ok(false);
         };
-        self.total.fetch_sub(1, Ordering::Relaxed);
+        decrease(&self.total, 1);
         if open {
-            self.open_total.fetch_sub(1, Ordering::Relaxed);
+            decrease(&self.open_total, 1);
         }
         Ok(true)
     }
@@ -302,14 +341,18 @@ impl Store for SledStore {
             }
         }
         for (rid, unused) in doomed {
-            let n = self.envelopes.scan_prefix(rid).count() as u64;
-            self.delete_mailbox(&rid)?;
+            let before = self.total.load(Ordering::Relaxed);
+            // Re-checked in the deleting transaction: a mailbox used since
+            // the scan stays, and one deleted meanwhile is no error.
+            if !self.delete_mailbox_if(&rid, |rec| sweep_verdict(rec, now, policy).is_some())? {
+                continue;
+            }
             if unused {
                 stats.unused_mailboxes += 1;
             } else {
                 stats.expired_mailboxes += 1;
             }
-            stats.expired_envelopes += n;
+            stats.expired_envelopes += before.saturating_sub(self.total.load(Ordering::Relaxed));
         }
         let mut expired = Vec::new();
         for kv in self.envelopes.iter() {

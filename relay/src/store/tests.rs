@@ -246,3 +246,95 @@ fn sled_reopen_keeps_everything_and_recounts() {
     );
     assert_eq!(all(&s, &rid).len(), 1);
 }
+
+/// The relay-wide counters must match the trees whatever runs at once:
+/// deletions racing acks and `Secure` (a drifting open-envelope counter
+/// would refuse every invitation's Hello as "relay storage is full").
+#[test]
+fn counters_survive_deletes_racing_acks_and_secures() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = StoreLimits {
+        mailbox_quota: 100,
+        total_quota: 1_000_000,
+        open_mailbox_quota: 100,
+        open_total_quota: 1_000_000,
+        secured_as_checked: Vec::new(),
+    };
+    {
+        let s = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
+        for round in 0..40u8 {
+            let rids: Vec<RecipientId> = (0..8u8)
+                .map(|i| {
+                    [
+                        round, i, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+                        19, 20, 21, 22,
+                    ]
+                })
+                .collect();
+            let mut ids = Vec::new();
+            for (i, rid) in rids.iter().enumerate() {
+                let mut rec = record(0, 0);
+                rec.sender_id = vec![
+                    round,
+                    u8::try_from(i).unwrap(),
+                    0xee,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ];
+                s.create_mailbox(rid, &rec).unwrap();
+                for _ in 0..6 {
+                    ids.push((
+                        *rid,
+                        s.put_envelope(rid, 0, &limits, &|id| id.to_vec()).unwrap(),
+                    ));
+                }
+            }
+            std::thread::scope(|t| {
+                let a = s.clone();
+                let r = rids.clone();
+                t.spawn(move || {
+                    for rid in &r {
+                        let _ = a.delete_mailbox(rid);
+                    }
+                });
+                let b = s.clone();
+                let acked = ids.clone();
+                t.spawn(move || {
+                    for (rid, id) in &acked {
+                        let _ = b.ack(rid, id);
+                    }
+                });
+                let c = s.clone();
+                let r = rids.clone();
+                t.spawn(move || {
+                    for rid in &r {
+                        let _ = c.secure(rid, &[7; 32]);
+                    }
+                });
+            });
+        }
+        let counted = s.totals();
+        drop(s);
+        let recount = SledStore::open(dir.path()).unwrap().totals();
+        assert_eq!(counted, recount, "counters drifted from the trees");
+    }
+}
