@@ -45,7 +45,7 @@ pub struct Config {
     pub rate_burst: u32,
     /// Concurrent connections the relay accepts. Each may make QUIC buffer
     /// up to 256 KiB (see docs/relay-protocol.md §8), so the relay's memory
-    /// is bounded by this times 256 KiB plus `memory_budget_mib`.
+    /// is bounded by this times 256 KiB plus twice `memory_budget_mib`.
     pub max_connections: u32,
     /// Concurrent connections from one address (an IPv4 address or an IPv6
     /// /64), counted in memory only and only once the address is validated.
@@ -59,8 +59,9 @@ pub struct Config {
     /// Mailboxes one connection may create in a burst.
     pub creation_burst_per_connection: u32,
     /// MiB of memory the relay may hold for requests and deliveries in
-    /// flight, all connections together. Beyond it, requests wait and are
-    /// then answered `RATE_LIMITED` (relay busy).
+    /// flight, all connections together, and as much again for open streams
+    /// (8 KiB each). Beyond it, requests wait and are then answered
+    /// `RATE_LIMITED` (relay busy); a stream beyond it is answered so at once.
     pub memory_budget_mib: u32,
     /// KiB of memory one connection may hold for requests in flight, and as
     /// much again for deliveries in flight.

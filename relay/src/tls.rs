@@ -10,6 +10,12 @@ use rustls::pki_types::CertificateDer;
 use tropa_proto::ALPN;
 use tropa_relay_protocol::crypto::{BINDING_LEN, ChannelBinding, EXPORTER_LABEL};
 
+/// Concurrent streams per connection: requests plus subscriptions, so a
+/// client subscribes to fewer mailboxes than this on one connection (a
+/// handler has hundreds). All connections together are bounded by the
+/// relay's stream budget (`server::budget::STREAM_COST`).
+pub const MAX_STREAMS: u32 = 1024;
+
 /// The crypto provider (ring; TLS 1.3 suites only).
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -36,7 +42,11 @@ fn transport() -> quinn::TransportConfig {
     let frame = (tropa_proto::MAX_FRAME_LEN + 4096) as u32;
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_uni_streams(0u32.into());
-    t.max_concurrent_bidi_streams(64u32.into());
+    // A subscription holds its stream for as long as it runs, and a
+    // handler's client subscribes to hundreds of mailboxes on one
+    // connection; the memory budgets and windows bound what streams can
+    // make the relay hold, not their number.
+    t.max_concurrent_bidi_streams(MAX_STREAMS.into());
     t.datagram_receive_buffer_size(None);
     t.stream_receive_window(frame.into());
     t.mtu_discovery_config(None);

@@ -176,3 +176,51 @@ async fn unanswered_initials_do_not_take_connection_slots() {
     drop(senders);
     relay.stop().await;
 }
+
+/// Streams cost the relay memory whether or not anything is sent on them,
+/// so all connections together may hold only as many as the relay's stream
+/// budget pays for (8 KiB each from as much again as `memory_budget_mib`).
+/// Beyond it a new stream is answered "busy" at once; once streams close,
+/// requests are served again.
+#[tokio::test]
+async fn open_streams_are_bounded_relay_wide() {
+    let relay = Relay::start(Config {
+        memory_budget_mib: 1,
+        ..Config::default()
+    })
+    .await;
+    let budget = (1024 * 1024 / tropa_relay::server::STREAM_COST) as usize;
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(tls::client_config(relay.address.fingerprint).unwrap());
+    let hog = endpoint
+        .connect(
+            relay.address.socket_addr().unwrap(),
+            tropa_relay_client::SERVER_NAME,
+        )
+        .unwrap()
+        .await
+        .unwrap();
+    // Each stream announces a frame and then stalls, holding its stream
+    // until the relay's request timeout (10 s).
+    let mut held = Vec::new();
+    for _ in 0..budget {
+        let (mut send, recv) = hog.open_bi().await.unwrap();
+        send.write_all(&[0, 0]).await.unwrap();
+        held.push((send, recv));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let honest = RelayClient::connect(&relay.address).await.unwrap();
+    assert_eq!(
+        create(&honest).await.err(),
+        Some(ErrorCode::RateLimited),
+        "the relay holds all the streams it may"
+    );
+    hog.close(0u32.into(), b"");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    create(&honest)
+        .await
+        .expect("closed streams give their budget back");
+    relay.stop().await;
+}

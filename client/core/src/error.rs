@@ -185,6 +185,15 @@ pub enum Refusal {
     Invalid,
 }
 
+impl Refusal {
+    /// Whether asking again later may succeed (busy, or a hiccup), as
+    /// opposed to a refusal that will not change (no such mailbox, not
+    /// authorised, full, not understood).
+    pub fn is_transient(self) -> bool {
+        matches!(self, Refusal::RateLimited | Refusal::Internal)
+    }
+}
+
 impl From<ConnectError> for RelayError {
     fn from(e: ConnectError) -> Self {
         match e {

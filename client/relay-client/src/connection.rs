@@ -157,8 +157,8 @@ impl RelayClient {
     /// [`RequestError`] for transport failures; relay errors come back as a
     /// `Response` so the test can inspect them.
     pub async fn raw(&self, bytes: &[u8]) -> Result<Response, RequestError> {
-        let (mut send, mut recv) = self.conn.open_bi().await?;
         let fut = async {
+            let (mut send, mut recv) = self.conn.open_bi().await?;
             send.write_all(bytes)
                 .await
                 .map_err(|e| RequestError::Write(std::io::Error::from(e).into()))?;
@@ -175,8 +175,10 @@ impl RelayClient {
     /// # Errors
     /// [`RequestError`] for transport failures; the answer is not checked.
     pub async fn exchange(&self, req: &Request) -> Result<Response, RequestError> {
-        let (mut send, mut recv) = self.conn.open_bi().await?;
+        // Opening the stream counts against the timeout too: a relay out of
+        // streams must not make a request wait forever.
         let fut = async {
+            let (mut send, mut recv) = self.conn.open_bi().await?;
             frame::write_frame(&mut send, req).await?;
             let _ = send.finish();
             Ok::<_, RequestError>(frame::read_frame::<Response, _>(&mut recv).await?)
@@ -278,12 +280,13 @@ impl RelayClient {
         recipient_id: &[u8],
     ) -> Result<Subscription, RequestError> {
         let req = requests::subscribe(&self.binding, auth, recipient_id);
-        let (mut send, mut recv) = self.conn.open_bi().await?;
         let fut = async {
+            let (mut send, mut recv) = self.conn.open_bi().await?;
             frame::write_frame(&mut send, &req).await?;
-            Ok::<_, RequestError>(frame::read_frame::<Response, _>(&mut recv).await?)
+            let resp = frame::read_frame::<Response, _>(&mut recv).await?;
+            Ok::<_, RequestError>((send, recv, resp))
         };
-        let resp = tokio::time::timeout(REQUEST_TIMEOUT, fut)
+        let (send, recv, resp) = tokio::time::timeout(REQUEST_TIMEOUT, fut)
             .await
             .map_err(|_| RequestError::Timeout)??;
         requests::ok(resp)?;

@@ -19,25 +19,53 @@ pub struct Permit {
     _relay: OwnedSemaphorePermit,
 }
 
-/// The relay-wide budget, shared by every connection.
+/// What the relay charges for each open stream: quinn's stream state, the
+/// task serving it and a subscription's registration. Measured at about
+/// 3.4 KiB a stream (tests/tests/relay_attacks.rs); charged at twice that.
+pub const STREAM_COST: u32 = 8 * 1024;
+
+/// The relay-wide budget, shared by every connection: `total` bytes for
+/// requests and deliveries in flight, and as much again for open streams.
 #[derive(Clone, Debug)]
 pub struct RelayBudget {
     bytes: Arc<Semaphore>,
+    streams: Arc<Semaphore>,
     total: u32,
 }
 
+/// One open stream's share of the relay's stream budget; released on drop.
+#[derive(Debug)]
+pub struct StreamPermit(#[allow(dead_code)] OwnedSemaphorePermit);
+
 impl RelayBudget {
-    /// A budget of `total` bytes.
+    /// A budget of `total` bytes (and as much again for streams).
     pub fn new(total: u32) -> Self {
         Self {
             bytes: Arc::new(Semaphore::new(total as usize)),
+            streams: Arc::new(Semaphore::new((total / STREAM_COST) as usize)),
             total,
         }
     }
 
-    /// Bytes currently held.
+    /// Pays for one more open stream, without waiting: `None` when the
+    /// relay already holds as many streams as its budget allows (the stream
+    /// is then answered "busy" and closed). Each connection may open at most
+    /// [`crate::tls::MAX_STREAMS`]; this bounds all connections together.
+    pub fn try_stream(&self) -> Option<StreamPermit> {
+        self.streams
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .map(StreamPermit)
+    }
+
+    /// Bytes currently held, streams included.
     pub fn in_use(&self) -> u64 {
-        u64::from(self.total).saturating_sub(self.bytes.available_permits() as u64)
+        let streams = u64::from(self.total / STREAM_COST)
+            .saturating_sub(self.streams.available_permits() as u64);
+        u64::from(self.total)
+            .saturating_sub(self.bytes.available_permits() as u64)
+            .saturating_add(streams * u64::from(STREAM_COST))
     }
 
     /// A connection's budgets: `per_kind` bytes for requests and as much
@@ -142,5 +170,19 @@ mod tests {
         drop((p1, p2));
         assert_eq!(relay.in_use(), 0);
         assert!(b.acquire(Kind::Request, 200, short).await.is_some());
+    }
+
+    #[test]
+    fn streams_are_bounded_relay_wide_and_released() {
+        let relay = RelayBudget::new(3 * STREAM_COST);
+        let held: Vec<_> = (0..3).map(|_| relay.try_stream().unwrap()).collect();
+        assert!(
+            relay.try_stream().is_none(),
+            "three streams fill the budget"
+        );
+        assert_eq!(relay.in_use(), u64::from(3 * STREAM_COST));
+        drop(held);
+        assert_eq!(relay.in_use(), 0);
+        assert!(relay.try_stream().is_some());
     }
 }

@@ -120,16 +120,25 @@ pub(crate) async fn handle_connection(incoming: quinn::Incoming, ctx: Arc<Ctx>, 
         ctx.config.rate_burst,
         Instant::now(),
     );
-    while let Ok((send, recv)) = conn.accept_bi().await {
-        if limiter.try_take(Instant::now()) {
-            tokio::spawn(handle_stream(ctx.clone(), state.clone(), send, recv));
-        } else {
+    while let Ok((send, mut recv)) = conn.accept_bi().await {
+        if !limiter.try_take(Instant::now()) {
             ctx.metrics.inc(&ctx.metrics.rate_limited);
             tokio::spawn(reply_and_finish(
                 ctx.clone(),
                 send,
                 service::error(ErrorCode::RateLimited, "too many requests, slow down"),
             ));
+        } else if let Some(stream) = ctx.budget.try_stream() {
+            let (c, s) = (ctx.clone(), state.clone());
+            tokio::spawn(async move {
+                handle_stream(c, s, send, recv).await;
+                drop(stream);
+            });
+        } else {
+            // The relay holds as many streams as its budget allows.
+            ctx.metrics.inc(&ctx.metrics.memory_refusals);
+            let _ = recv.stop(0u32.into());
+            tokio::spawn(reply_and_finish(ctx.clone(), send, service::busy()));
         }
     }
 }

@@ -35,7 +35,7 @@ use crate::service::{Now, Service};
 use crate::store::{RecipientId, Store};
 use crate::tls;
 
-pub use budget::RelayBudget;
+pub use budget::{RelayBudget, STREAM_COST};
 
 /// How long a validated client has to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -49,7 +49,13 @@ enum Sub {
     Requested,
     /// Running; `idle` once everything stored was delivered.
     Live { idle: bool },
+    /// The relay was busy (rate limit, memory, a storage hiccup): ask
+    /// again at this time.
+    Retry { at: u64 },
 }
+
+/// Seconds before a request the relay refused as busy is sent again.
+pub(super) const BUSY_RETRY: u64 = 2;
 
 pub(super) struct Link {
     address: RelayAddress,
@@ -264,6 +270,46 @@ impl Engine {
                 });
             }
         }
+    }
+
+    /// The relay was busy when asked for this subscription: ask again soon.
+    pub(super) fn retry_sub(&mut self, key: &RelayKey, mailbox: MailboxId) {
+        let at = self.now + BUSY_RETRY;
+        if let Some(link) = self.links.get_mut(key) {
+            link.subs.insert(mailbox, Sub::Retry { at });
+        }
+    }
+
+    /// Subscribes again where the relay was busy before and the wait is over.
+    pub(super) fn resubscribe_due(&mut self) -> Result<(), ClientError> {
+        let now = self.now;
+        let mut due = Vec::new();
+        for (key, link) in &self.links {
+            if !matches!(link.state, State::Up) {
+                continue;
+            }
+            for (rid, sub) in &link.subs {
+                if matches!(sub, Sub::Retry { at } if *at <= now) {
+                    due.push((key.clone(), *rid));
+                }
+            }
+        }
+        for (key, rid) in due {
+            let Some(mb) = self.repo.mailbox(&rid)? else {
+                self.set_sub(&key, rid, None);
+                continue;
+            };
+            let auth = self.mailbox_key(&mb)?;
+            if let Some(link) = self.links.get_mut(&key) {
+                link.subs.insert(rid, Sub::Requested);
+            }
+            self.out.push(Action::Subscribe {
+                relay: key,
+                mailbox: rid,
+                auth,
+            });
+        }
+        Ok(())
     }
 
     /// A subscription changed state.

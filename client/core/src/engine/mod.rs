@@ -304,7 +304,11 @@ enum Op {
     /// An outbox entry.
     Deposit { key: Vec<u8>, contact_id: Vec<u8> },
     /// A processed envelope; the digest is forgotten once acked.
-    Ack { digest: Vec<u8> },
+    Ack {
+        digest: Vec<u8>,
+        mailbox: MailboxId,
+        envelope_id: [u8; tropa_proto::ENVELOPE_ID_LEN],
+    },
     /// A mailbox's pending `Secure`, cleared once confirmed.
     Secure {
         mailbox: MailboxId,
@@ -335,6 +339,8 @@ pub struct Engine {
     receipts: BTreeMap<Vec<u8>, Vec<[u8; tropa_e2e::MESSAGE_ID_LEN]>>,
     /// Commands still running.
     tickets: BTreeSet<Ticket>,
+    /// Acks the relay refused as busy: when to send them again.
+    busy_acks: Vec<(u64, MailboxId, [u8; tropa_proto::ENVELOPE_ID_LEN], Vec<u8>)>,
     /// Accepts waiting for their Hello's deposit, by outbox key.
     hellos: BTreeMap<Vec<u8>, (Ticket, String)>,
     last_expiry_check: u64,
@@ -393,6 +399,7 @@ impl Engine {
             refused_now: BTreeSet::new(),
             receipts: BTreeMap::new(),
             tickets: BTreeSet::new(),
+            busy_acks: Vec::new(),
             hellos: BTreeMap::new(),
             last_expiry_check: 0,
             auth_keys: BTreeMap::new(),
@@ -433,6 +440,7 @@ impl Engine {
         !self.opts.is_waiting()
             && self.tickets.is_empty()
             && self.ops.is_empty()
+            && self.busy_acks.is_empty()
             && self.links.values().all(links::Link::settled)
     }
 
@@ -516,6 +524,8 @@ impl Engine {
     }
 
     fn tick(&mut self) -> Result<(), ClientError> {
+        self.resubscribe_due()?;
+        self.reack_due()?;
         if self.opts.is_waiting() {
             self.reconnect_due();
             if self.now >= self.last_expiry_check + 3600 {
@@ -540,14 +550,31 @@ impl Engine {
         match what {
             Op::Create(for_) => self.on_created(for_, result),
             Op::Deposit { key, contact_id } => self.on_deposited(&key, &contact_id, result),
-            Op::Ack { digest } => {
-                if result.is_ok() {
+            Op::Ack {
+                digest,
+                mailbox,
+                envelope_id,
+            } => match result {
+                Ok(_) => {
                     let mut c = crate::repo::Changes::new();
                     c.forget_processed(&digest);
-                    self.repo.apply(c)?;
+                    self.repo.apply(c)
                 }
-                Ok(())
-            }
+                Err(e) if e.refusal().is_some_and(crate::error::Refusal::is_transient) => {
+                    // Busy: ack again soon, or the envelope stays on the
+                    // relay (and comes back) for nothing.
+                    self.busy_acks.push((
+                        self.now + links::BUSY_RETRY,
+                        mailbox,
+                        envelope_id,
+                        digest,
+                    ));
+                    Ok(())
+                }
+                // Gone, or the connection dropped: the envelope comes back
+                // with the next subscription and is acked then.
+                Err(_) => Ok(()),
+            },
             Op::Secure { mailbox, then } => self.on_secured(mailbox, then, result),
             Op::Delete => Ok(()),
         }

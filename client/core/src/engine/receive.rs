@@ -19,7 +19,7 @@ use super::{Engine, MailboxId, Op, Request, SubEvent};
 use tropa_relay_protocol::crypto::SealingKey;
 
 use crate::client::{MessageStatus, MessageView};
-use crate::error::{ClientError, RelayError};
+use crate::error::{ClientError, Refusal, RelayError};
 use crate::records::{
     ContactRecord, ContactState, Direction, MessageRecord, OwnMailbox, Status, expiry,
 };
@@ -55,6 +55,9 @@ impl Engine {
             SubEvent::Delivery(d) => {
                 self.on_delivery(key, mailbox, &d)?;
             }
+            SubEvent::Refused(e) if e.refusal().is_some_and(Refusal::is_transient) => {
+                self.retry_sub(key, mailbox);
+            }
             SubEvent::Refused(e) if e.refusal().is_some() => {
                 // The relay no longer knows this mailbox (expired or
                 // deleted): nothing will arrive there; report it.
@@ -65,6 +68,26 @@ impl Engine {
                 });
             }
             SubEvent::Refused(e) | SubEvent::Ended(e) => self.mark_down(key, e)?,
+        }
+        Ok(())
+    }
+
+    /// Sends the acks that the relay refused as busy before and whose wait
+    /// is over.
+    pub(super) fn reack_due(&mut self) -> Result<(), ClientError> {
+        let now = self.now;
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.busy_acks)
+            .into_iter()
+            .partition(|(at, ..)| *at <= now);
+        self.busy_acks = later;
+        for (_, mailbox, envelope_id, digest) in due {
+            if let Some(mb) = self.repo.mailbox(&mailbox)? {
+                let d = Delivery {
+                    envelope_id,
+                    sealed: bytes::Bytes::new(),
+                };
+                self.ack(&mb, mailbox, &d, digest)?;
+            }
         }
         Ok(())
     }
@@ -82,7 +105,11 @@ impl Engine {
         };
         self.request(
             &address,
-            Op::Ack { digest },
+            Op::Ack {
+                digest,
+                mailbox,
+                envelope_id: d.envelope_id,
+            },
             Request::Ack {
                 mailbox,
                 auth,

@@ -422,3 +422,32 @@ impl Side {
         self.client.repo()
     }
 }
+
+/// A relay too busy for a subscription (rate limit, memory) is asked again
+/// shortly; a refusal that will not change (no such mailbox) is final.
+#[test]
+fn a_busy_relay_is_asked_again_for_the_subscription() {
+    let (alice, _) = pair();
+    let mut e = engine(&alice, Mode::Sync);
+    e.handle(Input::Start, NOW).unwrap();
+    e.handle(Input::Connected { relay: key(4433) }, NOW)
+        .unwrap();
+    let refused = |reason| Input::Subscription {
+        relay: key(4433),
+        mailbox: alice.rid,
+        event: SubEvent::Refused(RelayError::Refused {
+            reason,
+            detail: String::new(),
+        }),
+    };
+    e.handle(refused(Refusal::RateLimited), NOW).unwrap();
+    let subscribes = |a: &[Action]| {
+        a.iter()
+            .filter(|a| matches!(a, Action::Subscribe { .. }))
+            .count()
+    };
+    assert_eq!(subscribes(&e.handle(Input::Tick, NOW + 1).unwrap()), 0);
+    assert_eq!(subscribes(&e.handle(Input::Tick, NOW + 2).unwrap()), 1);
+    e.handle(refused(Refusal::NoMailbox), NOW + 2).unwrap();
+    assert_eq!(subscribes(&e.handle(Input::Tick, NOW + 60).unwrap()), 0);
+}
