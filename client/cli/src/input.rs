@@ -108,7 +108,17 @@ pub(crate) fn secret_input(
     if stdin.is_terminal() {
         eprint!("{prompt}");
         let _ = std::io::stderr().flush();
-        stdin.lock().read_line(&mut text).map_err(io)?;
+        let mut lock = stdin.lock();
+        lock.read_line(&mut text).map_err(io)?;
+        // A pasted message of several lines arrives all at once. Whatever
+        // follows the first line belongs to it: left unread, the shell would
+        // run those lines as commands once we exit, and keep them in its
+        // history.
+        while pending(&stdin, std::time::Duration::from_millis(150)) {
+            if lock.read_line(&mut text).map_err(io)? == 0 {
+                break;
+            }
+        }
     } else {
         std::io::Read::read_to_string(&mut stdin.lock(), &mut text).map_err(io)?;
     }
@@ -119,4 +129,22 @@ pub(crate) fn secret_input(
         )));
     }
     Ok(Zeroizing::new(trimmed.to_owned()))
+}
+
+/// Whether more input is waiting on the terminal within `wait`.
+#[cfg(unix)]
+fn pending(stdin: &std::io::Stdin, wait: std::time::Duration) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut fds = [PollFd::new(stdin, PollFlags::IN)];
+    let timeout = Timespec {
+        tv_sec: 0,
+        tv_nsec: i64::from(wait.subsec_nanos()),
+    };
+    poll(&mut fds, Some(&timeout)).is_ok_and(|n| n > 0)
+}
+
+/// Elsewhere a paste's further lines stay with the terminal.
+#[cfg(not(unix))]
+fn pending(_: &std::io::Stdin, _: std::time::Duration) -> bool {
+    false
 }
