@@ -41,8 +41,10 @@ impl From<crate::store::StoreError> for ProfileError {
     }
 }
 
-/// Anything that can go wrong in a client operation.
-#[derive(Debug, thiserror::Error)]
+/// Anything that can go wrong in a client operation. Its `Debug` names the
+/// variant only: aliases and relay details stay out of logs and panic
+/// messages (Display, which a front end shows its user, has them).
+#[derive(thiserror::Error)]
 pub enum ClientError {
     /// The profile could not be used.
     #[error(transparent)]
@@ -100,6 +102,57 @@ pub enum ClientError {
     /// Stored data is damaged.
     #[error("stored data is damaged: {0}")]
     Corrupt(&'static str),
+}
+
+impl std::fmt::Debug for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            ClientError::Profile(e) => {
+                return write!(f, "ClientError::Profile({})", profile_kind(e));
+            }
+            ClientError::Relay(e) => {
+                let kind = match e {
+                    RelayError::Unreachable { .. } => "Unreachable",
+                    RelayError::WrongKey => "WrongKey",
+                    RelayError::Refused { reason, .. } => {
+                        return write!(f, "ClientError::Relay(Refused({reason:?}))");
+                    }
+                    RelayError::Misbehaved { .. } => "Misbehaved",
+                };
+                return write!(f, "ClientError::Relay({kind})");
+            }
+            ClientError::UnknownContact(_) => "UnknownContact",
+            ClientError::AliasTaken(_) => "AliasTaken",
+            ClientError::BadAlias => "BadAlias",
+            ClientError::NotEstablished(_) => "NotEstablished",
+            ClientError::BadLink(_) => "BadLink",
+            ClientError::InvitationExpired => "InvitationExpired",
+            ClientError::InvitationUsed => "InvitationUsed",
+            ClientError::OwnInvitation => "OwnInvitation",
+            ClientError::IdentityChanged(_) => "IdentityChanged",
+            ClientError::EmptyText => "EmptyText",
+            ClientError::TooLong { .. } => "TooLong",
+            ClientError::BadRelay(_) => "BadRelay",
+            ClientError::Handshake(_) => "Handshake",
+            ClientError::SafetyMismatch(_) => "SafetyMismatch",
+            ClientError::Corrupt(_) => "Corrupt",
+        };
+        write!(f, "ClientError::{kind}")
+    }
+}
+
+fn profile_kind(e: &ProfileError) -> &'static str {
+    match e {
+        ProfileError::NoProfile => "NoProfile",
+        ProfileError::Exists => "Exists",
+        ProfileError::WrongPassphrase => "WrongPassphrase",
+        ProfileError::Locked => "Locked",
+        ProfileError::Corrupt(_) => "Corrupt",
+        ProfileError::BadName => "BadName",
+        ProfileError::BadPassphrase(_) => "BadPassphrase",
+        ProfileError::WeakPassphrase(_) => "WeakPassphrase",
+        ProfileError::Storage(_) => "Storage",
+    }
 }
 
 impl From<crate::store::StoreError> for ClientError {
@@ -248,5 +301,44 @@ impl From<ConnectError> for ClientError {
 impl From<RequestError> for ClientError {
     fn from(e: RequestError) -> Self {
         ClientError::Relay(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Debug output ends up in logs and panic messages; it names the kind
+    /// of error and nothing the user typed or the relay said.
+    #[test]
+    fn debug_names_the_variant_only() {
+        let errors = [
+            ClientError::UnknownContact("deserter-karim".into()),
+            ClientError::IdentityChanged("deserter-karim".into()),
+            ClientError::Relay(RelayError::Unreachable {
+                detail: "deserter-karim 203.0.113.7".into(),
+            }),
+            ClientError::Relay(RelayError::Refused {
+                reason: Refusal::Quota,
+                detail: "deserter-karim".into(),
+            }),
+            ClientError::Profile(ProfileError::Storage("deserter-karim".into())),
+        ];
+        for e in errors {
+            let shown = format!("{e:?}");
+            assert!(shown.starts_with("ClientError::"), "{shown}");
+            assert!(!shown.contains("karim"), "{shown}");
+            assert!(!shown.contains("203.0"), "{shown}");
+        }
+        assert_eq!(
+            format!(
+                "{:?}",
+                ClientError::Relay(RelayError::Refused {
+                    reason: Refusal::Quota,
+                    detail: String::new()
+                })
+            ),
+            "ClientError::Relay(Refused(Quota))"
+        );
     }
 }
