@@ -222,24 +222,36 @@ impl Run {
 }
 
 impl Profile {
-    /// Creates a profile with cheap passphrase hashing (tests only).
+    /// Creates a profile with cheap passphrase hashing (tests only); `init`
+    /// checks that the relay answers.
     pub fn init(root: &Path, name: &str, relay: &RelayAddress) -> Profile {
+        Self::init_with(root, name, relay, &[])
+    }
+
+    /// [`init`](Self::init) without checking the relay (`--offline`).
+    pub fn init_offline(root: &Path, name: &str, relay: &RelayAddress) -> Profile {
+        Self::init_with(root, name, relay, &["--offline"])
+    }
+
+    fn init_with(root: &Path, name: &str, relay: &RelayAddress, extra: &[&str]) -> Profile {
         let p = Profile {
             home: root.join(name),
             passphrase: format!("plover gasket violin {name}"),
         };
-        p.tropa(&[
+        let relay = relay.to_string();
+        let mut args = vec![
             "init",
             "--name",
             name,
             "--relay",
-            &relay.to_string(),
+            &relay,
             "--kdf-memory-mib",
             "1",
             "--kdf-passes",
             "1",
-        ])
-        .ok();
+        ];
+        args.extend_from_slice(extra);
+        p.tropa(&args).ok();
         p
     }
 

@@ -63,18 +63,38 @@ enum Cmd {
         /// Passes for passphrase hashing.
         #[arg(long, value_name = "N", default_value_t = 3)]
         kdf_passes: u32,
+        /// Do not check that the relay answers with its key.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Show your relay, or change it for new invitations.
+    ///
+    /// `tropa relay` prints the address; `tropa relay set ADDRESS` checks
+    /// the new relay and uses it from now on for new invitations and
+    /// accepted links (existing contacts keep theirs).
+    Relay {
+        #[command(subcommand)]
+        action: Option<RelayCmd>,
     },
     /// Make a one-time invitation link for one person.
     ///
     /// Send the link over a channel you trust (or show the QR). Whoever
     /// accepts it becomes ALIAS in your contacts after your next `sync`.
+    /// `--list` shows the invitations nobody accepted yet; `--cancel ALIAS`
+    /// withdraws one (its link stops working).
     Invite {
         /// What you will call the person who accepts.
-        #[arg(long = "name", value_name = "ALIAS")]
+        #[arg(long = "name", value_name = "ALIAS", conflicts_with_all = ["list", "cancel"])]
         alias: Option<String>,
         /// Also print the link as a QR code.
         #[arg(long)]
         qr: bool,
+        /// List invitations not accepted yet.
+        #[arg(long, conflicts_with = "cancel")]
+        list: bool,
+        /// Cancel the invitation for ALIAS.
+        #[arg(long, value_name = "ALIAS")]
+        cancel: Option<String>,
     },
     /// Accept an invitation link and call its sender ALIAS.
     ///
@@ -87,18 +107,25 @@ enum Cmd {
         #[arg(long = "name", value_name = "ALIAS")]
         alias: String,
     },
-    /// List contacts with unread and pending counts.
-    Contacts,
-    /// Send a message (queued if offline; `sync` delivers it later).
+    /// List contacts (or delete or rename one).
+    Contacts {
+        #[command(subcommand)]
+        action: Option<ContactsCmd>,
+    },
+    /// Send a message; if the relay cannot take it now it stays queued.
     ///
     /// Leave TEXT out (or give -) to type it at the prompt, or pipe it in
     /// (`termux-clipboard-get | tropa send ALIAS`): text on the command line
-    /// stays in your shell history.
+    /// stays in your shell history. Exit 0: the relay has it. Exit 5: it is
+    /// queued and `tropa sync` delivers it later.
     Send {
         /// Contact.
         alias: String,
         /// Message text [default: asked for, or read from a pipe].
         text: Option<String>,
+        /// Seconds to wait for the relay before leaving it queued.
+        #[arg(long, value_name = "SECONDS", default_value_t = 6)]
+        timeout: u64,
     },
     /// Receive new messages and deliver queued ones.
     Sync {
@@ -163,6 +190,42 @@ enum Cmd {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum RelayCmd {
+    /// Print your relay's address (the default).
+    Show,
+    /// Use another relay for new invitations and accepted links.
+    Set {
+        /// tropa://FINGERPRINT@HOST:PORT
+        address: String,
+        /// Do not check that the relay answers with its key.
+        #[arg(long)]
+        offline: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ContactsCmd {
+    /// List contacts with unread and pending counts (the default).
+    List,
+    /// Delete a contact: their messages on this device, and your mailbox
+    /// for them on the relay. They can no longer write to you.
+    Delete {
+        /// Contact.
+        alias: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Give a contact another name (only you see it).
+    Rename {
+        /// Current name.
+        alias: String,
+        /// New name.
+        new_alias: String,
+    },
+}
+
 #[derive(Debug, thiserror::Error)]
 enum CliError {
     #[error(transparent)]
@@ -178,6 +241,12 @@ enum CliError {
     },
     #[error("{0}")]
     Network(String),
+    #[error(
+        "cannot use this relay: {0}. Check the address with its operator, or add --offline to skip the check"
+    )]
+    BadRelay(String),
+    #[error("queued for {alias}: {why}; `tropa sync` delivers it later")]
+    Queued { alias: String, why: String },
     #[error("cannot start: {0}")]
     Runtime(std::io::Error),
     #[error("wipe failed: {0}")]
@@ -198,7 +267,7 @@ impl CliError {
         use ClientError as C;
         match self {
             CliError::Usage(_) | CliError::NoPassphrase => 2,
-            CliError::Network(_) => 5,
+            CliError::Network(_) | CliError::Queued { .. } | CliError::BadRelay(_) => 5,
             CliError::Client(c) => match c {
                 C::Profile(ProfileError::WrongPassphrase) => 3,
                 C::Profile(ProfileError::NoProfile) | C::UnknownContact(_) => 4,
@@ -208,7 +277,7 @@ impl CliError {
                     | ProfileError::BadPassphrase(_)
                     | ProfileError::WeakPassphrase(_),
                 ) => 6,
-                C::Relay(_) => 5,
+                C::Relay(_) | C::ContactBroken(_) => 5,
                 C::BadLink(_)
                 | C::BadAlias
                 | C::AliasTaken(_)
@@ -216,6 +285,7 @@ impl CliError {
                 | C::BadRelay(_)
                 | C::InvitationExpired
                 | C::InvitationUsed
+                | C::InvitationRefused
                 | C::OwnInvitation
                 | C::NotEstablished(_)
                 | C::EmptyText => 6,
@@ -234,11 +304,35 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             relay,
             kdf_memory_mib,
             kdf_passes,
-        } => cmd::profile::init(cli, name, relay, *kdf_memory_mib, *kdf_passes),
-        Cmd::Invite { alias, qr } => cmd::contacts::invite(cli, alias.as_deref(), *qr),
+            offline,
+        } => cmd::profile::init(cli, name, relay, (*kdf_memory_mib, *kdf_passes), *offline),
+        Cmd::Relay {
+            action: None | Some(RelayCmd::Show),
+        } => cmd::profile::show_relay(cli),
+        Cmd::Relay {
+            action: Some(RelayCmd::Set { address, offline }),
+        } => cmd::profile::set_relay(cli, address, *offline),
+        Cmd::Invite { list: true, .. } => cmd::contacts::invitations(cli),
+        Cmd::Invite {
+            cancel: Some(alias),
+            ..
+        } => cmd::contacts::delete(cli, alias, true, true),
+        Cmd::Invite { alias, qr, .. } => cmd::contacts::invite(cli, alias.as_deref(), *qr),
         Cmd::Accept { link, alias } => cmd::contacts::accept(cli, link.as_deref(), alias),
-        Cmd::Contacts => cmd::contacts::list(cli),
-        Cmd::Send { alias, text } => cmd::messages::send(cli, alias, text.as_deref()),
+        Cmd::Contacts {
+            action: None | Some(ContactsCmd::List),
+        } => cmd::contacts::list(cli),
+        Cmd::Contacts {
+            action: Some(ContactsCmd::Delete { alias, yes }),
+        } => cmd::contacts::delete(cli, alias, *yes, false),
+        Cmd::Contacts {
+            action: Some(ContactsCmd::Rename { alias, new_alias }),
+        } => cmd::contacts::rename(cli, alias, new_alias),
+        Cmd::Send {
+            alias,
+            text,
+            timeout,
+        } => cmd::messages::send(cli, alias, text.as_deref(), *timeout),
         Cmd::Sync {
             wait,
             verbose,

@@ -100,6 +100,18 @@ pub(crate) fn print_event(ev: &SyncEvent, show_messages: bool) {
                 clean(&error.to_string())
             );
         }
+        SyncEvent::ContactBroken { alias } => {
+            eprintln!(
+                "{}: their mailbox is gone from their relay; nothing more is sent to them. Ask them for a new invitation",
+                clean(alias)
+            );
+        }
+        SyncEvent::ContactRemoved { alias } => {
+            eprintln!(
+                "{} removed: their relay refused your reply (the invitation was used or expired)",
+                clean(alias)
+            );
+        }
         SyncEvent::Unreachable { relay, error } => {
             eprintln!("relay {relay}: {}", clean(&error.to_string()));
         }

@@ -78,6 +78,19 @@ pub enum ClientError {
         "the identity key of {0:?} has changed: refused. Verify with them in person before doing anything else."
     )]
     IdentityChanged(String),
+    /// The contact's relay refused our deposits for good: their mailbox for
+    /// us is gone (they deleted us, or it expired unused).
+    #[error(
+        "{0:?} cannot be reached any more: their mailbox is gone from their relay. Ask them for a new invitation; `tropa contacts delete` removes this one"
+    )]
+    ContactBroken(String),
+    /// The inviter's relay refused our reply to an invitation for good: it
+    /// was already used by someone else, or it expired. The half-made
+    /// contact was removed.
+    #[error(
+        "the inviter's relay refused your reply: this invitation was already used or has expired, so the contact was not added. Ask for a new one"
+    )]
+    InvitationRefused,
     /// The message is empty or only whitespace.
     #[error("the message is empty")]
     EmptyText,
@@ -130,6 +143,8 @@ impl std::fmt::Debug for ClientError {
             ClientError::InvitationUsed => "InvitationUsed",
             ClientError::OwnInvitation => "OwnInvitation",
             ClientError::IdentityChanged(_) => "IdentityChanged",
+            ClientError::ContactBroken(_) => "ContactBroken",
+            ClientError::InvitationRefused => "InvitationRefused",
             ClientError::EmptyText => "EmptyText",
             ClientError::TooLong { .. } => "TooLong",
             ClientError::BadRelay(_) => "BadRelay",
@@ -244,6 +259,12 @@ impl Refusal {
     /// authorised, full, not understood).
     pub fn is_transient(self) -> bool {
         matches!(self, Refusal::RateLimited | Refusal::Internal)
+    }
+
+    /// Whether a deposit refused so will never be accepted: the mailbox is
+    /// gone, or takes only another key. (A full mailbox may be drained.)
+    pub fn is_permanent(self) -> bool {
+        matches!(self, Refusal::NoMailbox | Refusal::AuthFailed)
     }
 }
 

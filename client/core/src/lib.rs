@@ -28,7 +28,7 @@ mod shell;
 pub mod store;
 pub mod sync;
 
-pub use client::{Client, ContactInfo, MessageStatus, MessageView, SafetyView};
+pub use client::{Client, ContactInfo, MessageStatus, MessageView, SafetyView, Sent};
 pub use engine::{Command, Outcome};
 pub use error::{ClientError, ProfileError, Refusal, RelayError};
 pub use handle::{Pending, Submitter, SyncHandle};

@@ -109,6 +109,10 @@ pub struct ContactRecord {
     /// Unix seconds.
     #[prost(uint64, tag = "12")]
     pub created_at: u64,
+    /// Their relay refused our deposits for good (their mailbox for us is
+    /// gone, or no longer takes our key): nothing more is sent to them.
+    #[prost(bool, tag = "13")]
+    pub broken: bool,
 }
 
 impl Drop for ContactRecord {

@@ -101,6 +101,18 @@ pub enum SyncEvent {
         /// Why.
         error: RelayError,
     },
+    /// A contact's relay refused our deposits for good (their mailbox for us
+    /// is gone): nothing more is sent to them.
+    ContactBroken {
+        /// The contact.
+        alias: String,
+    },
+    /// A half-made contact was removed: the inviter's relay refused our
+    /// reply for good (the invitation was used or expired).
+    ContactRemoved {
+        /// The alias we had given them.
+        alias: String,
+    },
     /// A relay could not be reached (retried when waiting).
     Unreachable {
         /// The relay (without password).
@@ -121,6 +133,8 @@ impl std::fmt::Debug for SyncEvent {
             SyncEvent::Dropped { .. } => "SyncEvent::Dropped",
             SyncEvent::Refused { .. } => "SyncEvent::Refused",
             SyncEvent::MailboxRefused { .. } => "SyncEvent::MailboxRefused",
+            SyncEvent::ContactBroken { .. } => "SyncEvent::ContactBroken",
+            SyncEvent::ContactRemoved { .. } => "SyncEvent::ContactRemoved",
             SyncEvent::Unreachable { .. } => "SyncEvent::Unreachable",
         })
     }
@@ -141,9 +155,18 @@ pub struct SyncReport {
     pub dropped: usize,
     /// Relays that could not be reached (at the end of the run).
     pub unreachable: Vec<String>,
+    /// Of those, the ones that answered with another key than their address
+    /// names (a wrong address, or someone in the middle).
+    pub wrong_key: Vec<String>,
     /// Deposits a relay refused (quota, rate limit, ...), as `alias: reason`;
     /// they stay queued and are retried with backoff.
     pub refused: Vec<String>,
+    /// Contacts found broken in this run: their relay refused our deposits
+    /// for good.
+    pub broken: Vec<String>,
+    /// Half-made contacts removed in this run (their invitation was used or
+    /// expired).
+    pub removed: Vec<String>,
     /// Relays that delivered what they should not have (forged or damaged
     /// deliveries), as `relay: what`.
     pub misbehaving: Vec<String>,
@@ -162,7 +185,10 @@ impl std::fmt::Debug for SyncReport {
             .field("joined", &self.joined)
             .field("dropped", &self.dropped)
             .field("unreachable", &self.unreachable.len())
+            .field("wrong_key", &self.wrong_key.len())
             .field("refused", &self.refused.len())
+            .field("broken", &self.broken.len())
+            .field("removed", &self.removed.len())
             .field("misbehaving", &self.misbehaving.len())
             .field("bytes_sent", &self.bytes_sent)
             .field("bytes_received", &self.bytes_received)

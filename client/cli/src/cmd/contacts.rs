@@ -1,8 +1,10 @@
 //! `invite`, `accept`, `contacts`, `verify`, `timer`: who you talk to.
 
+use std::io::{IsTerminal as _, Write as _};
+
 use crate::cmd::runtime;
 use crate::input::{open, secret_input};
-use crate::output::{clean, print_qr};
+use crate::output::{clean, hhmm, print_qr};
 use crate::{Cli, CliError};
 
 pub(crate) fn invite(cli: &Cli, alias: Option<&str>, qr: bool) -> Result<(), CliError> {
@@ -13,6 +15,74 @@ pub(crate) fn invite(cli: &Cli, alias: Option<&str>, qr: bool) -> Result<(), Cli
         print_qr(link.as_bytes());
     }
     eprintln!("one-time link for {alias}; valid 7 days. Send it privately.");
+    Ok(())
+}
+
+/// `invite --list`: invitations nobody accepted yet.
+pub(crate) fn invitations(cli: &Cli) -> Result<(), CliError> {
+    let client = open(cli)?;
+    let open_ones: Vec<_> = client
+        .contacts()?
+        .into_iter()
+        .filter(|c| c.invitation_expires_at > 0)
+        .collect();
+    if open_ones.is_empty() && !cli.json {
+        eprintln!("no open invitations");
+    }
+    for c in open_ones {
+        if cli.json {
+            println!(
+                "{}",
+                serde_json::json!({"alias": c.alias, "expires_at": c.invitation_expires_at})
+            );
+        } else {
+            println!(
+                "{} (until {})",
+                clean(&c.alias),
+                hhmm(c.invitation_expires_at)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `contacts delete` and `invite --cancel`.
+pub(crate) fn delete(cli: &Cli, alias: &str, yes: bool, invitation: bool) -> Result<(), CliError> {
+    let mut client = open(cli)?;
+    let Some(c) = client.contacts()?.into_iter().find(|c| c.alias == alias) else {
+        return Err(tropa_client::ClientError::UnknownContact(alias.to_owned()).into());
+    };
+    if invitation && c.invitation_expires_at == 0 {
+        return Err(CliError::Usage(format!(
+            "{alias} is a contact, not an open invitation; `tropa contacts delete {alias}`"
+        )));
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::Usage("not deleted: confirm with --yes".into()));
+        }
+        eprint!("Delete {alias} and every message with them? [y/N] ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        if !matches!(line.trim(), "y" | "Y" | "yes") {
+            return Err(CliError::Usage("not deleted".into()));
+        }
+    }
+    runtime()?.block_on(client.forget(alias))?;
+    if invitation {
+        eprintln!("invitation for {alias} cancelled; its link no longer works");
+    } else {
+        eprintln!("{alias} deleted");
+    }
+    Ok(())
+}
+
+/// `contacts rename`.
+pub(crate) fn rename(cli: &Cli, alias: &str, new_alias: &str) -> Result<(), CliError> {
+    let client = open(cli)?;
+    client.rename_contact(alias, new_alias)?;
+    eprintln!("{alias} is now {new_alias}");
     Ok(())
 }
 
@@ -40,7 +110,13 @@ pub(crate) fn list(cli: &Cli) -> Result<(), CliError> {
                 "{}",
                 serde_json::json!({
                     "alias": c.alias,
-                    "state": if c.established { "established" } else { "invited" },
+                    "state": if c.broken {
+                        "broken"
+                    } else if c.established {
+                        "established"
+                    } else {
+                        "invited"
+                    },
                     "verified": c.verified,
                     "unread": c.unread,
                     "pending": c.pending,
@@ -51,7 +127,9 @@ pub(crate) fn list(cli: &Cli) -> Result<(), CliError> {
             continue;
         }
         let mut flags = Vec::new();
-        if !c.established {
+        if c.broken {
+            flags.push("UNREACHABLE: ask for a new invitation".to_owned());
+        } else if !c.established {
             flags.push("invited".to_owned());
         } else if c.verified {
             flags.push("verified".to_owned());

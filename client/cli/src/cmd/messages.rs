@@ -9,22 +9,34 @@ use crate::input::{open, secret_input};
 use crate::output::{clean, is_unread, print_event, print_message};
 use crate::{Cli, CliError};
 
-pub(crate) fn send(cli: &Cli, alias: &str, text: Option<&str>) -> Result<(), CliError> {
+pub(crate) fn send(
+    cli: &Cli,
+    alias: &str,
+    text: Option<&str>,
+    timeout: u64,
+) -> Result<(), CliError> {
     let mut client = open(cli)?;
     let text = secret_input(&client, text, "Message: ", "message text")?;
-    let (_, report) = runtime()?.block_on(client.send(alias, &text))?;
-    if !report.refused.is_empty() {
-        return Err(CliError::Network(format!(
-            "queued for {alias}, the relay refused it for now ({}); `tropa sync` retries",
-            clean(&report.refused.join("; "))
-        )));
-    }
-    if report.unreachable.is_empty() {
+    let limit = Duration::from_secs(timeout.max(1));
+    let sent = runtime()?.block_on(client.send(alias, &text, limit))?;
+    if sent.deposited {
         eprintln!("sent to {alias}");
-    } else {
-        eprintln!("queued for {alias}: relay unreachable, `tropa sync` retries");
+        return Ok(());
     }
-    Ok(())
+    if !sent.report.broken.is_empty() {
+        return Err(tropa_client::ClientError::ContactBroken(alias.to_owned()).into());
+    }
+    let why = if let Some(r) = sent.report.refused.first() {
+        format!("the relay refused it for now ({})", clean(r))
+    } else if !sent.report.unreachable.is_empty() {
+        "the relay cannot be reached".to_owned()
+    } else {
+        format!("the relay did not answer within {} s", limit.as_secs())
+    };
+    Err(CliError::Queued {
+        alias: alias.to_owned(),
+        why,
+    })
 }
 
 pub(crate) fn sync(
@@ -62,6 +74,24 @@ pub(crate) fn sync(
             String::new()
         }
     );
+    for alias in &report.removed {
+        eprintln!(
+            "{} removed: their relay refused your reply (the invitation was used or expired)",
+            clean(alias)
+        );
+    }
+    let broken: Vec<String> = client
+        .contacts()?
+        .into_iter()
+        .filter(|c| c.broken)
+        .map(|c| clean(&c.alias))
+        .collect();
+    if !broken.is_empty() {
+        eprintln!(
+            "cannot be reached any more: {} (ask for a new invitation; `tropa contacts delete` removes them)",
+            broken.join(", ")
+        );
+    }
     if verbose {
         for m in &report.misbehaving {
             eprintln!("relay misbehaving: {}", clean(m));
@@ -71,9 +101,16 @@ pub(crate) fn sync(
             report.bytes_sent, report.bytes_received
         );
     }
+    if !report.wrong_key.is_empty() {
+        return Err(CliError::Network(format!(
+            "{}: {}",
+            tropa_client::RelayError::WrongKey,
+            report.wrong_key.join(", ")
+        )));
+    }
     if !report.unreachable.is_empty() {
         return Err(CliError::Network(format!(
-            "unreachable: {}",
+            "cannot reach the relay: {}",
             report.unreachable.join(", ")
         )));
     }

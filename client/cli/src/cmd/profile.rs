@@ -5,18 +5,30 @@ use std::io::Write as _;
 use tropa_client::error::{ClientError, ProfileError};
 use tropa_client::{Client, KdfParams};
 
+use tropa_proto::RelayAddress;
+
+use crate::cmd::runtime;
 use crate::input::{home_dir, new_passphrase, open, passphrase, scripted_passphrase};
 use crate::{Cli, CliError};
+
+/// Checks that the relay answers with the key its address names, before
+/// anything is saved.
+fn check_relay(relay: &RelayAddress) -> Result<(), CliError> {
+    eprintln!("checking the relay...");
+    runtime()?
+        .block_on(Client::check_relay(relay))
+        .map_err(|e| CliError::BadRelay(e.to_string()))
+}
 
 pub(crate) fn init(
     cli: &Cli,
     name: &str,
     relay: &str,
-    kdf_memory_mib: u32,
-    kdf_passes: u32,
+    (kdf_memory_mib, kdf_passes): (u32, u32),
+    offline: bool,
 ) -> Result<(), CliError> {
     let home = home_dir(cli)?;
-    let relay = relay.parse().map_err(ClientError::BadRelay)?;
+    let relay: RelayAddress = relay.parse().map_err(ClientError::BadRelay)?;
     let kdf = KdfParams {
         m_cost_kib: kdf_memory_mib.saturating_mul(1024),
         t_cost: kdf_passes,
@@ -26,6 +38,9 @@ pub(crate) fn init(
         .map_err(|e| CliError::Usage(format!("passphrase hashing: {e}")))?;
     if Client::exists(&home) {
         return Err(ProfileError::Exists.into());
+    }
+    if !offline {
+        check_relay(&relay)?;
     }
     let pass = if scripted_passphrase(cli) {
         passphrase(cli, "")?
@@ -68,5 +83,22 @@ pub(crate) fn wipe(cli: &Cli, yes: bool) -> Result<(), CliError> {
     }
     Client::wipe(&home).map_err(|e| CliError::Wipe(e.to_string()))?;
     eprintln!("wiped");
+    Ok(())
+}
+
+pub(crate) fn show_relay(cli: &Cli) -> Result<(), CliError> {
+    let client = open(cli)?;
+    println!("{}", client.relay().without_password());
+    Ok(())
+}
+
+pub(crate) fn set_relay(cli: &Cli, address: &str, offline: bool) -> Result<(), CliError> {
+    let relay: RelayAddress = address.parse().map_err(ClientError::BadRelay)?;
+    let mut client = open(cli)?;
+    if !offline {
+        check_relay(&relay)?;
+    }
+    client.set_relay(&relay)?;
+    eprintln!("new invitations and accepted links now use this relay");
     Ok(())
 }

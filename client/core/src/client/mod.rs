@@ -232,6 +232,35 @@ impl Client {
         &self.relay
     }
 
+    /// Whether a relay answers at `address` with the key the address names.
+    ///
+    /// # Errors
+    /// [`RelayError`]: unreachable, or another key (S11).
+    pub async fn check_relay(address: &RelayAddress) -> Result<(), crate::error::RelayError> {
+        let conn = tropa_relay_client::RelayClient::connect(address).await?;
+        conn.close().await;
+        Ok(())
+    }
+
+    /// Makes `address` this profile's relay: new invitations and accepted
+    /// links create mailboxes there. Existing contacts keep the mailboxes
+    /// they have.
+    ///
+    /// # Errors
+    /// Storage.
+    pub fn set_relay(&mut self, address: &RelayAddress) -> Result<(), ClientError> {
+        let mut rec = self
+            .repo
+            .profile()?
+            .ok_or(ClientError::Corrupt("no profile record"))?;
+        rec.relay = address.to_string();
+        let mut changes = Changes::new();
+        changes.put_profile(&rec);
+        self.repo.apply(changes)?;
+        self.relay = address.clone();
+        Ok(())
+    }
+
     /// This profile's identity public key.
     pub fn identity(&self) -> IdentityPublic {
         self.identity.public()
@@ -340,5 +369,5 @@ mod relays;
 mod tests;
 mod views;
 
-pub use relays::SEND_LIMIT;
+pub use relays::{SEND_LIMIT, Sent};
 pub use views::{ContactInfo, MessageStatus, MessageView, SafetyView};

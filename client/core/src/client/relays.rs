@@ -14,8 +14,21 @@ use crate::error::ClientError;
 use crate::shell::{self, CommandMsg, Exits};
 use crate::sync::{ONE_SHOT_LIMIT, SyncEvent, SyncOptions, SyncReport};
 
-/// Longest a `send` waits for the relay before leaving the text queued.
-pub const SEND_LIMIT: Duration = Duration::from_secs(20);
+/// How long a `send` waits for the relay, by default, before leaving the
+/// text queued: a front end says so at once instead of hanging.
+pub const SEND_LIMIT: Duration = Duration::from_secs(6);
+
+/// What became of a text handed to [`Client::send`].
+#[derive(Clone, Debug)]
+pub struct Sent {
+    /// Its message id (hex).
+    pub id: String,
+    /// Whether the contact's relay accepted it in time. If not, it stays
+    /// queued and a later sync delivers it.
+    pub deposited: bool,
+    /// What the attempt did (unreachable or refusing relays).
+    pub report: SyncReport,
+}
 
 impl Client {
     /// A sync engine on this profile (for a shell of one's own, such as a
@@ -97,15 +110,39 @@ impl Client {
         &mut self,
         alias: &str,
         text: &str,
-    ) -> Result<(String, SyncReport), ClientError> {
+        limit: Duration,
+    ) -> Result<Sent, ClientError> {
         let command = Command::Send {
             alias: alias.to_owned(),
             text: text.to_owned(),
         };
-        match self.run_command(command, SEND_LIMIT).await? {
-            (Outcome::Queued { id }, report) => Ok((id, report)),
-            _ => Err(ClientError::Corrupt("unexpected outcome")),
-        }
+        let (Outcome::Queued { id }, report) = self.run_command(command, limit).await? else {
+            return Err(ClientError::Corrupt("unexpected outcome"));
+        };
+        let deposited = self
+            .messages(Some(alias))?
+            .iter()
+            .find(|m| m.id == id)
+            .is_some_and(|m| m.status != crate::client::MessageStatus::Queued);
+        Ok(Sent {
+            id,
+            deposited,
+            report,
+        })
+    }
+
+    /// Deletes a contact, or cancels an invitation nobody accepted yet:
+    /// everything of theirs on this device goes, and our mailboxes for them
+    /// are deleted on the relay (best effort: one left behind expires
+    /// unused).
+    ///
+    /// # Errors
+    /// Unknown contact, storage.
+    pub async fn forget(&mut self, alias: &str) -> Result<(), ClientError> {
+        let command = Command::Forget {
+            alias: alias.to_owned(),
+        };
+        self.run_command(command, SEND_LIMIT).await.map(|_| ())
     }
 
     /// Creates a mailbox on this profile's relay and a one-time invitation

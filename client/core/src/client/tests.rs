@@ -63,6 +63,8 @@ fn debug_never_shows_aliases_or_text() {
         pending: 0,
         timer_secs: 0,
         dropped: 0,
+        broken: false,
+        invitation_expires_at: 0,
     };
     let ev = crate::SyncEvent::Received(m.clone());
     let report = crate::SyncReport {

@@ -67,6 +67,12 @@ pub struct ContactInfo {
     pub timer_secs: u32,
     /// Envelopes dropped as tampered since the last `read`.
     pub dropped: u32,
+    /// Their relay refused our deposits for good (their mailbox is gone):
+    /// nothing can be sent to them any more.
+    pub broken: bool,
+    /// For an invitation nobody accepted yet: when it expires (Unix
+    /// seconds); 0 otherwise.
+    pub invitation_expires_at: u64,
 }
 
 /// A message as front ends show it.
@@ -99,7 +105,7 @@ pub struct SafetyView {
 
 // Aliases and message text are what a seized log or crash report must never
 // show.
-redacted_debug!(ContactInfo: established, verified, unread, pending);
+redacted_debug!(ContactInfo: established, verified, unread, pending, broken);
 redacted_debug!(MessageView: id, incoming, status);
 redacted_debug!(SafetyView: verified);
 
@@ -116,6 +122,17 @@ impl Client {
     /// Storage errors.
     pub fn contacts(&self) -> Result<Vec<ContactInfo>, ClientError> {
         let msgs = self.repo.messages()?;
+        let invitations: Vec<(Vec<u8>, u64)> = self
+            .repo
+            .pending_invitations()?
+            .into_iter()
+            .filter_map(|(_, p)| {
+                let expires = tropa_e2e::PendingInvitation::from_bytes(&p.pending)
+                    .ok()?
+                    .expires_at();
+                Some((p.contact_id.clone(), expires))
+            })
+            .collect();
         let mut out: Vec<ContactInfo> = self
             .repo
             .contacts()?
@@ -134,6 +151,11 @@ impl Client {
                     verified: c.verified,
                     timer_secs: c.timer_secs,
                     dropped: c.dropped,
+                    broken: c.broken,
+                    invitation_expires_at: invitations
+                        .iter()
+                        .find(|(id, _)| *id == c.id)
+                        .map_or(0, |(_, at)| *at),
                 }
             })
             .collect();
@@ -223,6 +245,24 @@ impl Client {
             safety_number(&self.identity.public(), &peer).verify_digits(t)?;
         }
         c.verified = true;
+        let mut changes = Changes::new();
+        changes.put_contact(&c);
+        self.repo.apply(changes)
+    }
+
+    /// Renames a contact (aliases are local: the contact never learns it).
+    ///
+    /// # Errors
+    /// Unknown contact, a bad or taken new alias, storage.
+    pub fn rename_contact(&self, alias: &str, new_alias: &str) -> Result<(), ClientError> {
+        super::check_alias(new_alias)?;
+        let mut c = self.contact_by_alias(alias)?;
+        if let Some(other) = self.repo.contact_by_alias(new_alias)?
+            && other.id != c.id
+        {
+            return Err(ClientError::AliasTaken(new_alias.to_owned()));
+        }
+        c.alias = new_alias.to_owned();
         let mut changes = Changes::new();
         changes.put_contact(&c);
         self.repo.apply(changes)

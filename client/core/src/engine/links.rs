@@ -246,6 +246,10 @@ impl Engine {
         if !self.report.unreachable.iter().any(|u| u == key.as_str()) {
             self.report.unreachable.push(key.as_str().to_owned());
         }
+        if error == RelayError::WrongKey && !self.report.wrong_key.iter().any(|u| u == key.as_str())
+        {
+            self.report.wrong_key.push(key.as_str().to_owned());
+        }
         self.emit(SyncEvent::Unreachable {
             relay: key.as_str().to_owned(),
             error: error.clone(),

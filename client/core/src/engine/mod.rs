@@ -37,6 +37,7 @@ use crate::error::{ClientError, RelayError};
 use crate::repo::Repo;
 use crate::sync::{SyncEvent, SyncOptions, SyncReport};
 
+mod contacts;
 mod links;
 mod receive;
 mod send;
@@ -245,6 +246,12 @@ pub enum Command {
         /// What to call the inviter.
         alias: String,
     },
+    /// Delete a contact, or cancel an invitation not yet accepted: its
+    /// records go, and our mailboxes for it are deleted on the relay.
+    Forget {
+        /// The contact.
+        alias: String,
+    },
 }
 
 impl std::fmt::Debug for Command {
@@ -253,6 +260,7 @@ impl std::fmt::Debug for Command {
             Command::Send { .. } => "Command::Send(<redacted>)",
             Command::Invite { .. } => "Command::Invite(<redacted>)",
             Command::Accept { .. } => "Command::Accept(<redacted>)",
+            Command::Forget { .. } => "Command::Forget(<redacted>)",
         })
     }
 }
@@ -272,6 +280,8 @@ pub enum Outcome {
         /// The alias whoever accepts gets.
         alias: String,
     },
+    /// A contact (or invitation) was deleted.
+    Forgotten,
     /// An invitation was accepted.
     Accepted {
         /// The inviter's alias.
@@ -286,6 +296,7 @@ impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Outcome::Queued { .. } => f.write_str("Outcome::Queued"),
+            Outcome::Forgotten => f.write_str("Outcome::Forgotten"),
             Outcome::Invited { .. } => f.write_str("Outcome::Invited(<redacted>)"),
             Outcome::Accepted { delivered, .. } => f
                 .debug_struct("Outcome::Accepted")
@@ -519,6 +530,13 @@ impl Engine {
                     self.ensure_link(&address);
                 }
             }
+            if !self.opts.is_waiting() {
+                // A one-shot sync also checks the profile's own relay, even
+                // with no mailbox there yet (a new profile): a wrong address
+                // must not pass as "0 new".
+                let own = self.relay.clone();
+                self.ensure_link(&own);
+            }
         }
         self.flush_outbox()
     }
@@ -595,6 +613,14 @@ impl Engine {
             }
             Command::Invite { alias, ttl_secs } => self.invite(ticket, alias, ttl_secs),
             Command::Accept { link, alias } => self.accept(ticket, &link, &alias),
+            Command::Forget { alias } => {
+                let result = match self.repo.contact_by_alias(&alias)? {
+                    Some(c) => self.forget_contact(&c.id).map(|_| Outcome::Forgotten),
+                    None => Err(ClientError::UnknownContact(alias)),
+                };
+                self.complete(ticket, result);
+                Ok(())
+            }
         }
     }
 }

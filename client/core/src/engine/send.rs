@@ -36,6 +36,9 @@ impl Engine {
         if c.state != ContactState::Established as i32 {
             return Err(ClientError::NotEstablished(alias.to_owned()));
         }
+        if c.broken {
+            return Err(ClientError::ContactBroken(alias.to_owned()));
+        }
         if text.trim().is_empty() {
             return Err(ClientError::EmptyText);
         }
@@ -112,7 +115,7 @@ impl Engine {
                 self.repo.apply(changes)?;
                 continue;
             };
-            if contact.state != ContactState::Established as i32 {
+            if contact.state != ContactState::Established as i32 || contact.broken {
                 continue;
             }
             let Ok(address) = contact.send_relay.parse::<RelayAddress>() else {
@@ -233,6 +236,20 @@ impl Engine {
                             alias,
                             delivered: true,
                         }),
+                    );
+                }
+            }
+            Err(e) if e.refusal().is_some_and(crate::error::Refusal::is_permanent) => {
+                let is_hello = r.kind == OutboxKind::Handshake as i32;
+                self.on_refused_for_good(contact_id, is_hello)?;
+                if let Some((ticket, _)) = hello {
+                    self.complete(
+                        ticket,
+                        if is_hello {
+                            Err(ClientError::InvitationRefused)
+                        } else {
+                            Err(ClientError::ContactBroken(alias))
+                        },
                     );
                 }
             }

@@ -294,6 +294,7 @@ impl Engine {
             timer_secs: 0,
             dropped: 0,
             created_at: self.now,
+            broken: false,
         };
         let own = keys.record(&self.relay, created, &contact_id, &pending.id());
         let mut changes = Changes::new();
@@ -391,6 +392,7 @@ impl Engine {
             timer_secs: 0,
             dropped: 0,
             created_at: self.now,
+            broken: false,
         };
         let own = keys.record(&self.relay, &created, &contact_id, &[]);
         let outbox_key = random16(&mut self.rng).to_vec();

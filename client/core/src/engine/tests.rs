@@ -52,6 +52,7 @@ fn contact(id: u8, alias: &str, port: u16, identity: Vec<u8>) -> ContactRecord {
         timer_secs: 0,
         dropped: 0,
         created_at: NOW,
+        broken: false,
     }
 }
 
@@ -450,4 +451,89 @@ fn a_busy_relay_is_asked_again_for_the_subscription() {
     assert_eq!(subscribes(&e.handle(Input::Tick, NOW + 2).unwrap()), 1);
     e.handle(refused(Refusal::NoMailbox), NOW + 2).unwrap();
     assert_eq!(subscribes(&e.handle(Input::Tick, NOW + 60).unwrap()), 0);
+}
+
+/// A deposit refused for good (the contact's mailbox is gone) marks the
+/// contact broken: it is not tried again, however long the engine runs,
+/// a new text to them is refused up front, and the text already queued
+/// stays (nothing is lost). Other contacts are not held up.
+#[test]
+fn a_mailbox_gone_for_good_breaks_only_its_contact() {
+    let (alice, _) = pair();
+    // Carol: another contact with a working session (borrowed from another
+    // pair; sealing needs only the ratchet state).
+    let (other, _) = pair();
+    let session = other.client_repo().session(&[10; 16]).unwrap().unwrap();
+    let mut c = Changes::new();
+    let carol = contact(99, "carol", 4434, vec![1; 64]);
+    c.put_contact(&carol).put_session(&carol.id, &session);
+    alice.client_repo().apply(c).unwrap();
+    let mut e = engine(&alice, Mode::Sync);
+    e.handle(Input::Start, NOW).unwrap();
+    send(&mut e, "hello");
+    let a = e
+        .handle(Input::Connected { relay: key(4434) }, NOW)
+        .unwrap();
+    let (op, _) = deposits(&a).remove(0);
+    let gone = RelayError::Refused {
+        reason: Refusal::NoMailbox,
+        detail: "no such mailbox".into(),
+    };
+    let a = e
+        .handle(
+            Input::Done {
+                op,
+                result: Err(gone),
+            },
+            NOW,
+        )
+        .unwrap();
+    assert!(a.iter().any(|a| matches!(
+        a,
+        Action::Emit(crate::sync::SyncEvent::ContactBroken { alias }) if alias == "peer"
+    )));
+    assert_eq!(e.report().broken, vec!["peer".to_owned()]);
+    for later in [NOW + 3600, NOW + 10 * 86_400] {
+        assert!(deposits(&e.handle(Input::Tick, later).unwrap()).is_empty());
+    }
+    let refused = e
+        .handle(
+            Input::Command {
+                ticket: 2,
+                command: Command::Send {
+                    alias: "peer".into(),
+                    text: "again".into(),
+                },
+            },
+            NOW,
+        )
+        .unwrap();
+    assert!(refused.iter().any(|a| matches!(
+        a,
+        Action::Complete {
+            result: Err(ClientError::ContactBroken(_)),
+            ..
+        }
+    )));
+    let queued = alice
+        .client_repo()
+        .messages()
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.status == crate::records::Status::Queued as i32)
+        .count();
+    assert_eq!(queued, 1, "the first text stays queued");
+    let to_carol = e
+        .handle(
+            Input::Command {
+                ticket: 3,
+                command: Command::Send {
+                    alias: "carol".into(),
+                    text: "hi carol".into(),
+                },
+            },
+            NOW + 20,
+        )
+        .unwrap();
+    assert_eq!(deposits(&to_carol).len(), 1, "carol is not held up");
 }
