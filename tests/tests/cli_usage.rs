@@ -226,3 +226,26 @@ fn blank_messages_are_refused() {
     assert_ne!(r.code, 0, "{r:?}");
     assert!(bob.read_json(Some("alice")).is_empty());
 }
+
+/// Item 2: a link with one character changed is refused with exit 6 and
+/// nothing is saved (before, "frank added" and a contact that could never
+/// work).
+#[test]
+fn a_damaged_link_is_refused_and_nothing_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let alice = Profile::init(dir.path(), "alice", &relay.address);
+    let bob = Profile::init(dir.path(), "bob", &relay.address);
+    let link = alice.tropa(&["invite", "--name", "bob"]).ok().stdout;
+    let link = link.trim();
+    // Change one character in the middle (inside the keys).
+    let mut chars: Vec<char> = link.chars().collect();
+    let i = chars.len() / 2;
+    chars[i] = if chars[i] == 'x' { 'y' } else { 'x' };
+    let damaged: String = chars.into_iter().collect();
+    let r = bob.tropa_input(&["accept", "--name", "alice"], &damaged);
+    assert_eq!(r.code, 6, "{r:?}");
+    assert!(r.stderr.contains("damaged"), "{r:?}");
+    assert!(contacts(&bob).is_empty());
+    bob.tropa_input(&["accept", "--name", "alice"], link).ok();
+}

@@ -26,6 +26,25 @@ pub const INVITATION_GRACE_SECS: u64 = 24 * 3600;
 pub const LINK_PREFIX: &str = "tropa:invite#";
 /// Longest link accepted (checked before decoding).
 pub const MAX_LINK_LEN: usize = 4096;
+/// Bytes of checksum after the encoded invitation in a link: the first
+/// bytes of SHA-256 over [`LINK_CHECKSUM_LABEL`] and the encoding. It
+/// catches a damaged or mistyped link before anything is saved; it is not
+/// an authenticator (whoever changes a link can recompute it; safety
+/// numbers are what authenticate).
+pub const LINK_CHECKSUM_LEN: usize = 4;
+/// Domain separation for the link checksum.
+pub const LINK_CHECKSUM_LABEL: &[u8] = b"tropa invitation link checksum v1";
+
+pub(crate) fn link_checksum(encoded: &[u8]) -> [u8; LINK_CHECKSUM_LEN] {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::new()
+        .chain_update(LINK_CHECKSUM_LABEL)
+        .chain_update(encoded)
+        .finalize();
+    let mut out = [0u8; LINK_CHECKSUM_LEN];
+    out.copy_from_slice(&digest[..LINK_CHECKSUM_LEN]);
+    out
+}
 /// Length of an ML-KEM-768 encapsulation key.
 pub const KEM_KEY_LEN: usize = 1184;
 /// Length of an ML-KEM-768 ciphertext.
@@ -91,6 +110,11 @@ pub enum LinkError {
     /// The fragment is not unpadded base64url.
     #[error("the invitation link is damaged (bad base64)")]
     BadBase64,
+    /// The checksum does not match: a character is wrong, missing or extra.
+    #[error(
+        "the invitation link is damaged: a character is wrong, missing or extra. Copy it again, whole"
+    )]
+    BadChecksum,
     /// The decoded fragment is not a valid protobuf message.
     #[error("the invitation link is damaged (bad encoding)")]
     BadProtobuf,
@@ -305,7 +329,10 @@ impl Invitation {
             created_at: self.created_at,
             expires_at: self.expires_at,
         };
-        format!("{LINK_PREFIX}{}", URL_SAFE_NO_PAD.encode(p.encode_to_vec()))
+        let mut raw = p.encode_to_vec();
+        let sum = link_checksum(&raw);
+        raw.extend_from_slice(&sum);
+        format!("{LINK_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
     }
 
     /// Parses a link made by [`Invitation::to_link`]. Surrounding whitespace is
@@ -328,8 +355,16 @@ impl Invitation {
         let raw = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| LinkError::BadBase64)?;
-        let p = tropa_proto::e2e::Invitation::decode(raw.as_slice())
-            .map_err(|_| LinkError::BadProtobuf)?;
+        let split = raw
+            .len()
+            .checked_sub(LINK_CHECKSUM_LEN)
+            .ok_or(LinkError::BadChecksum)?;
+        let (encoded, sum) = raw.split_at(split);
+        if link_checksum(encoded) != sum {
+            return Err(LinkError::BadChecksum);
+        }
+        let p =
+            tropa_proto::e2e::Invitation::decode(encoded).map_err(|_| LinkError::BadProtobuf)?;
         if p.version != INVITATION_VERSION {
             return Err(LinkError::UnsupportedVersion(p.version));
         }

@@ -704,12 +704,17 @@ fn link_errors() {
     let s = setup(&mut rng);
     let link = s.invitation.to_link();
     let payload = link.strip_prefix(LINK_PREFIX).unwrap();
-    let proto =
-        tropa_proto::e2e::Invitation::decode(URL_SAFE_NO_PAD.decode(payload).unwrap().as_slice())
-            .unwrap();
-    let enc = |p: &tropa_proto::e2e::Invitation| {
-        format!("{LINK_PREFIX}{}", URL_SAFE_NO_PAD.encode(p.encode_to_vec()))
+    let raw = URL_SAFE_NO_PAD.decode(payload).unwrap();
+    let proto = tropa_proto::e2e::Invitation::decode(
+        &raw[..raw.len() - crate::invitation::LINK_CHECKSUM_LEN],
+    )
+    .unwrap();
+    let with_sum = |bytes: &[u8]| {
+        let mut b = bytes.to_vec();
+        b.extend_from_slice(&crate::invitation::link_checksum(bytes));
+        format!("{LINK_PREFIX}{}", URL_SAFE_NO_PAD.encode(b))
     };
+    let enc = |p: &tropa_proto::e2e::Invitation| with_sum(&p.encode_to_vec());
     let with = |f: &dyn Fn(&mut tropa_proto::e2e::Invitation)| {
         let mut p = proto.clone();
         f(&mut p);
@@ -741,13 +746,37 @@ fn link_errors() {
         LinkError::TooLong
     );
     assert_eq!(
-        Invitation::from_link(&format!(
-            "{LINK_PREFIX}{}",
-            URL_SAFE_NO_PAD.encode([0xff, 0xff])
-        ))
-        .unwrap_err(),
+        Invitation::from_link(&with_sum(&[0xff, 0xff])).unwrap_err(),
         LinkError::BadProtobuf
     );
+    assert_eq!(
+        Invitation::from_link(&format!("{LINK_PREFIX}{}", URL_SAFE_NO_PAD.encode([1, 2])))
+            .unwrap_err(),
+        LinkError::BadChecksum,
+        "shorter than a checksum"
+    );
+    // A link with any one character changed, dropped or doubled is refused
+    // (before the checksum, a change in most fields went unnoticed and
+    // produced a contact that could never work).
+    let chars: Vec<char> = payload.chars().collect();
+    for i in 0..chars.len() {
+        let mut changed = chars.clone();
+        changed[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+        let mut dropped = chars.clone();
+        dropped.remove(i);
+        let mut doubled = chars.clone();
+        doubled.insert(i, chars[i]);
+        for variant in [changed, dropped, doubled] {
+            let link = format!("{LINK_PREFIX}{}", variant.iter().collect::<String>());
+            assert!(
+                matches!(
+                    Invitation::from_link(&link),
+                    Err(LinkError::BadChecksum | LinkError::BadBase64)
+                ),
+                "character {i}"
+            );
+        }
+    }
     assert_eq!(with(&|p| p.version = 2), LinkError::UnsupportedVersion(2));
     assert_eq!(with(&|p| p.version = 0), LinkError::UnsupportedVersion(0));
     assert_eq!(
