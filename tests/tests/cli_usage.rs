@@ -249,3 +249,58 @@ fn a_damaged_link_is_refused_and_nothing_saved() {
     assert!(contacts(&bob).is_empty());
     bob.tropa_input(&["accept", "--name", "alice"], link).ok();
 }
+
+/// Item 10: errors are plain words; the technical detail shows only with
+/// `-v`.
+#[test]
+fn errors_are_plain_words_with_detail_under_verbose() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let other = RelayProcess::start(&dir.path().join("other"));
+    let mut wrong = relay.address.clone();
+    wrong.fingerprint = other.address.fingerprint;
+    let p = Profile::init_offline(dir.path(), "p", &wrong);
+    let plain = p.tropa(&["relay", "set", &wrong.to_string()]);
+    assert_eq!(plain.code, 5, "{plain:?}");
+    let last = plain.stderr.lines().last().unwrap();
+    assert!(
+        last.starts_with("tropa: cannot use this relay: the relay's key does not match the address (wrong address, or someone is in the middle)"),
+        "{plain:?}"
+    );
+    for jargon in ["certificate", "error", "Verification", "detail"] {
+        assert!(!plain.stderr.contains(jargon), "{jargon}: {plain:?}");
+    }
+    let verbose = p.tropa(&["-v", "relay", "set", &wrong.to_string()]);
+    assert!(verbose.stderr.contains("detail: "), "{verbose:?}");
+    let synced = p.tropa(&["sync"]);
+    assert!(!synced.stderr.contains("certificate"), "{synced:?}");
+    assert!(synced.stderr.contains("does not match"), "{synced:?}");
+}
+
+/// Item 8: aliases match ignoring case, a typo gets a suggestion, and a
+/// bidirectional override in a message (or an alias) cannot make text
+/// read differently than it is.
+#[test]
+fn aliases_ignore_case_suggest_and_bidi_overrides_are_neutralised() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let (alice, bob) = alice_and_bob(dir.path(), &relay.address);
+    bob.tropa_input(&["send", "Alice"], "case does not matter")
+        .ok();
+    let typo = bob.tropa_input(&["send", "alcie"], "typo");
+    assert_eq!(typo.code, 4, "{typo:?}");
+    assert!(typo.stderr.contains("did you mean \"alice\"?"), "{typo:?}");
+    let far = bob.tropa_input(&["send", "zebra"], "far");
+    assert!(far.stderr.contains("see `tropa contacts`"), "{far:?}");
+
+    bob.tropa_input(&["send", "alice"], "invoice_\u{202E}fdp.exe")
+        .ok();
+    alice.tropa(&["sync"]).ok();
+    let shown = alice.tropa(&["read", "bob"]).ok().stdout;
+    assert!(!shown.contains('\u{202E}'), "{shown:?}");
+    assert!(shown.contains("invoice_\\u{202e}fdp.exe"), "{shown}");
+    let bad = alice.tropa(&["contacts", "rename", "bob", "bob\u{202E}"]);
+    assert_eq!(bad.code, 6, "{bad:?}");
+    let taken = alice.tropa(&["invite", "--name", "BOB"]);
+    assert_eq!(taken.code, 6, "aliases differing in case clash: {taken:?}");
+}

@@ -43,6 +43,10 @@ struct Cli {
     /// Print JSON Lines (for `contacts` and `read`).
     #[arg(long, global = true)]
     json: bool,
+    /// Show technical detail: events and bytes for `sync`, and what lies
+    /// behind an error.
+    #[arg(long, short, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -132,9 +136,6 @@ enum Cmd {
         /// Keep listening this many seconds.
         #[arg(long, value_name = "SECONDS")]
         wait: Option<u64>,
-        /// Show events and bytes sent/received.
-        #[arg(long, short)]
-        verbose: bool,
         /// Resend a message without receipt after this many seconds.
         #[arg(long, value_name = "SECONDS", default_value_t = 600)]
         resend_after: u64,
@@ -244,7 +245,7 @@ enum CliError {
     #[error(
         "cannot use this relay: {0}. Check the address with its operator, or add --offline to skip the check"
     )]
-    BadRelay(String),
+    BadRelay(tropa_client::RelayError),
     #[error("queued for {alias}: {why}; `tropa sync` delivers it later")]
     Queued { alias: String, why: String },
     #[error("cannot start: {0}")]
@@ -260,6 +261,16 @@ impl From<ProfileError> for CliError {
 }
 
 impl CliError {
+    /// The technical detail behind the plain message, shown with `-v`.
+    fn detail(&self) -> Option<&str> {
+        match self {
+            CliError::Client(ClientError::Relay(e)) | CliError::BadRelay(e) => Some(e.detail()),
+            CliError::Client(ClientError::Profile(ProfileError::Storage(d)))
+            | CliError::Client(ClientError::Profile(ProfileError::Corrupt(d))) => Some(d),
+            _ => None,
+        }
+    }
+
     /// Exit codes (documented in README): 1 other, 2 usage, 3 wrong
     /// passphrase, 4 not found, 5 network, 6 invalid input, 7 identity
     /// changed or safety mismatch, 8 profile exists or in use.
@@ -270,7 +281,7 @@ impl CliError {
             CliError::Network(_) | CliError::Queued { .. } | CliError::BadRelay(_) => 5,
             CliError::Client(c) => match c {
                 C::Profile(ProfileError::WrongPassphrase) => 3,
-                C::Profile(ProfileError::NoProfile) | C::UnknownContact(_) => 4,
+                C::Profile(ProfileError::NoProfile) | C::UnknownContact { .. } => 4,
                 C::Profile(ProfileError::Exists | ProfileError::Locked) => 8,
                 C::Profile(
                     ProfileError::BadName
@@ -333,11 +344,9 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             text,
             timeout,
         } => cmd::messages::send(cli, alias, text.as_deref(), *timeout),
-        Cmd::Sync {
-            wait,
-            verbose,
-            resend_after,
-        } => cmd::messages::sync(cli, *wait, *verbose, *resend_after),
+        Cmd::Sync { wait, resend_after } => {
+            cmd::messages::sync(cli, *wait, cli.verbose, *resend_after)
+        }
         Cmd::Read { alias } => cmd::messages::read(cli, alias.as_deref()),
         Cmd::Chat { alias } => cmd::chat::chat(cli, alias),
         Cmd::Verify {
@@ -358,6 +367,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tropa: {}", output::clean(&e.to_string()));
+            if let Some(detail) = e.detail().filter(|_| cli.verbose) {
+                eprintln!("detail: {}", output::clean(detail));
+            }
             ExitCode::from(e.exit_code())
         }
     }

@@ -26,20 +26,11 @@ pub(crate) fn print_qr(data: &[u8]) {
     }
 }
 
-/// Text from other people or from a relay, made safe for a terminal: control
-/// characters (escape sequences could rewrite the screen, fake a "verified"
-/// line or set the clipboard) are shown as `\u{..}` escapes. Newlines and
-/// tabs in message text are kept.
+/// Text from other people or from a relay, made safe for a terminal:
+/// control characters and bidirectional overrides are shown as `\u{..}`
+/// escapes (see [`tropa_client::display`]).
 pub(crate) fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    tropa_client::display::neutralise(s)
 }
 
 pub(crate) fn print_message(m: &MessageView, json: bool) {
@@ -114,24 +105,7 @@ pub(crate) fn print_event(ev: &SyncEvent, show_messages: bool) {
         }
         SyncEvent::Unreachable { relay, error } => {
             eprintln!("relay {relay}: {}", clean(&error.to_string()));
+            eprintln!("  detail: {}", clean(error.detail()));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clean;
-
-    #[test]
-    fn terminal_escapes_are_neutralised() {
-        assert_eq!(clean("hi\nthere\tyou"), "hi\nthere\tyou");
-        let evil = "ok\u{1b}[2J\u{1b}]52;c;AAAA\u{7}\rverified";
-        let shown = clean(evil);
-        assert!(
-            !shown
-                .chars()
-                .any(|c| c.is_control() && c != '\n' && c != '\t')
-        );
-        assert!(shown.contains("\\u{1b}"));
     }
 }

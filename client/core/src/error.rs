@@ -49,9 +49,14 @@ pub enum ClientError {
     /// The profile could not be used.
     #[error(transparent)]
     Profile(#[from] ProfileError),
-    /// No contact has this alias.
-    #[error("no contact called {0:?} (see `tropa contacts`)")]
-    UnknownContact(String),
+    /// No contact has this alias (ignoring case).
+    #[error("no contact called {alias:?}{}", did_you_mean(suggestion.as_deref()))]
+    UnknownContact {
+        /// What was asked for.
+        alias: String,
+        /// The closest alias, if one is close.
+        suggestion: Option<String>,
+    },
     /// The alias is taken by another contact.
     #[error("a contact called {0:?} already exists")]
     AliasTaken(String),
@@ -117,6 +122,13 @@ pub enum ClientError {
     Corrupt(&'static str),
 }
 
+fn did_you_mean(suggestion: Option<&str>) -> String {
+    match suggestion {
+        Some(s) => format!("; did you mean {s:?}?"),
+        None => " (see `tropa contacts`)".to_owned(),
+    }
+}
+
 impl std::fmt::Debug for ClientError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self {
@@ -134,7 +146,7 @@ impl std::fmt::Debug for ClientError {
                 };
                 return write!(f, "ClientError::Relay({kind})");
             }
-            ClientError::UnknownContact(_) => "UnknownContact",
+            ClientError::UnknownContact { .. } => "UnknownContact",
             ClientError::AliasTaken(_) => "AliasTaken",
             ClientError::BadAlias => "BadAlias",
             ClientError::NotEstablished(_) => "NotEstablished",
@@ -334,7 +346,10 @@ mod tests {
     #[test]
     fn debug_names_the_variant_only() {
         let errors = [
-            ClientError::UnknownContact("deserter-karim".into()),
+            ClientError::UnknownContact {
+                alias: "deserter-karim".into(),
+                suggestion: Some("deserter-karim2".into()),
+            },
             ClientError::IdentityChanged("deserter-karim".into()),
             ClientError::Relay(RelayError::Unreachable {
                 detail: "deserter-karim 203.0.113.7".into(),

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod display;
 pub mod engine;
 pub mod error;
 mod handle;

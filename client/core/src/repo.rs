@@ -131,7 +131,41 @@ impl Repo {
     /// # Errors
     /// Storage errors or a damaged record.
     pub fn contact_by_alias(&self, alias: &str) -> Result<Option<ContactRecord>, ClientError> {
-        Ok(self.contacts()?.into_iter().find(|c| c.alias == alias))
+        let contacts = self.contacts()?;
+        if let Some(i) = contacts.iter().position(|c| c.alias == alias) {
+            return Ok(contacts.into_iter().nth(i));
+        }
+        // Otherwise the one alias equal to it ignoring case: on a phone
+        // keyboard "Anna" and "anna" are the same person.
+        let folded = alias.to_lowercase();
+        let mut same: Vec<ContactRecord> = contacts
+            .into_iter()
+            .filter(|c| c.alias.to_lowercase() == folded)
+            .collect();
+        Ok(if same.len() == 1 { same.pop() } else { None })
+    }
+
+    /// The error for an alias no contact has, with the closest alias as a
+    /// suggestion when one is close (a typo, a missing letter).
+    ///
+    /// # Errors
+    /// Storage errors or a damaged record.
+    pub fn unknown_contact(&self, alias: &str) -> Result<ClientError, ClientError> {
+        let folded = alias.to_lowercase();
+        let suggestion = self
+            .contacts()?
+            .into_iter()
+            .map(|c| {
+                let d = strsim::levenshtein(&folded, &c.alias.to_lowercase());
+                (d, c.alias.clone())
+            })
+            .filter(|(d, a)| *d <= 2.max(a.chars().count() / 4))
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, a)| a);
+        Ok(ClientError::UnknownContact {
+            alias: alias.to_owned(),
+            suggestion,
+        })
     }
 
     /// The ratchet session with a contact.

@@ -49,9 +49,8 @@ pub(crate) fn invitations(cli: &Cli) -> Result<(), CliError> {
 /// `contacts delete` and `invite --cancel`.
 pub(crate) fn delete(cli: &Cli, alias: &str, yes: bool, invitation: bool) -> Result<(), CliError> {
     let mut client = open(cli)?;
-    let Some(c) = client.contacts()?.into_iter().find(|c| c.alias == alias) else {
-        return Err(tropa_client::ClientError::UnknownContact(alias.to_owned()).into());
-    };
+    let c = client.contact(alias)?;
+    let alias = c.alias.as_str();
     if invitation && c.invitation_expires_at == 0 {
         return Err(CliError::Usage(format!(
             "{alias} is a contact, not an open invitation; `tropa contacts delete {alias}`"

@@ -17,7 +17,7 @@ fn check_relay(relay: &RelayAddress) -> Result<(), CliError> {
     eprintln!("checking the relay...");
     runtime()?
         .block_on(Client::check_relay(relay))
-        .map_err(|e| CliError::BadRelay(e.to_string()))
+        .map_err(CliError::BadRelay)
 }
 
 pub(crate) fn init(

@@ -28,7 +28,12 @@ pub const MAX_ALIAS_CHARS: usize = 32;
 
 pub(crate) fn check_alias(alias: &str) -> Result<(), ClientError> {
     let n = alias.chars().count();
-    if n == 0 || n > MAX_ALIAS_CHARS || alias.chars().any(char::is_control) || alias.trim() != alias
+    if n == 0
+        || n > MAX_ALIAS_CHARS
+        || alias
+            .chars()
+            .any(|c| c.is_control() || crate::display::is_bidi_control(c))
+        || alias.trim() != alias
     {
         return Err(ClientError::BadAlias);
     }

@@ -111,9 +111,10 @@ redacted_debug!(SafetyView: verified);
 
 impl Client {
     fn contact_by_alias(&self, alias: &str) -> Result<crate::records::ContactRecord, ClientError> {
-        self.repo
-            .contact_by_alias(alias)?
-            .ok_or_else(|| ClientError::UnknownContact(alias.to_owned()))
+        match self.repo.contact_by_alias(alias)? {
+            Some(c) => Ok(c),
+            None => Err(self.repo.unknown_contact(alias)?),
+        }
     }
 
     /// All contacts, sorted by alias.
@@ -161,6 +162,18 @@ impl Client {
             .collect();
         out.sort_by(|a, b| a.alias.cmp(&b.alias));
         Ok(out)
+    }
+
+    /// The contact called `alias` (ignoring case).
+    ///
+    /// # Errors
+    /// Unknown contact (with a suggestion), storage.
+    pub fn contact(&self, alias: &str) -> Result<ContactInfo, ClientError> {
+        let c = self.contact_by_alias(alias)?;
+        self.contacts()?
+            .into_iter()
+            .find(|i| i.alias == c.alias)
+            .ok_or(ClientError::Corrupt("contact list"))
     }
 
     /// Messages with `alias` (or with everyone), oldest first.

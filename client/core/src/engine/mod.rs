@@ -616,7 +616,7 @@ impl Engine {
             Command::Forget { alias } => {
                 let result = match self.repo.contact_by_alias(&alias)? {
                     Some(c) => self.forget_contact(&c.id).map(|_| Outcome::Forgotten),
-                    None => Err(ClientError::UnknownContact(alias)),
+                    None => Err(self.repo.unknown_contact(&alias)?),
                 };
                 self.complete(ticket, result);
                 Ok(())

@@ -29,10 +29,9 @@ impl Engine {
     /// Queues a text for `alias` (durably, with the message shown as
     /// queued).
     pub(super) fn queue_text(&mut self, alias: &str, text: &str) -> Result<Outcome, ClientError> {
-        let c = self
-            .repo
-            .contact_by_alias(alias)?
-            .ok_or_else(|| ClientError::UnknownContact(alias.to_owned()))?;
+        let Some(c) = self.repo.contact_by_alias(alias)? else {
+            return Err(self.repo.unknown_contact(alias)?);
+        };
         if c.state != ContactState::Established as i32 {
             return Err(ClientError::NotEstablished(alias.to_owned()));
         }
