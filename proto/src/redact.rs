@@ -72,6 +72,7 @@ mod tests {
                     body: Some(e2e::content::Body::Text(e2e::Text {
                         text: secret.into(),
                         expire_after_secs: 0,
+                        sent_at: 0,
                     })),
                 }
             ),

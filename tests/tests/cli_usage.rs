@@ -304,3 +304,37 @@ fn aliases_ignore_case_suggest_and_bidi_overrides_are_neutralised() {
     let taken = alice.tropa(&["invite", "--name", "BOB"]);
     assert_eq!(taken.code, 6, "aliases differing in case clash: {taken:?}");
 }
+
+/// Item 5: an incoming message shows when it was sent (the sender's clock,
+/// carried inside the encrypted content), in local time (TZ) or UTC with
+/// `--utc`, and `read` says which.
+#[test]
+fn times_are_when_sent_in_local_time_or_utc() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let (alice, bob) = alice_and_bob(dir.path(), &relay.address);
+    bob.tropa_input(&["send", "alice"], "what time is it").ok();
+    let sent_at = bob.read_json(Some("alice"))[0]["at"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    alice.tropa(&["sync"]).ok();
+    let got = &alice.read_json(Some("bob"))[0];
+    assert_eq!(got["sent_at"].as_u64(), Some(sent_at), "{got}");
+    assert!(got["at"].as_u64().unwrap() >= sent_at + 2, "{got}");
+    let hhmm = |offset: u64| {
+        let t = (sent_at + offset) % 86_400;
+        format!("{:02}:{:02} bob:", t / 3600, t % 3600 / 60)
+    };
+    let local = alice.tropa_with(&["read", "bob"], &alice.passphrase, &[("TZ", "<+04>-4")]);
+    assert!(local.stdout.contains(&hhmm(4 * 3600)), "{local:?}");
+    assert!(
+        local.stderr.contains("times: local, UTC+04:00"),
+        "{local:?}"
+    );
+    let utc = alice.tropa_with(
+        &["--utc", "read", "bob"],
+        &alice.passphrase,
+        &[("TZ", "<+04>-4")],
+    );
+    assert!(utc.stdout.contains(&hhmm(0)), "{utc:?}");
+    assert!(utc.stderr.contains("times: UTC"), "{utc:?}");
+}

@@ -8,7 +8,8 @@
 //! The transcript's rules: a line `$ CMD` is a command; `Paste the link: X`
 //! and `Message: X` are prompts answered with X (`tropa:invite#…` stands for
 //! the link the invite printed); in a `chat`, lines after its banner are
-//! typed and `^D` leaves; passphrase prompts are skipped (the test gives the
+//! typed (except `  #N state` lines, which it shows) and `^D` leaves;
+//! passphrase prompts are skipped (the test gives the
 //! passphrase in TROPA_PASSPHRASE); other lines are expected output, except
 //! those containing `…` (times, digits).
 
@@ -125,6 +126,11 @@ fn the_readme_walkthrough_runs_and_leaves_no_secrets_in_shell_history() {
                 sh.send_line(&text).unwrap();
             } else if line == "^D" {
                 sh.send_control('d').unwrap();
+            } else if in_chat && line.starts_with("  #") {
+                // A typed line's state, as the chat shows it.
+                sh.exp_string(line.trim()).unwrap_or_else(|e| {
+                    panic!("README shows {line:?} in the chat, tropa did not print it: {e}")
+                });
             } else if in_chat {
                 typed.push(line.clone());
                 sh.send_line(&line).unwrap();

@@ -47,6 +47,9 @@ struct Cli {
     /// behind an error.
     #[arg(long, short, global = true)]
     verbose: bool,
+    /// Show times in UTC instead of local time.
+    #[arg(long, global = true)]
+    utc: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -145,11 +148,22 @@ enum Cmd {
         /// Contact.
         alias: Option<String>,
     },
-    /// Chat with ALIAS live (type a line to send, Ctrl-D to leave).
+    /// Chat with ALIAS live.
+    ///
+    /// Type a line and Enter to send it; each line is numbered and its
+    /// state shown (#1 queued, #1 sent, #1 delivered). /quit or Ctrl-D
+    /// leaves; lines piped in are sent one by one.
     Chat {
         /// Contact.
         alias: String,
     },
+    /// An interactive session: unlock once, messages arrive live.
+    ///
+    /// Type /help there. /send, /read, /contacts, /chat ALIAS, /invite,
+    /// /accept; Tab completes commands and names; history is kept in
+    /// memory only. Other `tropa` commands cannot use the profile while it
+    /// is open.
+    Shell,
     /// Show the safety number with ALIAS; compare it in person.
     ///
     /// Both of you see the same 60 digits. If they match, run again with
@@ -349,6 +363,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         }
         Cmd::Read { alias } => cmd::messages::read(cli, alias.as_deref()),
         Cmd::Chat { alias } => cmd::chat::chat(cli, alias),
+        Cmd::Shell => cmd::shell::shell(cli),
         Cmd::Verify {
             alias,
             confirm,
@@ -363,6 +378,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    output::show_utc(cli.utc);
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -16,7 +16,9 @@ pub enum ProfileError {
     #[error("wrong passphrase")]
     WrongPassphrase,
     /// Another process has the profile open.
-    #[error("the profile is in use by another tropa process")]
+    #[error(
+        "the profile is open in another tropa (a `tropa shell`, `chat` or `sync --wait`): use that one, or quit it first"
+    )]
     Locked,
     /// The profile's stored data is damaged.
     #[error("the profile is damaged: {0}")]

@@ -231,6 +231,11 @@ pub struct MessageRecord {
     /// Local order.
     #[prost(uint64, tag = "8")]
     pub seq: u64,
+    /// When the sender wrote it, by the sender's clock (Unix seconds; 0 if
+    /// not given). Shown, never used for order: `seq` orders, so a skewed
+    /// clock cannot reorder a conversation.
+    #[prost(uint64, tag = "9")]
+    pub sent_at: u64,
 }
 
 impl Drop for MessageRecord {

@@ -478,6 +478,7 @@ mod tests {
             at: 0,
             expires_at: 0,
             seq,
+            sent_at: 0,
         };
         let mut c = Changes::new();
         c.put_message(&m(2, 0xb)).put_message(&m(1, 0xa));

@@ -101,6 +101,7 @@ impl ContentExt for Content {
             body: Some(Body::Text(Text {
                 text: text.to_owned(),
                 expire_after_secs: secs,
+                sent_at: 0,
             })),
         })
     }

@@ -435,6 +435,7 @@ fn handshake_negative_cases() {
     big.body = Some(Body::Text(Text {
         text: "y".repeat(MAX_CONTENT_LEN),
         expire_after_secs: 0,
+        sent_at: 0,
     }));
     assert!(matches!(
         Session::initiate(
@@ -636,6 +637,7 @@ fn seal_refuses_oversized_content_without_state_change() {
     c.body = Some(Body::Text(Text {
         text: "y".repeat(MAX_CONTENT_LEN),
         expire_after_secs: 0,
+        sent_at: 0,
     }));
     assert!(matches!(
         j.seal(&mut rng, &c),

@@ -159,6 +159,7 @@ fn generate() -> String {
         body: Some(Body::Text(Text {
             text: "Hello from the joiner".into(),
             expire_after_secs: 0,
+            sent_at: 0,
         })),
     };
     let (mut j, env0, sched) = Session::initiate_traced(
@@ -244,6 +245,7 @@ fn generate() -> String {
         body: Some(Body::Text(Text {
             text: "Welcome".into(),
             expire_after_secs: 3600,
+            sent_at: 0,
         })),
     };
     let s1: [u8; 32] = draw(&mut probe); // inviter's new ratchet key

@@ -4,7 +4,7 @@ use std::io::{IsTerminal as _, Write as _};
 
 use crate::cmd::runtime;
 use crate::input::{open, secret_input};
-use crate::output::{clean, hhmm, print_qr};
+use crate::output::{clean, print_qr, when};
 use crate::{Cli, CliError};
 
 pub(crate) fn invite(cli: &Cli, alias: Option<&str>, qr: bool) -> Result<(), CliError> {
@@ -39,7 +39,7 @@ pub(crate) fn invitations(cli: &Cli) -> Result<(), CliError> {
             println!(
                 "{} (until {})",
                 clean(&c.alias),
-                hhmm(c.invitation_expires_at)
+                when(c.invitation_expires_at)
             );
         }
     }
@@ -125,26 +125,7 @@ pub(crate) fn list(cli: &Cli) -> Result<(), CliError> {
             );
             continue;
         }
-        let mut flags = Vec::new();
-        if c.broken {
-            flags.push("UNREACHABLE: ask for a new invitation".to_owned());
-        } else if !c.established {
-            flags.push("invited".to_owned());
-        } else if c.verified {
-            flags.push("verified".to_owned());
-        } else {
-            flags.push("unverified".to_owned());
-        }
-        if c.unread > 0 {
-            flags.push(format!("{} new", c.unread));
-        }
-        if c.pending > 0 {
-            flags.push(format!("{} pending", c.pending));
-        }
-        if c.dropped > 0 {
-            flags.push(format!("{} DROPPED", c.dropped));
-        }
-        println!("{} ({})", clean(&c.alias), flags.join(", "));
+        println!("{}", contact_line(&c));
     }
     Ok(())
 }
@@ -184,4 +165,28 @@ pub(crate) fn timer(cli: &Cli, alias: &str, seconds: u32) -> Result<(), CliError
         eprintln!("messages to {alias} disappear after {seconds} s");
     }
     Ok(())
+}
+
+/// A contact on one line: alias, then state and counts.
+pub(crate) fn contact_line(c: &tropa_client::ContactInfo) -> String {
+    let mut flags = Vec::new();
+    if c.broken {
+        flags.push("UNREACHABLE: ask for a new invitation".to_owned());
+    } else if !c.established {
+        flags.push("invited".to_owned());
+    } else if c.verified {
+        flags.push("verified".to_owned());
+    } else {
+        flags.push("unverified".to_owned());
+    }
+    if c.unread > 0 {
+        flags.push(format!("{} new", c.unread));
+    }
+    if c.pending > 0 {
+        flags.push(format!("{} pending", c.pending));
+    }
+    if c.dropped > 0 {
+        flags.push(format!("{} DROPPED", c.dropped));
+    }
+    format!("{} ({})", clean(&c.alias), flags.join(", "))
 }

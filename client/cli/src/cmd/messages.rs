@@ -6,7 +6,7 @@ use tropa_client::SyncOptions;
 
 use crate::cmd::runtime;
 use crate::input::{open, secret_input};
-use crate::output::{clean, is_unread, print_event, print_message};
+use crate::output::{clean, is_unread, print_event, print_message, time_zone};
 use crate::{Cli, CliError};
 
 pub(crate) fn send(
@@ -56,7 +56,7 @@ pub(crate) fn sync(
         let printer = async {
             while let Some(ev) = rx.recv().await {
                 if verbose {
-                    print_event(&ev, false);
+                    print_event(&ev);
                 }
             }
         };
@@ -133,6 +133,8 @@ pub(crate) fn read(cli: &Cli, alias: Option<&str>) -> Result<(), CliError> {
     };
     if shown.is_empty() && !cli.json {
         eprintln!("no new messages");
+    } else if !cli.json {
+        eprintln!("(times: {}; incoming: when sent)", time_zone());
     }
     for m in &shown {
         print_message(m, cli.json);

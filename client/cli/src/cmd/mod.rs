@@ -1,9 +1,11 @@
 //! One module per group of commands; each command is one function.
 
 pub(crate) mod chat;
+pub(crate) mod console;
 pub(crate) mod contacts;
 pub(crate) mod messages;
 pub(crate) mod profile;
+pub(crate) mod shell;
 
 use crate::CliError;
 

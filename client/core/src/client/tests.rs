@@ -54,6 +54,7 @@ fn debug_never_shows_aliases_or_text() {
         text: "meet at the old station".into(),
         status: MessageStatus::Unread,
         at: 0,
+        sent_at: 0,
     };
     let c = ContactInfo {
         alias: "handler-anna".into(),

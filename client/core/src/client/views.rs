@@ -88,8 +88,12 @@ pub struct MessageView {
     pub text: String,
     /// Where it stands.
     pub status: MessageStatus,
-    /// Unix seconds: when it was queued (out) or received (in).
+    /// Unix seconds: when it was queued (out) or received (in), by this
+    /// device's clock.
     pub at: u64,
+    /// Unix seconds: when the sender wrote it, by the sender's clock (0 if
+    /// not given). Messages are ordered by arrival, never by this.
+    pub sent_at: u64,
 }
 
 /// A contact's safety number.
@@ -200,6 +204,7 @@ impl Client {
                 text: m.text.clone(),
                 status: MessageStatus::of(m.status),
                 at: m.at,
+                sent_at: m.sent_at,
             })
             .collect())
     }

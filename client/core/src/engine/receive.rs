@@ -361,6 +361,7 @@ impl Engine {
             at: self.now,
             expires_at: expiry(self.now, text.expire_after_secs),
             seq,
+            sent_at: text.sent_at,
         };
         changes.put_message(&rec);
         self.repo.apply(changes)?;
@@ -372,6 +373,7 @@ impl Engine {
             text: text.text,
             status: MessageStatus::Unread,
             at: self.now,
+            sent_at: text.sent_at,
         }));
         Ok(())
     }

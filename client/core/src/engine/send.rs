@@ -41,11 +41,15 @@ impl Engine {
         if text.trim().is_empty() {
             return Err(ClientError::EmptyText);
         }
-        let content = Content::text_expiring(&mut self.rng, text, c.timer_secs).map_err(|_| {
-            ClientError::TooLong {
-                max: tropa_e2e::MAX_TEXT_LEN,
-            }
-        })?;
+        let mut content =
+            Content::text_expiring(&mut self.rng, text, c.timer_secs).map_err(|_| {
+                ClientError::TooLong {
+                    max: tropa_e2e::MAX_TEXT_LEN,
+                }
+            })?;
+        if let Some(tropa_e2e::Body::Text(t)) = &mut content.body {
+            t.sent_at = self.now;
+        }
         let seq = self.repo.next_seq()?;
         let msg = MessageRecord {
             id: content.id.clone(),
@@ -56,6 +60,7 @@ impl Engine {
             at: self.now,
             expires_at: expiry(self.now, c.timer_secs),
             seq,
+            sent_at: self.now,
         };
         let out =
             OutboxRecord::queued(OutboxKind::Text, c.id.clone(), content.encode_to_vec(), seq);
