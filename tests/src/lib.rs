@@ -7,6 +7,7 @@
 
 pub mod inproc;
 pub mod sim;
+pub mod udp_proxy;
 
 use std::io::{BufRead as _, BufReader, Read as _};
 use std::path::{Path, PathBuf};

@@ -23,6 +23,8 @@ use crate::sync::SyncEvent;
 
 /// Subscription events read ahead of the engine, all mailboxes together.
 const DELIVERY_BACKLOG: usize = 8;
+/// Longest wait, at the end of a run, for close frames to leave.
+const CLOSE_FLUSH: Duration = Duration::from_millis(150);
 /// How long requests in flight may still finish once a run is told to stop.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
@@ -311,10 +313,17 @@ pub(crate) async fn run(
             }
         }
     }
+    let open: Vec<Arc<RelayClient>> = shell.links.values().cloned().collect();
     let relays: Vec<RelayKey> = shell.links.keys().cloned().collect();
     for relay in relays {
         shell.close(engine, &relay);
     }
+    // Let the close frames go out before the process may exit.
+    let mut closing = JoinSet::new();
+    for c in open {
+        closing.spawn(async move { c.close_within(CLOSE_FLUSH).await });
+    }
+    while closing.join_next().await.is_some() {}
     // Commands that could not finish learn why.
     for (_, reply) in shell.replies.drain() {
         let _ = reply.send(Err(ClientError::Relay(unreachable("the sync stopped"))));

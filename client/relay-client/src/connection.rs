@@ -144,6 +144,16 @@ impl RelayClient {
         self.conn.close(0u32.into(), b"bye");
     }
 
+    /// Closes the connection and waits up to `limit` for the close to
+    /// reach the wire. Without the wait a process that exits right after
+    /// closing may never send it, and the relay keeps retransmitting its
+    /// last unacknowledged data (a whole delivery) to an address nobody
+    /// listens on: bytes on the user's metered link for nothing.
+    pub async fn close_within(&self, limit: Duration) {
+        self.conn.close(0u32.into(), b"bye");
+        let _ = tokio::time::timeout(limit, self.endpoint.wait_idle()).await;
+    }
+
     /// Closes the connection.
     pub async fn close(self) {
         self.conn.close(0u32.into(), b"bye");
