@@ -57,6 +57,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Create your profile (keys stay on this device, encrypted).
+    #[command(override_usage = "tropa init --name NAME\n       --relay ADDRESS [OPTIONS]")]
     Init {
         /// Your name (only shown to you).
         #[arg(long)]
@@ -107,6 +108,7 @@ enum Cmd {
     ///
     /// Leave LINK out (or give -) to paste it at the prompt or pipe it in:
     /// a link typed on the command line stays in your shell history.
+    #[command(override_usage = "tropa accept --name ALIAS [LINK]")]
     Accept {
         /// The tropa:invite#… link [default: asked for].
         link: Option<String>,
@@ -115,6 +117,7 @@ enum Cmd {
         alias: String,
     },
     /// List contacts (or delete or rename one).
+    #[command(override_usage = "tropa contacts [COMMAND]")]
     Contacts {
         #[command(subcommand)]
         action: Option<ContactsCmd>,
@@ -125,6 +128,7 @@ enum Cmd {
     /// (`termux-clipboard-get | tropa send ALIAS`): text on the command line
     /// stays in your shell history. Exit 0: the relay has it. Exit 5: it is
     /// queued and `tropa sync` delivers it later.
+    #[command(override_usage = "tropa send ALIAS [TEXT] [OPTIONS]")]
     Send {
         /// Contact.
         alias: String,
@@ -182,6 +186,7 @@ enum Cmd {
         qr: bool,
     },
     /// Delete messages to ALIAS after SECONDS (0 = keep).
+    #[command(override_usage = "tropa timer ALIAS SECONDS")]
     Timer {
         /// Contact.
         alias: String,
@@ -210,8 +215,9 @@ enum RelayCmd {
     /// Print your relay's address (the default).
     Show,
     /// Use another relay for new invitations and accepted links.
+    #[command(override_usage = "tropa relay set ADDRESS [OPTIONS]")]
     Set {
-        /// tropa://FINGERPRINT@HOST:PORT
+        /// The relay's tropa:// address.
         address: String,
         /// Do not check that the relay answers with its key.
         #[arg(long)]
@@ -225,6 +231,7 @@ enum ContactsCmd {
     List,
     /// Delete a contact: their messages on this device, and your mailbox
     /// for them on the relay. They can no longer write to you.
+    #[command(override_usage = "tropa contacts delete ALIAS")]
     Delete {
         /// Contact.
         alias: String,
@@ -233,10 +240,13 @@ enum ContactsCmd {
         yes: bool,
     },
     /// Give a contact another name (only you see it).
+    #[command(override_usage = "tropa contacts rename OLD NEW")]
     Rename {
         /// Current name.
+        #[arg(value_name = "OLD")]
         alias: String,
         /// New name.
+        #[arg(value_name = "NEW")]
         new_alias: String,
     },
 }

@@ -134,7 +134,7 @@ pub(crate) fn read(cli: &Cli, alias: Option<&str>) -> Result<(), CliError> {
     if shown.is_empty() && !cli.json {
         eprintln!("no new messages");
     } else if !cli.json {
-        eprintln!("(times: {}; incoming: when sent)", time_zone());
+        eprintln!("(times {}, when sent)", time_zone());
     }
     for m in &shown {
         print_message(m, cli.json);
