@@ -336,5 +336,5 @@ fn times_are_when_sent_in_local_time_or_utc() {
         &[("TZ", "<+04>-4")],
     );
     assert!(utc.stdout.contains(&hhmm(0)), "{utc:?}");
-    assert!(utc.stderr.contains("times: UTC"), "{utc:?}");
+    assert!(utc.stderr.contains("times UTC"), "{utc:?}");
 }
