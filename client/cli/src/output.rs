@@ -164,6 +164,7 @@ pub(crate) fn event(ev: &SyncEvent) -> Option<String> {
             "{} removed: their relay refused your reply (the invitation was used or expired)",
             clean(alias)
         ),
+        SyncEvent::Reachable { relay } => format!("relay {relay}: reachable again"),
         SyncEvent::Unreachable { relay, error } => format!(
             "relay {relay}: {}\n  detail: {}",
             clean(&error.to_string()),

@@ -119,6 +119,9 @@ pub enum ClientError {
     /// The safety number text or code does not match.
     #[error("the safety number does not match: {0}")]
     SafetyMismatch(#[from] tropa_e2e::ScanError),
+    /// Case work refused (the two-evaluator rule, a bad note or name).
+    #[error(transparent)]
+    Vetting(#[from] crate::client::cases::VettingError),
     /// Stored data is damaged.
     #[error("stored data is damaged: {0}")]
     Corrupt(&'static str),
@@ -164,6 +167,7 @@ impl std::fmt::Debug for ClientError {
             ClientError::BadRelay(_) => "BadRelay",
             ClientError::Handshake(_) => "Handshake",
             ClientError::SafetyMismatch(_) => "SafetyMismatch",
+            ClientError::Vetting(_) => "Vetting",
             ClientError::Corrupt(_) => "Corrupt",
         };
         write!(f, "ClientError::{kind}")

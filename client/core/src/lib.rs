@@ -29,6 +29,9 @@ mod shell;
 pub mod store;
 pub mod sync;
 
+pub use client::cases::{
+    CaseStatus, CaseSummary, CaseView, Evaluation, Note, Verdict, VettingError,
+};
 pub use client::{Client, ContactInfo, MessageStatus, MessageView, SafetyView, Sent};
 pub use engine::{Command, Outcome};
 pub use error::{ClientError, ProfileError, Refusal, RelayError};

@@ -31,6 +31,9 @@ pub mod tree {
     pub const USED_INVITATIONS: &str = "used-invitations";
     /// Key `seq`: the next local sequence number (big-endian u64).
     pub const COUNTERS: &str = "counters";
+    /// Contact id → [`CaseRecord`](super::CaseRecord): the handler's case
+    /// work on a contact (never sent anywhere).
+    pub const CASES: &str = "cases";
 }
 
 /// The profile itself.
@@ -324,6 +327,103 @@ impl Drop for OutboxRecord {
     }
 }
 
+/// Where a case stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum CaseStatusRecord {
+    /// Nothing done yet.
+    New = 0,
+    /// Being vetted.
+    Vetting = 1,
+    /// Vetted and cleared (needs two passing evaluators).
+    Cleared = 2,
+    /// Being relocated (needs the same as cleared).
+    Relocating = 3,
+    /// Closed.
+    Closed = 4,
+}
+
+/// The outcome of one evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum VerdictRecord {
+    /// Neither pass nor fail yet.
+    Inconclusive = 0,
+    /// The evaluator vouches for the person.
+    Pass = 1,
+    /// The evaluator does not.
+    Fail = 2,
+}
+
+/// A private note on a case.
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub struct NoteRecord {
+    /// Unix seconds.
+    #[prost(uint64, tag = "1")]
+    pub at: u64,
+    /// The note.
+    #[prost(string, tag = "2")]
+    pub text: String,
+}
+
+impl Drop for NoteRecord {
+    fn drop(&mut self) {
+        self.text.zeroize();
+    }
+}
+
+/// One evaluation in a case's vetting record.
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub struct EvaluationRecord {
+    /// Who evaluated (a name the handlers use among themselves).
+    #[prost(string, tag = "1")]
+    pub evaluator: String,
+    /// Unix seconds.
+    #[prost(uint64, tag = "2")]
+    pub at: u64,
+    /// Outcome.
+    #[prost(enumeration = "VerdictRecord", tag = "3")]
+    pub verdict: i32,
+    /// Why.
+    #[prost(string, tag = "4")]
+    pub comment: String,
+}
+
+impl Drop for EvaluationRecord {
+    fn drop(&mut self) {
+        self.evaluator.zeroize();
+        self.comment.zeroize();
+    }
+}
+
+/// A handler's case work on one contact. Local only: never sent.
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub struct CaseRecord {
+    /// Status.
+    #[prost(enumeration = "CaseStatusRecord", tag = "1")]
+    pub status: i32,
+    /// Starred.
+    #[prost(bool, tag = "2")]
+    pub starred: bool,
+    /// Private notes, oldest first.
+    #[prost(message, repeated, tag = "3")]
+    pub notes: Vec<NoteRecord>,
+    /// The vetting record, oldest first.
+    #[prost(message, repeated, tag = "4")]
+    pub evaluations: Vec<EvaluationRecord>,
+    /// Unix seconds of the last change to the case.
+    #[prost(uint64, tag = "5")]
+    pub updated_at: u64,
+    /// Unix seconds when an invitation under this contact's alias came with
+    /// another identity key than the one we know (S10); 0 when none, or
+    /// once the handler acknowledged it.
+    #[prost(uint64, tag = "6")]
+    pub identity_alert_at: u64,
+}
+
 // These records hold keys, names and message text, which must never reach
 // a log or an error: their Debug names the record and nothing else.
 crate::redact::redacted_debug!(ProfileRecord);
@@ -332,3 +432,6 @@ crate::redact::redacted_debug!(OwnMailbox);
 crate::redact::redacted_debug!(PendingRecord);
 crate::redact::redacted_debug!(MessageRecord);
 crate::redact::redacted_debug!(OutboxRecord);
+crate::redact::redacted_debug!(NoteRecord);
+crate::redact::redacted_debug!(EvaluationRecord);
+crate::redact::redacted_debug!(CaseRecord);

@@ -16,7 +16,8 @@ use zeroize::Zeroizing;
 
 use crate::error::ClientError;
 use crate::records::{
-    ContactRecord, MessageRecord, OutboxRecord, OwnMailbox, PendingRecord, ProfileRecord, tree,
+    CaseRecord, ContactRecord, MessageRecord, OutboxRecord, OwnMailbox, PendingRecord,
+    ProfileRecord, tree,
 };
 use crate::store::{Batch, Kv};
 
@@ -199,6 +200,22 @@ impl Repo {
         self.one(tree::MAILBOXES, rid, "mailbox")
     }
 
+    /// Every case record, by contact id.
+    ///
+    /// # Errors
+    /// Storage errors or a damaged record.
+    pub fn cases(&self) -> Result<Vec<(Vec<u8>, CaseRecord)>, ClientError> {
+        self.all(tree::CASES, "case")
+    }
+
+    /// The case record of contact `id` (none until something was recorded).
+    ///
+    /// # Errors
+    /// Storage errors or a damaged record.
+    pub fn case(&self, id: &[u8]) -> Result<Option<CaseRecord>, ClientError> {
+        self.one(tree::CASES, id, "case")
+    }
+
     /// Every pending invitation, by invitation id.
     ///
     /// # Errors
@@ -365,11 +382,18 @@ impl Changes {
         self
     }
 
-    /// Deletes a contact (its session too).
+    /// Deletes a contact (its session and case work too).
     pub fn remove_contact(&mut self, id: &[u8]) -> &mut Self {
         self.batch
             .remove(tree::CONTACTS, id)
-            .remove(tree::SESSIONS, id);
+            .remove(tree::SESSIONS, id)
+            .remove(tree::CASES, id);
+        self
+    }
+
+    /// Stores the case record of contact `id`.
+    pub fn put_case(&mut self, id: &[u8], c: &CaseRecord) -> &mut Self {
+        self.batch.put(tree::CASES, id, &encode(c));
         self
     }
 

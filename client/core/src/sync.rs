@@ -113,6 +113,11 @@ pub enum SyncEvent {
         /// The alias we had given them.
         alias: String,
     },
+    /// A relay that could not be reached answers again.
+    Reachable {
+        /// The relay (without password).
+        relay: String,
+    },
     /// A relay could not be reached (retried when waiting).
     Unreachable {
         /// The relay (without password).
@@ -135,6 +140,7 @@ impl std::fmt::Debug for SyncEvent {
             SyncEvent::MailboxRefused { .. } => "SyncEvent::MailboxRefused",
             SyncEvent::ContactBroken { .. } => "SyncEvent::ContactBroken",
             SyncEvent::ContactRemoved { .. } => "SyncEvent::ContactRemoved",
+            SyncEvent::Reachable { .. } => "SyncEvent::Reachable",
             SyncEvent::Unreachable { .. } => "SyncEvent::Unreachable",
         })
     }

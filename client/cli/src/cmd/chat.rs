@@ -108,6 +108,7 @@ impl Conversation {
             SyncEvent::Unreachable { .. } => {
                 Some("(a relay cannot be reached; retrying)".to_owned())
             }
+            SyncEvent::Reachable { .. } => Some("(the relay answers again)".to_owned()),
             _ => None,
         }
     }

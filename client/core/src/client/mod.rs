@@ -369,6 +369,7 @@ fn passphrase_msg(e: &store::PassphraseError) -> &'static str {
     }
 }
 
+pub mod cases;
 mod relays;
 #[cfg(test)]
 mod tests;

@@ -82,3 +82,82 @@ fn debug_never_shows_aliases_or_text() {
         assert!(!shown.contains("station"), "{shown}");
     }
 }
+
+/// Case work is stored in the profile, survives a restart, enforces the
+/// two-evaluator rule, and goes when the contact goes.
+#[test]
+fn case_work_persists_and_clearing_needs_two_evaluators() {
+    use crate::client::cases::{CaseStatus, Verdict, VettingError};
+    use crate::records::{ContactRecord, ContactState};
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("p");
+    let relay: RelayAddress = format!("tropa://{}@127.0.0.1:4433", "A".repeat(43))
+        .parse()
+        .unwrap();
+    let pass = b"plover gasket violin orchard";
+    let c = Client::init(&home, pass, "Desk", &relay, KdfParams::insecure_for_tests()).unwrap();
+    let id = vec![7u8; 16];
+    let mut changes = Changes::new();
+    let mut karim = ContactRecord::default();
+    karim.id = id.clone();
+    karim.alias = "Karim".into();
+    karim.state = ContactState::Established as i32;
+    karim.created_at = 5;
+    changes.put_contact(&karim);
+    c.repo().apply(changes).unwrap();
+
+    assert_eq!(c.case("karim").unwrap().summary.status, CaseStatus::New);
+    c.add_case_note("karim", "met at the border office")
+        .unwrap();
+    c.set_case_status("Karim", CaseStatus::Vetting).unwrap();
+    c.add_evaluation("Karim", "Amira", Verdict::Pass, "documents match")
+        .unwrap();
+    c.add_evaluation("Karim", "AMIRA", Verdict::Pass, "again")
+        .unwrap();
+    let refused = c.set_case_status("Karim", CaseStatus::Cleared).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            ClientError::Vetting(VettingError::NeedsTwoEvaluations { passes: 1 })
+        ),
+        "{refused:?}"
+    );
+    assert!(matches!(
+        c.add_case_note("Karim", "  \n "),
+        Err(ClientError::Vetting(VettingError::BadNote))
+    ));
+    assert!(matches!(
+        c.add_evaluation("Karim", "", Verdict::Pass, ""),
+        Err(ClientError::Vetting(VettingError::BadEvaluator))
+    ));
+    c.set_starred("Karim", true).unwrap();
+    drop(c);
+
+    let c = Client::open(&home, pass).unwrap();
+    let case = c.case("Karim").unwrap();
+    assert_eq!(
+        case.summary.status,
+        CaseStatus::Vetting,
+        "refusal changed nothing"
+    );
+    assert!(case.summary.starred);
+    assert_eq!(case.notes.len(), 1);
+    assert_eq!(case.notes[0].text, "met at the border office");
+    assert_eq!(case.evaluations.len(), 2);
+    assert!(case.clearing_blocked.is_some());
+    c.add_evaluation("Karim", "Jonas", Verdict::Pass, "interview ok")
+        .unwrap();
+    c.set_case_status("Karim", CaseStatus::Cleared).unwrap();
+    let list = c.cases().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].status, CaseStatus::Cleared);
+    assert!(list[0].last_activity >= case.summary.last_activity);
+
+    let mut changes = Changes::new();
+    changes.remove_contact(&id);
+    c.repo().apply(changes).unwrap();
+    assert!(
+        c.repo().case(&id).unwrap().is_none(),
+        "case work goes with the contact"
+    );
+}

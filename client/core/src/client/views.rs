@@ -114,7 +114,10 @@ redacted_debug!(MessageView: id, incoming, status);
 redacted_debug!(SafetyView: verified);
 
 impl Client {
-    fn contact_by_alias(&self, alias: &str) -> Result<crate::records::ContactRecord, ClientError> {
+    pub(super) fn contact_by_alias(
+        &self,
+        alias: &str,
+    ) -> Result<crate::records::ContactRecord, ClientError> {
         match self.repo.contact_by_alias(alias)? {
             Some(c) => Ok(c),
             None => Err(self.repo.unknown_contact(alias)?),
@@ -138,19 +141,19 @@ impl Client {
                 Some((p.contact_id.clone(), expires))
             })
             .collect();
+        // One pass over the messages, not one per contact: a handler's
+        // profile holds hundreds of contacts and tens of thousands of
+        // messages.
+        let tallies = super::cases::tally(&msgs, now());
         let mut out: Vec<ContactInfo> = self
             .repo
             .contacts()?
             .into_iter()
             .map(|c| {
-                let of = |s: Status| {
-                    msgs.iter()
-                        .filter(|m| m.contact_id == c.id && m.status == s as i32)
-                        .count()
-                };
+                let t = tallies.get(c.id.as_slice()).copied().unwrap_or_default();
                 ContactInfo {
-                    unread: of(Status::Unread),
-                    pending: of(Status::Queued) + of(Status::Sent),
+                    unread: t.unread,
+                    pending: t.pending,
                     alias: c.alias.clone(),
                     established: c.state == ContactState::Established as i32,
                     verified: c.verified,
@@ -185,7 +188,12 @@ impl Client {
     /// # Errors
     /// Unknown contact, storage.
     pub fn messages(&self, alias: Option<&str>) -> Result<Vec<MessageView>, ClientError> {
-        let contacts = self.repo.contacts()?;
+        let contacts: std::collections::HashMap<Vec<u8>, String> = self
+            .repo
+            .contacts()?
+            .into_iter()
+            .map(|c| (c.id.clone(), c.alias.clone()))
+            .collect();
         let only = alias.map(|a| self.contact_by_alias(a)).transpose()?;
         let t = now();
         Ok(self
@@ -196,10 +204,7 @@ impl Client {
             .filter(|m| m.expires_at == 0 || m.expires_at > t)
             .map(|m| MessageView {
                 id: hex::encode(&m.id),
-                alias: contacts
-                    .iter()
-                    .find(|c| c.id == m.contact_id)
-                    .map_or_else(String::new, |c| c.alias.clone()),
+                alias: contacts.get(&m.contact_id).cloned().unwrap_or_default(),
                 incoming: m.direction == Direction::In as i32,
                 text: m.text.clone(),
                 status: MessageStatus::of(m.status),

@@ -177,7 +177,13 @@ impl Engine {
                 request,
             });
         }
+        let was_down = self.report.unreachable.iter().any(|u| u == key.as_str());
         self.report.unreachable.retain(|u| u != key.as_str());
+        if was_down {
+            self.emit(SyncEvent::Reachable {
+                relay: key.as_str().to_owned(),
+            });
+        }
         if self.mode == Mode::Sync {
             self.subscribe_all(key)?;
         }

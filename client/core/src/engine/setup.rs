@@ -143,6 +143,22 @@ impl Engine {
         )
     }
 
+    /// S10: someone offered another identity key under a contact's alias.
+    /// The refusal is also written on the contact's case, so the handler
+    /// sees a blocking warning there until they acknowledge it, not only
+    /// an error that scrolls away.
+    fn raise_identity_alert(&mut self, alias: &str) -> Result<(), ClientError> {
+        let Some(c) = self.repo.contact_by_alias(alias)? else {
+            return Ok(());
+        };
+        let mut case = self.repo.case(&c.id)?.unwrap_or_default();
+        case.identity_alert_at = self.now;
+        case.updated_at = self.now;
+        let mut changes = Changes::new();
+        changes.put_case(&c.id, &case);
+        self.repo.apply(changes)
+    }
+
     /// Checks an invitation link before anything is created for it.
     fn check_link(&self, link: &str, alias: &str) -> Result<(Invitation, Vec<u8>), ClientError> {
         check_alias(alias)?;
@@ -181,6 +197,9 @@ impl Engine {
         let (invitation, used_key) = match self.check_link(link, alias) {
             Ok(ok) => ok,
             Err(e) => {
+                if let ClientError::IdentityChanged(_) = e {
+                    self.raise_identity_alert(alias)?;
+                }
                 self.complete(ticket, Err(e));
                 return Ok(());
             }

@@ -416,6 +416,15 @@ fn an_unreachable_relay_is_retried_after_its_backoff() {
     assert_eq!(e.report().unreachable.len(), 1);
     assert!(connects(&e.handle(Input::Tick, NOW).unwrap()).is_empty());
     assert_eq!(connects(&e.handle(Input::Tick, NOW + 1).unwrap()).len(), 1);
+    // Back: the front end hears of it (the desktop's banner goes away).
+    let back = e
+        .handle(Input::Connected { relay: key(4433) }, NOW + 1)
+        .unwrap();
+    assert!(
+        back.iter()
+            .any(|a| matches!(a, Action::Emit(SyncEvent::Reachable { .. })))
+    );
+    assert!(e.report().unreachable.is_empty());
 }
 
 impl Side {
@@ -536,4 +545,48 @@ fn a_mailbox_gone_for_good_breaks_only_its_contact() {
         )
         .unwrap();
     assert_eq!(deposits(&to_carol).len(), 1, "carol is not held up");
+}
+
+/// S10: an invitation under a known contact's alias with another identity
+/// key is refused, and the refusal stays on the contact's case as an alert
+/// until the handler acknowledges it.
+#[test]
+fn another_key_under_a_known_alias_raises_an_alert_on_the_case() {
+    let (alice, _) = pair();
+    let mut rng = rand::rng();
+    let mallory = Identity::generate(&mut rng);
+    let (_, inv) = PendingInvitation::create(
+        &mut rng,
+        &mallory,
+        InviteParams {
+            relay: relay(4433),
+            sender_id: vec![9; 24],
+            reply_sender_auth: [9; 32],
+            now: NOW,
+            ttl_secs: 3600,
+        },
+    )
+    .unwrap();
+    let mut e = engine(&alice, Mode::Sync);
+    let command = Command::Accept {
+        link: inv.to_link(),
+        alias: "peer".into(),
+    };
+    let out = e
+        .handle(Input::Command { ticket: 1, command }, NOW)
+        .unwrap();
+    assert!(out.iter().any(|a| matches!(
+        a,
+        Action::Complete {
+            result: Err(ClientError::IdentityChanged(_)),
+            ..
+        }
+    )));
+    let case = alice.client.case("peer").unwrap();
+    assert_eq!(case.summary.identity_alert_at, NOW);
+    alice.client.acknowledge_identity_alert("peer").unwrap();
+    assert_eq!(
+        alice.client.case("peer").unwrap().summary.identity_alert_at,
+        0
+    );
 }

@@ -1,0 +1,36 @@
+//! `tropa-desk`, the handlers' desktop app: case work over many
+//! conversations, on `tropa-client` only (DESIGN §1, §7).
+//!
+//! * [`model`]: cases and conversations in memory, list filter and search
+//!   (pure, unit-tested);
+//! * [`session`]: the unlocked profile and its background sync (the I/O
+//!   shell; the UI thread never waits on the network);
+//! * [`app`]: screens, forms, dialogs, idle lock: every action, UI-free;
+//! * [`ui`]: drawing it with egui.
+//!
+//! Nothing here makes a protocol decision or keeps a decrypted string once
+//! the desk is locked.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod model;
+pub mod session;
+pub mod ui;
+
+pub use app::{App, Options};
+
+/// The eframe application: [`App`] drawn by [`ui::draw`].
+pub struct DeskApp(pub App);
+
+impl eframe::App for DeskApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        ui::draw(&mut self.0, ui);
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        // Texts handed to the sync are queued durably before the profile
+        // closes.
+        self.0.finish();
+    }
+}
