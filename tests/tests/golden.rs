@@ -88,6 +88,7 @@ fn help_fits_40_columns() {
         vec!["shell", "--help"],
         vec!["contacts", "--help"],
         vec!["invite", "--help"],
+        vec!["case", "--help"],
     ] {
         let name = format!("help_{}", args.join("_").replace("--", ""));
         insta::assert_snapshot!(name, run(None, &args, None));
@@ -121,4 +122,36 @@ fn contacts_read_and_chat_at_40_columns() {
         .map(|l| format!("{l}\n"))
         .collect();
     insta::assert_snapshot!("chat", chat);
+}
+
+#[test]
+fn case_list_and_view_at_40_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let (alice, _bob) = alice_and_bob(dir.path(), &relay.address);
+    let carol = Profile::init(dir.path(), "carol", &relay.address);
+    tropa_tests::connect_profiles(&alice, "carol", &carol, "alice");
+    alice
+        .tropa_input(
+            &["case", "bob", "--note", "-"],
+            "Met him at the station in Chisinau; he knows the unit and the name of its commander.\nBrother in Warsaw.",
+        )
+        .ok();
+    alice
+        .tropa(&[
+            "case",
+            "bob",
+            "--evaluate",
+            "Amira",
+            "--outcome",
+            "pass",
+            "--comment",
+            "Knows the barracks and the road to them.",
+            "--status",
+            "vetting",
+            "--star",
+        ])
+        .ok();
+    insta::assert_snapshot!("case_list", run(Some(&alice), &["case"], None));
+    insta::assert_snapshot!("case_view", run(Some(&alice), &["case", "bob"], None));
 }

@@ -40,7 +40,7 @@ struct Cli {
     /// Read the passphrase from this file (first line).
     #[arg(long, global = true, value_name = "FILE")]
     passphrase_file: Option<PathBuf>,
-    /// Print JSON Lines (for `contacts` and `read`).
+    /// Print JSON: lines for `contacts` and `read`, one value for `case`.
     #[arg(long, global = true)]
     json: bool,
     /// Show technical detail: events and bytes for `sync`, and what lies
@@ -121,6 +121,54 @@ enum Cmd {
     Contacts {
         #[command(subcommand)]
         action: Option<ContactsCmd>,
+    },
+    /// Case work: status, private notes, vetting.
+    ///
+    /// `tropa case` lists every case (with --status S, only those in S);
+    /// `tropa case ALIAS` shows one. Notes and evaluations are private:
+    /// stored encrypted in your profile and never sent to anyone, the
+    /// contact included.
+    ///
+    /// A case becomes cleared (or relocating) only once 2 evaluators with
+    /// different names passed it and no evaluator's latest outcome is fail.
+    /// A refused status change exits 6.
+    ///
+    /// Changes to ALIAS are made in this order: --note, --evaluate,
+    /// --status, --star or --unstar, --acknowledge-alert. When one is
+    /// refused, the ones after it are not made; those before it stay.
+    #[command(
+        override_usage = "tropa case [ALIAS] [OPTIONS]",
+        next_display_order = 10
+    )]
+    Case {
+        /// Contact [default: list all cases].
+        alias: Option<String>,
+        /// With ALIAS: move the case to S. Without: list only cases in S.
+        #[arg(long, value_name = "S")]
+        status: Option<CaseStatusArg>,
+        /// Add a private note. Give - to type it at a prompt or pipe it in,
+        /// so it stays out of your shell history.
+        #[arg(long, value_name = "TEXT", requires = "alias")]
+        note: Option<String>,
+        /// Record an evaluation by NAME (needs --outcome).
+        #[arg(long, value_name = "NAME", requires_all = ["alias", "outcome"])]
+        evaluate: Option<String>,
+        /// The outcome of the evaluation.
+        #[arg(long, value_name = "O", requires = "evaluate")]
+        outcome: Option<VerdictArg>,
+        /// Why (with --evaluate).
+        #[arg(long, value_name = "TEXT", requires = "evaluate")]
+        comment: Option<String>,
+        /// Star the case.
+        #[arg(long, requires = "alias", conflicts_with = "unstar")]
+        star: bool,
+        /// Remove the star.
+        #[arg(long, requires = "alias")]
+        unstar: bool,
+        /// Clear the alert that someone offered another identity key for
+        /// ALIAS, once you checked with them another way.
+        #[arg(long, requires = "alias")]
+        acknowledge_alert: bool,
     },
     /// Send a message; if the relay cannot take it now it stays queued.
     ///
@@ -208,6 +256,48 @@ enum Cmd {
         #[arg(long)]
         duress: bool,
     },
+}
+
+/// `tropa case --status`: where a case stands.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum CaseStatusArg {
+    New,
+    Vetting,
+    Cleared,
+    Relocating,
+    Closed,
+}
+
+impl From<CaseStatusArg> for tropa_client::CaseStatus {
+    fn from(s: CaseStatusArg) -> Self {
+        use tropa_client::CaseStatus as S;
+        match s {
+            CaseStatusArg::New => S::New,
+            CaseStatusArg::Vetting => S::Vetting,
+            CaseStatusArg::Cleared => S::Cleared,
+            CaseStatusArg::Relocating => S::Relocating,
+            CaseStatusArg::Closed => S::Closed,
+        }
+    }
+}
+
+/// `tropa case --outcome`: what an evaluator concluded.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum VerdictArg {
+    Pass,
+    Fail,
+    Inconclusive,
+}
+
+impl From<VerdictArg> for tropa_client::Verdict {
+    fn from(v: VerdictArg) -> Self {
+        use tropa_client::Verdict as V;
+        match v {
+            VerdictArg::Pass => V::Pass,
+            VerdictArg::Fail => V::Fail,
+            VerdictArg::Inconclusive => V::Inconclusive,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -323,7 +413,8 @@ impl CliError {
                 | C::InvitationRefused
                 | C::OwnInvitation
                 | C::NotEstablished(_)
-                | C::EmptyText => 6,
+                | C::EmptyText
+                | C::Vetting(_) => 6,
                 C::IdentityChanged(_) | C::SafetyMismatch(_) => 7,
                 _ => 1,
             },
@@ -363,6 +454,41 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Cmd::Contacts {
             action: Some(ContactsCmd::Rename { alias, new_alias }),
         } => cmd::contacts::rename(cli, alias, new_alias),
+        Cmd::Case {
+            alias: None,
+            status,
+            ..
+        } => cmd::case::list(cli, status.map(Into::into)),
+        Cmd::Case {
+            alias: Some(alias),
+            status,
+            note,
+            evaluate,
+            outcome,
+            comment,
+            star,
+            unstar,
+            acknowledge_alert,
+        } => cmd::case::case(
+            cli,
+            alias,
+            &cmd::case::Changes {
+                note: note.as_deref(),
+                evaluation: evaluate
+                    .as_deref()
+                    .zip(outcome.map(Into::into))
+                    .map(|(name, verdict)| (name, verdict, comment.as_deref().unwrap_or_default())),
+                status: status.map(Into::into),
+                star: if *star {
+                    Some(true)
+                } else if *unstar {
+                    Some(false)
+                } else {
+                    None
+                },
+                acknowledge_alert: *acknowledge_alert,
+            },
+        ),
         Cmd::Send {
             alias,
             text,

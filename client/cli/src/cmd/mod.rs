@@ -1,5 +1,6 @@
 //! One module per group of commands; each command is one function.
 
+pub(crate) mod case;
 pub(crate) mod chat;
 pub(crate) mod console;
 pub(crate) mod contacts;
