@@ -180,14 +180,14 @@ fn case_list(desk: &mut Desk, ui: &mut Ui) {
             let selected = desk.ws.selected().map(str::to_owned);
             for c in desk.ws.visible().skip(range.start).take(range.len()) {
                 let s = &c.summary;
-                let star = if s.starred { "★ " } else { "" };
+                let star = if s.starred { "* " } else { "" };
                 let unread = if s.unread > 0 {
                     format!("  ({} new)", s.unread)
                 } else {
                     String::new()
                 };
                 let alert = if s.identity_alert_at != 0 {
-                    "  ⚠ key"
+                    "  (KEY ALERT)"
                 } else {
                     ""
                 };
@@ -221,7 +221,7 @@ fn status_word(s: MessageStatus) -> &'static str {
     match s {
         MessageStatus::Queued => "queued",
         MessageStatus::Sent => "sent",
-        MessageStatus::Delivered => "delivered ✓",
+        MessageStatus::Delivered => "delivered",
         MessageStatus::Unread | MessageStatus::Read => "",
     }
 }
@@ -229,7 +229,7 @@ fn status_word(s: MessageStatus) -> &'static str {
 fn conversation(desk: &mut Desk, ui: &mut Ui) {
     let Some(alias) = desk.ws.selected().map(str::to_owned) else {
         ui.centered_and_justified(|ui| {
-            ui.label("Choose a case on the left (↑ ↓ and Enter), or invite someone.");
+            ui.label("Choose a case on the left (Up, Down and Enter), or invite someone.");
         });
         return;
     };
@@ -313,7 +313,7 @@ fn case_panel(desk: &mut Desk, ui: &mut Ui) {
                 .show(ui, |ui| {
                     ui.label(
                         RichText::new(format!(
-                            "⚠ Someone offered a DIFFERENT identity key for {} ({}). \
+                            "WARNING: someone offered a DIFFERENT identity key for {} ({}). \
                              This may be an impostor. Do not continue until you have \
                              verified the person another way.",
                             s.alias,
@@ -338,10 +338,10 @@ fn case_panel(desk: &mut Desk, ui: &mut Ui) {
         }
         ui.horizontal(|ui| {
             star = ui
-                .button(if s.starred { "★ Unstar" } else { "☆ Star" })
+                .button(if s.starred { "Unstar" } else { "Star" })
                 .clicked();
             let v = if s.verified {
-                "Verified ✓ (show number)"
+                "Verified (show number)"
             } else {
                 "Verify safety number"
             };

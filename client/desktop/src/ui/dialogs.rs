@@ -25,102 +25,115 @@ pub(super) fn draw(desk: &mut Desk, ui: &mut Ui) -> Out {
     let mut act = false;
     let mut to_wipe = false;
     let error = desk.error.clone();
+    // Small screens: the content scrolls, the Close button stays in view.
+    let max_h = (ctx.content_rect().height() - 140.0).max(200.0);
     let r = egui::Modal::new(egui::Id::unique("dialog")).show(&ctx, |ui| {
-        ui.set_max_width(560.0);
-        match &mut desk.dialog {
-            Dialog::None => {}
-            Dialog::Invite { alias, link, busy } => {
-                ui.heading("Invite someone");
-                match link {
-                    None => {
-                        ui.label(
-                            "The link works once, for 7 days. Give it to one person over a \
+        ui.set_max_width(900.0);
+        egui::ScrollArea::vertical()
+            .max_height(max_h)
+            .show(ui, |ui| {
+                match &mut desk.dialog {
+                    Dialog::None => {}
+                    Dialog::Invite { alias, link, busy } => {
+                        ui.heading("Invite someone");
+                        match link {
+                            None => {
+                                ui.label(
+                                    "The link works once, for 7 days. Give it to one person over a \
                              channel you trust, or let them scan the QR code.",
-                        );
+                                );
+                                labelled(ui, "Name for this contact", alias);
+                                if *busy {
+                                    ui.spinner();
+                                } else {
+                                    act = ui.button("Create invitation").clicked();
+                                }
+                            }
+                            Some(link) => {
+                                ui.label(format!(
+                            "Invitation for {alias}: scan the code with their phone, or copy \
+                             the link."
+                        ));
+                                ui.horizontal_top(|ui| {
+                                    qr(ui, link.as_bytes());
+                                    ui.vertical(|ui| {
+                                        let mut shown = link.as_str();
+                                        ui.add(
+                                            TextEdit::multiline(&mut shown)
+                                                .desired_rows(12)
+                                                .desired_width(280.0),
+                                        );
+                                        if ui.button("Copy link").clicked() {
+                                            ui.ctx().copy_text(link.to_string());
+                                        }
+                                    });
+                                });
+                            }
+                        }
+                    }
+                    Dialog::Accept { link, alias, busy } => {
+                        ui.heading("Accept an invitation");
+                        let l = ui.label("Invitation link");
+                        ui.add(
+                            TextEdit::multiline(&mut **link)
+                                .desired_rows(3)
+                                .desired_width(f32::INFINITY),
+                        )
+                        .labelled_by(l.id);
                         labelled(ui, "Name for this contact", alias);
                         if *busy {
                             ui.spinner();
                         } else {
-                            act = ui.button("Create invitation").clicked();
+                            act = ui.button("Accept").clicked();
                         }
                     }
-                    Some(link) => {
-                        ui.label(format!("Invitation for {alias}:"));
-                        qr(ui, link.as_bytes());
-                        let mut shown = link.as_str();
-                        ui.add(
-                            TextEdit::multiline(&mut shown)
-                                .desired_rows(4)
-                                .desired_width(f32::INFINITY),
-                        );
-                        if ui.button("Copy link").clicked() {
-                            ui.ctx().copy_text(link.to_string());
-                        }
-                    }
-                }
-            }
-            Dialog::Accept { link, alias, busy } => {
-                ui.heading("Accept an invitation");
-                let l = ui.label("Invitation link");
-                ui.add(
-                    TextEdit::multiline(&mut **link)
-                        .desired_rows(3)
-                        .desired_width(f32::INFINITY),
-                )
-                .labelled_by(l.id);
-                labelled(ui, "Name for this contact", alias);
-                if *busy {
-                    ui.spinner();
-                } else {
-                    act = ui.button("Accept").clicked();
-                }
-            }
-            Dialog::Verify {
-                alias,
-                safety,
-                typed,
-            } => {
-                ui.heading(format!("Safety number with {alias}"));
-                ui.label(
+                    Dialog::Verify {
+                        alias,
+                        safety,
+                        typed,
+                    } => {
+                        ui.heading(format!("Safety number with {alias}"));
+                        ui.label(
                     "Compare it with theirs in person or on a call. If every digit matches, \
                      nobody is in the middle.",
                 );
-                for row in safety.groups.chunks(4) {
-                    ui.monospace(row.join("  "));
-                }
-                qr(ui, &safety.qr_payload);
-                if safety.verified {
-                    ui.label(RichText::new("Already marked verified.").strong());
-                }
-                labelled(ui, "Digits they read out (optional check)", typed);
-                act = ui.button("Mark as verified").clicked();
-            }
-            Dialog::Wipe { typed } => {
-                ui.heading("Wipe this profile");
-                ui.label(
+                        for row in safety.groups.chunks(4) {
+                            ui.monospace(row.join("  "));
+                        }
+                        qr(ui, &safety.qr_payload);
+                        if safety.verified {
+                            ui.label(RichText::new("Already marked verified.").strong());
+                        }
+                        labelled(ui, "Digits they read out (optional check)", typed);
+                        act = ui.button("Mark as verified").clicked();
+                    }
+                    Dialog::Wipe { typed } => {
+                        ui.heading("Wipe this profile");
+                        ui.label(
                     RichText::new(
                         "Every contact, case, note and message on this computer is destroyed \
                          for good. There is no undo.",
                     )
                     .color(WARN),
                 );
-                labelled(ui, &format!("Type {WIPE_WORD} to confirm"), typed);
-                act = ui
-                    .add_enabled(
-                        typed.trim() == WIPE_WORD,
-                        egui::Button::new(RichText::new("Wipe now").color(WARN)),
-                    )
-                    .clicked();
-            }
-            Dialog::Settings { minutes } => {
-                ui.heading("Settings");
-                labelled(ui, "Lock after idle minutes (0 = never)", minutes);
-                act = ui.button("Apply").clicked();
-                ui.separator();
-                // Switches dialogs below (not while this one is borrowed).
-                to_wipe = ui.button("Wipe profile…").clicked();
-            }
-        }
+                        labelled(ui, &format!("Type {WIPE_WORD} to confirm"), typed);
+                        act = ui
+                            .add_enabled(
+                                typed.trim() == WIPE_WORD,
+                                egui::Button::new(RichText::new("Wipe now").color(WARN)),
+                            )
+                            .clicked();
+                    }
+                    Dialog::Settings { minutes } => {
+                        ui.heading("Settings");
+                        labelled(ui, "Lock after idle minutes (0 = never)", minutes);
+                        act = ui.button("Apply").clicked();
+                        ui.separator();
+                        // Switches dialogs below (not while this one is borrowed).
+                        to_wipe = ui.button("Wipe profile…").clicked();
+                    }
+                }
+            });
         if let Some(e) = &error {
             ui.label(RichText::new(e).color(WARN));
         }

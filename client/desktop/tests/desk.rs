@@ -1,0 +1,257 @@
+//! The real desk app driven by its labels (egui_kittest, no GPU, no
+//! display) against a real `tropa-relay` process, with a real `tropa` CLI
+//! profile on the other end: what a handler does on their first day.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable as _;
+use tropa_client::{CaseStatus, KdfParams};
+use tropa_desk::app::{App, Options, Screen};
+use tropa_tests::{Profile, RelayProcess};
+
+const PASS: &str = "heron lantern quarry velvet";
+
+fn app(home: &Path, lock_after: Option<Duration>) -> App {
+    App::new(
+        Options {
+            home: home.to_owned(),
+            lock_after,
+            kdf: KdfParams::insecure_for_tests(),
+        },
+        Arc::new(|| {}),
+    )
+}
+
+fn harness(app: App) -> Harness<'static, App> {
+    Harness::builder()
+        .with_size([1280.0, 900.0])
+        .with_max_steps(20)
+        .build_ui_state(|ui, app: &mut App| tropa_desk::ui::draw(app, ui), app)
+}
+
+/// Steps frames until `done` holds (bounded: 30 s).
+#[track_caller]
+fn until(
+    h: &mut Harness<'static, App>,
+    what: &str,
+    done: impl Fn(&mut Harness<'static, App>) -> bool,
+) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if done(h) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn type_into(h: &mut Harness<'static, App>, label: &str, text: &str) {
+    // Windows and panels settle their layout over a few frames: act on
+    // where things are, not where they were.
+    h.run_steps(3);
+    h.get_by_label(label).focus();
+    h.step();
+    h.get_by_label(label).type_text(text);
+    h.step();
+}
+
+fn click(h: &mut Harness<'static, App>, label: &str) {
+    h.run_steps(3);
+    h.get_by_label(label).click_accesskit();
+    h.step();
+    h.step();
+}
+
+/// Clicks the row of case `alias` in the case list (a button whose label
+/// starts with the alias, after an optional star).
+fn click_case(h: &mut Harness<'static, App>, alias: &str) {
+    h.run_steps(3);
+    h.get_by(|n| {
+        n.role() == egui::accesskit::Role::Button
+            && n.label()
+                .is_some_and(|l| l.trim_start_matches("* ").starts_with(alias))
+    })
+    .click_accesskit();
+    h.step();
+    h.step();
+}
+
+fn shows(h: &Harness<'static, App>, text: &str) -> bool {
+    h.query_all_by_label_contains(text).next().is_some()
+}
+
+fn unlock(h: &mut Harness<'static, App>, pass: &str) {
+    type_into(h, "Passphrase", pass);
+    click(h, "Unlock");
+}
+
+fn unlocked(h: &mut Harness<'static, App>) -> bool {
+    matches!(h.state().screen, Screen::Desk(_))
+}
+
+/// First run, invite a CLI contact, messages both ways (the incoming one
+/// live), the two-evaluation rule, notes across a restart, and locking.
+#[test]
+fn a_handler_creates_a_profile_invites_chats_and_works_a_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let home = dir.path().join("desk");
+    let mut h = harness(app(&home, None));
+
+    // First run: a profile with the relay's address.
+    assert!(shows(&h, "Create your Tropa profile"));
+    type_into(&mut h, "Your name (shown to nobody)", "Refuge desk");
+    type_into(
+        &mut h,
+        "Relay address (tropa://…)",
+        &relay.address.to_string(),
+    );
+    type_into(&mut h, "New passphrase", PASS);
+    type_into(&mut h, "Passphrase again", PASS);
+    click(&mut h, "Create profile");
+    until(&mut h, "the desk after creating", unlocked);
+
+    // Invite: the link is shown (text and QR), the CLI accepts it.
+    click(&mut h, "Invite");
+    type_into(&mut h, "Name for this contact", "Karim");
+    click(&mut h, "Create invitation");
+    until(&mut h, "the invitation link", |h| {
+        matches!(
+            &h.state_mut().desk().unwrap().dialog,
+            tropa_desk::app::Dialog::Invite { link: Some(_), .. }
+        )
+    });
+    let link = match &h.state_mut().desk().unwrap().dialog {
+        tropa_desk::app::Dialog::Invite { link: Some(l), .. } => l.to_string(),
+        _ => unreachable!(),
+    };
+    assert!(link.starts_with("tropa:"), "{link}");
+    assert!(shows(&h, "Copy link"));
+    h.run_steps(3);
+    eprintln!("close rect {:?}", h.get_by_label("Close").rect());
+    click(&mut h, "Close");
+    eprintln!(
+        "dialog none: {}",
+        matches!(
+            h.state_mut().desk().unwrap().dialog,
+            tropa_desk::app::Dialog::None
+        )
+    );
+    let karim = Profile::init(dir.path(), "karim", &relay.address);
+    karim.tropa(&["accept", &link, "--name", "desk"]).ok();
+    // The desk's running sync sees him join, live.
+    until(&mut h, "Karim to join", |h| {
+        h.state_mut()
+            .desk()
+            .and_then(|d| d.ws.case("Karim").map(|c| c.summary.established))
+            .unwrap_or(false)
+    });
+
+    // Desk → CLI.
+    click_case(&mut h, "Karim");
+    assert_eq!(h.state_mut().desk().unwrap().ws.selected(), Some("Karim"));
+    type_into(&mut h, "Message", "Hello Karim, where are you now?");
+    click(&mut h, "Send");
+    until(&mut h, "the text to be accepted by the relay", |h| {
+        shows(h, "Hello Karim, where are you now?")
+            && (h.query_by_label("sent").is_some() || h.query_by_label("delivered").is_some())
+    });
+    karim.tropa(&["sync"]).ok();
+    let got = karim.read_json(Some("desk"));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["text"], "Hello Karim, where are you now?");
+    until(&mut h, "the receipt", |h| {
+        h.query_by_label("delivered").is_some()
+    });
+
+    // CLI → desk: appears while the app runs.
+    karim
+        .tropa_input(&["send", "desk"], "In Tbilisi, near the station")
+        .ok();
+    until(&mut h, "the incoming message, live", |h| {
+        shows(h, "In Tbilisi, near the station")
+    });
+
+    // Case work: cleared is refused until two evaluators passed.
+    click(&mut h, "vetting");
+    type_into(&mut h, "Evaluator", "Amira");
+    click(&mut h, "pass");
+    click(&mut h, "Record evaluation");
+    click(&mut h, "cleared");
+    assert!(shows(&h, "this one has 1"), "the refusal is shown");
+    let status = |h: &mut Harness<'static, App>| {
+        h.state_mut()
+            .desk()
+            .unwrap()
+            .ws
+            .case("Karim")
+            .unwrap()
+            .summary
+            .status
+    };
+    assert_eq!(status(&mut h), CaseStatus::Vetting);
+    type_into(&mut h, "Evaluator", "Jonas");
+    click(&mut h, "pass");
+    type_into(&mut h, "Comment", "interview consistent");
+    click(&mut h, "Record evaluation");
+    click(&mut h, "cleared");
+    assert_eq!(status(&mut h), CaseStatus::Cleared);
+    type_into(&mut h, "New note", "Brother in Izmir, call Tuesdays");
+    click(&mut h, "Add note");
+    assert!(shows(&h, "Brother in Izmir"));
+
+    // Lock: the view and every decrypted string go.
+    click(&mut h, "Lock");
+    assert!(h.state().is_locked());
+    assert!(!shows(&h, "Karim"));
+    assert!(!shows(&h, "Brother in Izmir"));
+    assert!(shows(&h, "Passphrase"));
+
+    // Restart: the notes, evaluations and status are still there.
+    h.state_mut().finish();
+    drop(h);
+    let mut h = harness(app(&home, None));
+    unlock(&mut h, PASS);
+    until(&mut h, "the desk after unlocking", unlocked);
+    click_case(&mut h, "Karim");
+    assert!(shows(&h, "Brother in Izmir, call Tuesdays"));
+    assert!(shows(&h, "Jonas"));
+    assert_eq!(status(&mut h), CaseStatus::Cleared);
+    h.state_mut().finish();
+}
+
+/// A wrong passphrase gets a clear message and changes nothing; idle
+/// minutes lock the desk.
+#[test]
+fn a_wrong_passphrase_is_refused_and_idle_locks() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let p = Profile::init(dir.path(), "desk", &relay.address);
+
+    let mut h = harness(app(&p.home, None));
+    unlock(&mut h, "not the passphrase");
+    until(&mut h, "the refusal", |h| shows(h, "Wrong passphrase"));
+    assert!(h.state().is_locked());
+    unlock(&mut h, &p.passphrase);
+    until(&mut h, "the desk", unlocked);
+    h.state_mut().finish();
+    drop(h);
+
+    let mut h = harness(app(&p.home, Some(Duration::from_millis(300))));
+    unlock(&mut h, &p.passphrase);
+    until(&mut h, "the desk", unlocked);
+    std::thread::sleep(Duration::from_millis(400));
+    until(&mut h, "the idle lock", |h| h.state().is_locked());
+    assert!(shows(&h, "Locked after inactivity"));
+    h.state_mut().finish();
+}
