@@ -216,8 +216,17 @@ impl App {
             }
             let p = std::mem::take(passphrase);
             self.message = None;
-            self.screen =
-                Screen::Opening(Opening::open(self.opts.home.clone(), p, self.wake.clone()));
+            // A profile locked a moment ago may still be closing (its sync
+            // finishing a deposit): wait for it, or the store is still
+            // held and the unlock fails as "open in another program".
+            let closing = std::mem::take(&mut self.closing);
+            let home = self.opts.home.clone();
+            self.screen = Screen::Opening(Opening::run(self.wake.clone(), move || {
+                for c in closing {
+                    let _ = c.join();
+                }
+                Client::open(&home, p.as_bytes())
+            }));
         }
     }
 

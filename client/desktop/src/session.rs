@@ -8,7 +8,6 @@
 //! It decides nothing about protocol: that is the engine's, inside
 //! `tropa-client`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -221,11 +220,6 @@ impl std::fmt::Debug for Opening {
 }
 
 impl Opening {
-    /// Unlocks the profile in `home` with `passphrase`.
-    pub fn open(home: PathBuf, passphrase: Zeroizing<String>, wake: Wake) -> Opening {
-        Self::run(wake, move || Client::open(&home, passphrase.as_bytes()))
-    }
-
     /// Runs `work` on its own thread.
     pub fn run(
         wake: Wake,

@@ -223,10 +223,33 @@ fn a_handler_creates_a_profile_invites_chats_and_works_a_case() {
     let mut h = harness(app(&home, None));
     unlock(&mut h, PASS);
     until(&mut h, "the desk after unlocking", unlocked);
-    click_case(&mut h, "Karim");
+    // Keyboard: Ctrl+F searches notes too; the arrows select.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::F);
+    h.step();
+    h.get_by_label("Search (Ctrl+F)").type_text("izmir");
+    h.run_steps(2);
+    assert!(shows(&h, "1 of 1 cases"));
+    h.get_by_label("Search (Ctrl+F)").type_text(" nowhere");
+    h.run_steps(2);
+    assert!(shows(&h, "0 of 1 cases"));
+    click(&mut h, "Lock");
+    unlock(&mut h, PASS);
+    until(&mut h, "the desk after unlocking", unlocked);
+    h.key_press(egui::Key::ArrowDown);
+    h.run_steps(2);
+    assert_eq!(h.state_mut().desk().unwrap().ws.selected(), Some("Karim"));
     assert!(shows(&h, "Brother in Izmir, call Tuesdays"));
     assert!(shows(&h, "Jonas"));
     assert_eq!(status(&mut h), CaseStatus::Cleared);
+
+    // Wipe, with the typed confirmation.
+    click(&mut h, "Settings");
+    click(&mut h, "Wipe profile…");
+    type_into(&mut h, "Type WIPE to confirm", "WIPE");
+    click(&mut h, "Wipe now");
+    assert!(shows(&h, "The profile was wiped"));
+    assert!(shows(&h, "Create your Tropa profile"));
+    assert!(!tropa_client::Client::exists(&home));
     h.state_mut().finish();
 }
 

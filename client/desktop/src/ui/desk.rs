@@ -269,6 +269,14 @@ fn conversation(desk: &mut Desk, ui: &mut Ui) {
             }
         });
     ui.separator();
+    if s.identity_alert_at != 0 {
+        // S10: nothing is sent while someone may be impersonating them.
+        ui.label(
+            RichText::new("Sending is paused until the key warning on the right is dealt with.")
+                .color(WARN),
+        );
+        return;
+    }
     let mut send = false;
     ui.horizontal(|ui| {
         let l = ui.label("Message");
