@@ -225,7 +225,8 @@ impl App {
                 for c in closing {
                     let _ = c.join();
                 }
-                Client::open(&home, p.as_bytes())
+                // The desk's first read (snapshot) purges expired messages.
+                Client::open_unpurged(&home, p.as_bytes())
             }));
         }
     }
@@ -308,28 +309,13 @@ impl App {
         if let Screen::Opening(op) = &self.screen
             && let Some(result) = op.poll()
         {
-            match result.map(|c| Session::start(c, self.wake.clone())) {
-                Ok(Ok(session)) => match load(session.client()) {
-                    Ok(ws) => {
-                        self.last_input = now;
-                        self.screen = Screen::Desk(Box::new(Desk {
-                            session,
-                            ws,
-                            draft: Zeroizing::default(),
-                            forms: CaseForms::default(),
-                            dialog: Dialog::None,
-                            error: None,
-                        }));
-                    }
-                    Err(e) => {
-                        self.message = Some(plain(&e));
-                        self.closing.push(session.close());
+            match result {
+                Ok(client) => {
+                    self.last_input = now;
+                    if let Err(e) = self.adopt(client) {
+                        self.message = Some(e);
                         self.screen = Self::locked_screen(&self.opts);
                     }
-                },
-                Ok(Err(e)) => {
-                    self.message = Some(e.to_string());
-                    self.screen = Self::locked_screen(&self.opts);
                 }
                 Err(e) => {
                     self.message = Some(profile_message(&e));
@@ -346,6 +332,32 @@ impl App {
         }
         if let Some(desk) = self.desk() {
             desk.pump();
+        }
+    }
+
+    /// Opens the desk on an unlocked profile: starts its sync and loads
+    /// every case and message into memory.
+    ///
+    /// # Errors
+    /// Why not, in words (the sync could not start, storage).
+    pub fn adopt(&mut self, client: Client) -> Result<(), String> {
+        let session = Session::start(client, self.wake.clone()).map_err(|e| e.to_string())?;
+        match load(session.client()) {
+            Ok(ws) => {
+                self.screen = Screen::Desk(Box::new(Desk {
+                    session,
+                    ws,
+                    draft: Zeroizing::default(),
+                    forms: CaseForms::default(),
+                    dialog: Dialog::None,
+                    error: None,
+                }));
+                Ok(())
+            }
+            Err(e) => {
+                self.closing.push(session.close());
+                Err(plain(&e))
+            }
         }
     }
 
@@ -377,11 +389,11 @@ impl App {
     }
 }
 
+/// Everything the desk shows, from one pass over the store (which also
+/// deletes messages whose timer ran out: the desk opens unpurged).
 fn load(client: &Client) -> Result<Workspace, ClientError> {
-    Ok(Workspace::new(
-        client.case_details()?,
-        client.messages(None)?,
-    ))
+    let (cases, messages) = client.snapshot()?;
+    Ok(Workspace::new(cases, messages))
 }
 
 impl Desk {
@@ -391,7 +403,7 @@ impl Desk {
             match msg {
                 Msg::Event(ev) => match self.ws.apply(&ev) {
                     Follow::Reload => reload = true,
-                    Follow::MarkRead => self.mark_read(),
+                    Follow::MarkRead(id) => self.mark_read(vec![id]),
                     Follow::None => {}
                 },
                 Msg::Sent {
@@ -460,7 +472,10 @@ impl Desk {
                 let selected = self.ws.selected().map(str::to_owned);
                 self.ws = fresh;
                 self.ws.set_filter(filter);
-                self.ws.select(selected.as_deref());
+                let unread = self.ws.select(selected.as_deref());
+                if !unread.is_empty() {
+                    self.mark_read(unread);
+                }
             }
             Err(e) => self.error = Some(plain(&e)),
         }
@@ -486,9 +501,9 @@ impl Desk {
         }
     }
 
-    fn mark_read(&mut self) {
+    fn mark_read(&mut self, ids: Vec<String>) {
         if let Some(a) = self.ws.selected().map(str::to_owned) {
-            let r = self.session.client().mark_read(Some(&a));
+            let r = self.session.client().mark_read_ids(&a, &ids);
             if let Err(e) = r {
                 self.error = Some(plain(&e));
             }
@@ -501,8 +516,8 @@ impl Desk {
             self.draft.zeroize();
             self.forms = CaseForms::default();
         }
-        self.ws.select(Some(alias));
-        self.mark_read();
+        let unread = self.ws.select(Some(alias));
+        self.mark_read(unread);
     }
 
     /// Moves the selection by `by` rows.

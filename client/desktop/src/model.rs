@@ -23,14 +23,14 @@ pub struct Filter {
 }
 
 /// What an event needs from the shell beyond the model's own change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Follow {
     /// Nothing.
     None,
     /// Contacts came or went: reload the cases from the profile.
     Reload,
-    /// A message arrived in the open conversation: mark it read.
-    MarkRead,
+    /// A message arrived in the open conversation: mark it read (its id).
+    MarkRead(String),
 }
 
 /// The desk's cases and conversations.
@@ -192,25 +192,28 @@ impl Workspace {
         self.selected.as_deref()
     }
 
-    /// Selects `alias` (or nothing); its unread count drops to zero (the
-    /// shell marks its messages read in the profile).
-    pub fn select(&mut self, alias: Option<&str>) {
+    /// Selects `alias` (or nothing); its unread count drops to zero.
+    /// Returns the ids of the messages that were unread, for the shell to
+    /// mark read in the profile.
+    pub fn select(&mut self, alias: Option<&str>) -> Vec<String> {
         self.selected = alias.map(str::to_owned);
-        if let Some(a) = alias {
-            self.mark_read(a);
-        }
+        alias.map(|a| self.mark_read(a)).unwrap_or_default()
     }
 
-    /// Counts the messages of `alias` as read.
-    pub fn mark_read(&mut self, alias: &str) {
+    /// Counts the messages of `alias` as read; returns the ids of those
+    /// that were unread.
+    pub fn mark_read(&mut self, alias: &str) -> Vec<String> {
         if let Some(i) = self.index(alias) {
             self.cases[i].summary.unread = 0;
         }
+        let mut ids = Vec::new();
         for m in self.conversations.get_mut(alias).into_iter().flatten() {
             if m.status == MessageStatus::Unread {
                 m.status = MessageStatus::Read;
+                ids.push(m.id.clone());
             }
         }
+        ids
     }
 
     /// Moves the selection `by` rows in the list (arrow keys), staying in
@@ -303,6 +306,7 @@ impl Workspace {
                     self.haystacks[i].push_str(&m.text.to_lowercase());
                 }
                 let mut m = m.clone();
+                let id = m.id.clone();
                 if open {
                     m.status = MessageStatus::Read;
                 }
@@ -311,7 +315,11 @@ impl Workspace {
                     .or_default()
                     .push(m);
                 self.refresh();
-                if open { Follow::MarkRead } else { Follow::None }
+                if open {
+                    Follow::MarkRead(id)
+                } else {
+                    Follow::None
+                }
             }
             SyncEvent::Sent { alias, id } => {
                 self.set_status(alias, id, MessageStatus::Sent);
@@ -487,6 +495,13 @@ mod tests {
     fn arrows_move_the_selection_within_the_list() {
         let mut ws = sample();
         assert_eq!(ws.move_selection(1).as_deref(), Some("bashir"));
+        // Selecting reads it: its unread ids go to the profile once.
+        assert!(ws.select(Some("bashir")).is_empty());
+        ws.load(
+            ws.cases().to_vec(),
+            vec![msg("bashir", "01", "I am in Tbilisi now", 30, true)],
+        );
+        assert_eq!(ws.select(Some("bashir")), vec!["01".to_owned()]);
         assert_eq!(ws.move_selection(1).as_deref(), Some("sami"));
         assert_eq!(ws.move_selection(5).as_deref(), Some("amal"));
         assert_eq!(ws.move_selection(-9).as_deref(), Some("bashir"));
@@ -504,7 +519,10 @@ mod tests {
         assert_eq!(ws.case("amal").unwrap().summary.unread, 1);
         // In the open conversation it arrives read.
         let open = msg("sami", "03", "ok", 50, true);
-        assert_eq!(ws.apply(&SyncEvent::Received(open)), Follow::MarkRead);
+        assert_eq!(
+            ws.apply(&SyncEvent::Received(open)),
+            Follow::MarkRead("03".into())
+        );
         assert_eq!(ws.case("sami").unwrap().summary.unread, 0);
         assert_eq!(ws.conversation("sami")[0].status, MessageStatus::Read);
 

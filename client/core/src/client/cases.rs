@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use zeroize::Zeroize;
 
 use super::Client;
+use crate::client::MessageView;
 use crate::error::ClientError;
 use crate::records::{
     CaseRecord, CaseStatusRecord, ContactRecord, ContactState, EvaluationRecord, MessageRecord,
@@ -447,6 +448,53 @@ impl Client {
                 .then_with(|| a.summary.alias.cmp(&b.summary.alias))
         });
         Ok(out)
+    }
+
+    /// Everything a desk shows, from one pass over the messages: every case
+    /// with its notes and vetting record (most recent activity first) and
+    /// every message (oldest first). Messages whose disappearing timer ran
+    /// out are deleted in the same pass (what [`Client::open`] does first;
+    /// see [`Client::open_unpurged`]).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn snapshot(&self) -> Result<(Vec<CaseView>, Vec<MessageView>), ClientError> {
+        let t = now();
+        let mut msgs = self.repo.messages()?;
+        let mut expired = Changes::new();
+        msgs.retain(|m| {
+            let gone = m.expires_at != 0 && m.expires_at <= t;
+            if gone {
+                expired.remove_message(m).remove_outbox(&m.id);
+            }
+            !gone
+        });
+        self.repo.apply(expired)?;
+        let tallies = tally(&msgs, t);
+        let records: HashMap<Vec<u8>, CaseRecord> = self.repo.cases()?.into_iter().collect();
+        let contacts = self.repo.contacts()?;
+        let aliases: HashMap<Vec<u8>, String> = contacts
+            .iter()
+            .map(|c| (c.id.clone(), c.alias.clone()))
+            .collect();
+        let mut cases: Vec<CaseView> = contacts
+            .iter()
+            .map(|c| {
+                let t = tallies.get(c.id.as_slice()).copied().unwrap_or_default();
+                view(c, records.get(&c.id), t)
+            })
+            .collect();
+        cases.sort_by(|a, b| {
+            b.summary
+                .last_activity
+                .cmp(&a.summary.last_activity)
+                .then_with(|| a.summary.alias.cmp(&b.summary.alias))
+        });
+        let messages = msgs
+            .iter()
+            .map(|m| super::views::message_view(m, &aliases))
+            .collect();
+        Ok((cases, messages))
     }
 
     /// The case of `alias` (any case), with notes and evaluations.

@@ -185,6 +185,19 @@ impl Client {
     /// # Errors
     /// [`ProfileError`]; `WrongPassphrase` leaves everything unchanged.
     pub fn open(home: &Path, passphrase: &[u8]) -> Result<Client, ProfileError> {
+        let client = Self::open_unpurged(home, passphrase)?;
+        client.purge_expired()?;
+        Ok(client)
+    }
+
+    /// [`open`](Self::open) without deleting the messages whose timer ran
+    /// out, for a front end whose first read is [`Client::snapshot`]
+    /// (which deletes them in the same pass over the messages: a handler's
+    /// profile holds 100,000 of them, and each pass costs half a second).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub fn open_unpurged(home: &Path, passphrase: &[u8]) -> Result<Client, ProfileError> {
         match Vault::open(home, passphrase).map_err(map_open)? {
             Opened::Unlocked(vault) => {
                 let vault = Arc::new(vault);
@@ -192,9 +205,7 @@ impl Client {
                     .profile()
                     .map_err(storage)?
                     .ok_or_else(|| ProfileError::Corrupt("profile record missing".into()))?;
-                let client = Self::from_record(Some(vault.clone()), vault, home, &rec)?;
-                client.purge_expired()?;
-                Ok(client)
+                Self::from_record(Some(vault.clone()), vault, home, &rec)
             }
             Opened::Duress { decoy, vault } => {
                 let rec: ProfileRecord = prost::Message::decode(decoy.as_slice())

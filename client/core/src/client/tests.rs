@@ -153,6 +153,39 @@ fn case_work_persists_and_clearing_needs_two_evaluators() {
     assert_eq!(list[0].status, CaseStatus::Cleared);
     assert!(list[0].last_activity >= case.summary.last_activity);
 
+    // The desk's one-pass snapshot agrees with the separate views, and
+    // deletes what has disappeared.
+    let message = |seq: u64, expires_at: u64| crate::records::MessageRecord {
+        id: vec![seq as u8; 16],
+        contact_id: id.clone(),
+        direction: crate::records::Direction::In as i32,
+        text: format!("text {seq}"),
+        status: crate::records::Status::Unread as i32,
+        at: 10,
+        expires_at,
+        seq,
+        sent_at: 10,
+    };
+    let mut changes = Changes::new();
+    changes
+        .put_message(&message(1, 0))
+        .put_message(&message(2, 1));
+    c.repo().apply(changes).unwrap();
+    let (cases, messages) = c.snapshot().unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].text, "text 1");
+    assert_eq!(cases[0].summary.unread, 1);
+    assert_eq!(cases, c.case_details().unwrap());
+    assert_eq!(messages, c.messages(None).unwrap());
+    assert_eq!(
+        c.repo().messages().unwrap().len(),
+        1,
+        "the expired one is gone"
+    );
+    c.mark_read_ids("Karim", &[messages[0].id.clone(), "not hex".into()])
+        .unwrap();
+    assert_eq!(c.case("Karim").unwrap().summary.unread, 0);
+
     let mut changes = Changes::new();
     changes.remove_contact(&id);
     c.repo().apply(changes).unwrap();

@@ -113,6 +113,22 @@ redacted_debug!(ContactInfo: established, verified, unread, pending, broken);
 redacted_debug!(MessageView: id, incoming, status);
 redacted_debug!(SafetyView: verified);
 
+/// What front ends see of a stored message (`contacts`: id → alias).
+pub(super) fn message_view(
+    m: &crate::records::MessageRecord,
+    contacts: &std::collections::HashMap<Vec<u8>, String>,
+) -> MessageView {
+    MessageView {
+        id: hex::encode(&m.id),
+        alias: contacts.get(&m.contact_id).cloned().unwrap_or_default(),
+        incoming: m.direction == Direction::In as i32,
+        text: m.text.clone(),
+        status: MessageStatus::of(m.status),
+        at: m.at,
+        sent_at: m.sent_at,
+    }
+}
+
 impl Client {
     pub(super) fn contact_by_alias(
         &self,
@@ -202,15 +218,7 @@ impl Client {
             .into_iter()
             .filter(|m| only.as_ref().is_none_or(|c| c.id == m.contact_id))
             .filter(|m| m.expires_at == 0 || m.expires_at > t)
-            .map(|m| MessageView {
-                id: hex::encode(&m.id),
-                alias: contacts.get(&m.contact_id).cloned().unwrap_or_default(),
-                incoming: m.direction == Direction::In as i32,
-                text: m.text.clone(),
-                status: MessageStatus::of(m.status),
-                at: m.at,
-                sent_at: m.sent_at,
-            })
+            .map(|m| message_view(&m, &contacts))
             .collect())
     }
 
@@ -235,6 +243,33 @@ impl Client {
                 c.dropped = 0;
                 changes.put_contact(&c);
             }
+        }
+        self.repo.apply(changes)
+    }
+
+    /// Marks the messages of `alias` with these ids (hex, as in
+    /// [`MessageView::id`]) as read, and resets its dropped-envelope
+    /// counter: what [`mark_read`](Self::mark_read) does, without reading
+    /// every message of the profile (a desk knows which ones are unread).
+    /// Unknown ids are skipped.
+    ///
+    /// # Errors
+    /// Unknown contact, storage.
+    pub fn mark_read_ids(&self, alias: &str, ids: &[String]) -> Result<(), ClientError> {
+        let mut c = self.contact_by_alias(alias)?;
+        let mut changes = Changes::new();
+        for id in ids {
+            let Ok(raw) = hex::decode(id) else { continue };
+            if let Some(mut m) = self.repo.message_by_id(&c.id, &raw)?
+                && m.status == Status::Unread as i32
+            {
+                m.status = Status::Read as i32;
+                changes.put_message(&m);
+            }
+        }
+        if c.dropped > 0 {
+            c.dropped = 0;
+            changes.put_contact(&c);
         }
         self.repo.apply(changes)
     }
