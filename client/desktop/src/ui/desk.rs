@@ -177,44 +177,64 @@ fn case_list(desk: &mut Desk, ui: &mut Ui) {
     ScrollArea::vertical()
         .auto_shrink([false, false])
         .show_rows(ui, row_h, rows, |ui, range| {
-            let selected = desk.ws.selected().map(str::to_owned);
-            for c in desk.ws.visible().skip(range.start).take(range.len()) {
-                let s = &c.summary;
-                let star = if s.starred { "* " } else { "" };
-                let unread = if s.unread > 0 {
-                    format!("  ({} new)", s.unread)
-                } else {
-                    String::new()
-                };
-                let alert = if s.identity_alert_at != 0 {
-                    "  (KEY ALERT)"
-                } else {
-                    ""
-                };
-                let mut title = RichText::new(format!("{star}{}{unread}{alert}", s.alias));
-                if s.unread > 0 {
-                    title = title.strong();
+            ui.with_layout(egui::Layout::top_down_justified(egui::Align::LEFT), |ui| {
+                let selected = desk.ws.selected().map(str::to_owned);
+                for c in desk.ws.visible().skip(range.start).take(range.len()) {
+                    let s = &c.summary;
+                    let r = ui.add(
+                        egui::Button::selectable(
+                            selected.as_deref() == Some(s.alias.as_str()),
+                            row_text(ui, s),
+                        )
+                        .min_size(egui::vec2(ui.available_width(), row_h - 4.0)),
+                    );
+                    if r.clicked() {
+                        clicked = Some(s.alias.clone());
+                    }
                 }
-                let is_sel = selected.as_deref() == Some(s.alias.as_str());
-                let r = ui.add_sized(
-                    [ui.available_width(), row_h - 4.0],
-                    egui::Button::selectable(
-                        is_sel,
-                        egui::Atoms::new((
-                            title,
-                            RichText::new(format!("\n{} · {}", s.status, when(s.last_activity)))
-                                .weak(),
-                        )),
-                    ),
-                );
-                if r.clicked() {
-                    clicked = Some(s.alias.clone());
-                }
-            }
+            });
         });
     if let Some(a) = clicked {
         desk.select(&a);
     }
+}
+
+/// A case list row: star, alias in bold when unread, the unread count in
+/// colour; below it the status, last activity and any alert.
+fn row_text(ui: &Ui, s: &tropa_client::CaseSummary) -> egui::text::LayoutJob {
+    use egui::text::{LayoutJob, TextFormat};
+    let style = ui.style();
+    let body = egui::TextStyle::Body.resolve(style);
+    let small = egui::TextStyle::Small.resolve(style);
+    // The second line a little smaller than the name, still readable.
+    let body_small = egui::FontId::proportional(body.size * 0.85);
+    let strong = style.visuals.strong_text_color();
+    let normal = style.visuals.text_color();
+    let weak = style.visuals.weak_text_color();
+    let mut job = LayoutJob::default();
+    let star = if s.starred { "* " } else { "" };
+    let colour = if s.unread > 0 { strong } else { normal };
+    job.append(
+        &format!("{star}{}", s.alias),
+        0.0,
+        TextFormat::simple(body.clone(), colour),
+    );
+    if s.unread > 0 {
+        job.append(
+            &format!("{} new", s.unread),
+            8.0,
+            TextFormat::simple(body, Color32::from_rgb(0x4e, 0x9a, 0xf1)),
+        );
+    }
+    if s.identity_alert_at != 0 {
+        job.append("KEY ALERT", 8.0, TextFormat::simple(small.clone(), WARN));
+    }
+    job.append(
+        &format!("\n{} · {}", s.status, when(s.last_activity)),
+        0.0,
+        TextFormat::simple(body_small, weak),
+    );
+    job
 }
 
 fn status_word(s: MessageStatus) -> &'static str {

@@ -87,7 +87,8 @@ fn unlock(app: &mut App, ui: &mut Ui) {
             if !r.has_focus() && !ui.ctx().memory(|m| m.focused().is_some()) {
                 r.request_focus();
             }
-            if r.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+            // Enter unlocks, whether or not the field kept its focus.
+            if (r.lost_focus() || r.has_focus()) && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
                 go = true;
             }
         }
