@@ -12,7 +12,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable as _;
 use tropa_client::{CaseStatus, KdfParams};
 use tropa_desk::app::{App, Options, Screen};
-use tropa_tests::{Profile, RelayProcess};
+use tropa_tests::{Profile, RelayProcess, relay_on_fixed_port};
 
 const PASS: &str = "heron lantern quarry velvet";
 
@@ -41,16 +41,23 @@ fn until(
     what: &str,
     done: impl Fn(&mut Harness<'static, App>) -> bool,
 ) {
+    until_within(h, what, Duration::from_secs(30), done);
+}
+
+#[track_caller]
+fn until_within(
+    h: &mut Harness<'static, App>,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&mut Harness<'static, App>) -> bool,
+) {
     let start = Instant::now();
     loop {
         h.step();
         if done(h) {
             return;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting for: {what}"
-        );
+        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -276,5 +283,51 @@ fn a_wrong_passphrase_is_refused_and_idle_locks() {
     std::thread::sleep(Duration::from_millis(400));
     until(&mut h, "the idle lock", |h| h.state().is_locked());
     assert!(shows(&h, "Locked after inactivity"));
+    h.state_mut().finish();
+}
+
+/// A link made with the CLI, pasted into Accept link; then the relay goes
+/// away (an operator restarts it): the banner says so, and goes when the
+/// relay answers again.
+#[test]
+fn a_pasted_link_is_accepted_and_the_banner_follows_the_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let relay = relay_on_fixed_port(&data);
+    let desk = Profile::init(dir.path(), "desk", &relay.address);
+    let sami = Profile::init(dir.path(), "sami", &relay.address);
+    let link = sami
+        .tropa(&["invite", "--name", "desk"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+
+    let mut h = harness(app(&desk.home, None));
+    unlock(&mut h, &desk.passphrase);
+    until(&mut h, "the desk", unlocked);
+    click(&mut h, "Accept link");
+    type_into(&mut h, "Invitation link", &link);
+    type_into(&mut h, "Name for this contact", "Sami");
+    click(&mut h, "Accept");
+    until(&mut h, "Sami's case", |h| {
+        h.state_mut().desk().unwrap().ws.case("Sami").is_some()
+            && h.query_by_label("Invitation link").is_none()
+    });
+    assert!(sami.tropa(&["sync"]).ok().stdout.contains("1 joined"));
+
+    assert!(!shows(&h, "Relay unreachable"));
+    let (status, _) = relay.terminate(Duration::from_secs(10));
+    assert!(status.is_some(), "the relay stops on SIGTERM");
+    until(&mut h, "the unreachable banner", |h| {
+        shows(h, "Relay unreachable")
+    });
+    let _relay = RelayProcess::start(&data);
+    until_within(
+        &mut h,
+        "the banner to go once the relay answers",
+        Duration::from_secs(90),
+        |h| !shows(h, "Relay unreachable"),
+    );
     h.state_mut().finish();
 }
