@@ -147,6 +147,12 @@ pub struct App {
     /// A message about the last thing that failed on the lock screens.
     pub message: Option<String>,
     last_input: Instant,
+    /// The same by the wall clock, which (unlike `Instant` on Linux) also
+    /// runs while the computer is suspended.
+    last_input_wall: std::time::SystemTime,
+    /// The UI must forget its widgets' state (text fields keep their text
+    /// and undo history in egui's memory): after a lock, wipe or unlock.
+    forget_ui: bool,
     /// Sessions being closed in the background.
     closing: Vec<std::thread::JoinHandle<()>>,
 }
@@ -177,6 +183,8 @@ impl App {
             screen,
             message: None,
             last_input: Instant::now(),
+            last_input_wall: std::time::SystemTime::now(),
+            forget_ui: false,
             closing: Vec::new(),
         }
     }
@@ -270,6 +278,7 @@ impl App {
 
     /// Locks: the profile closes and every decrypted string goes.
     pub fn lock(&mut self) {
+        self.forget_ui = true;
         if let Screen::Desk(desk) =
             std::mem::replace(&mut self.screen, Self::locked_screen(&self.opts))
         {
@@ -293,9 +302,24 @@ impl App {
         !matches!(self.screen, Screen::Desk(_))
     }
 
-    /// Notes user input (for idle locking).
+    /// Notes user input (for idle locking). Call it after [`tick`]
+    /// (Self::tick) in a frame, so input that ends a long idle time does
+    /// not count as activity before the idle check has run.
     pub fn touched(&mut self, now: Instant) {
         self.last_input = now;
+        self.last_input_wall = std::time::SystemTime::now();
+    }
+
+    /// Whether the UI must forget its widgets' state now (once).
+    pub fn take_forget_ui(&mut self) -> bool {
+        std::mem::take(&mut self.forget_ui)
+    }
+
+    fn idle(&self, now: Instant) -> Duration {
+        let wall = std::time::SystemTime::now()
+            .duration_since(self.last_input_wall)
+            .unwrap_or_default();
+        now.saturating_duration_since(self.last_input).max(wall)
     }
 
     /// Sets the idle lock (None: never).
@@ -311,7 +335,6 @@ impl App {
         {
             match result {
                 Ok(client) => {
-                    self.last_input = now;
                     if let Err(e) = self.adopt(client) {
                         self.message = Some(e);
                         self.screen = Self::locked_screen(&self.opts);
@@ -325,7 +348,7 @@ impl App {
         }
         if let Some(after) = self.opts.lock_after
             && !self.is_locked()
-            && now.saturating_duration_since(self.last_input) >= after
+            && self.idle(now) >= after
         {
             self.lock();
             self.message = Some("Locked after inactivity.".into());
@@ -341,6 +364,8 @@ impl App {
     /// # Errors
     /// Why not, in words (the sync could not start, storage).
     pub fn adopt(&mut self, client: Client) -> Result<(), String> {
+        self.forget_ui = true;
+        self.touched(Instant::now());
         let session = Session::start(client, self.wake.clone()).map_err(|e| e.to_string())?;
         match load(session.client()) {
             Ok(ws) => {

@@ -24,6 +24,16 @@ pub use app::{App, Options};
 pub struct DeskApp(pub App);
 
 impl eframe::App for DeskApp {
+    /// Runs even while the window is hidden or minimised (when a repaint
+    /// was asked for): the idle lock must not wait for the window to come
+    /// back.
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.0.tick(std::time::Instant::now());
+        if self.0.options().lock_after.is_some() && !self.0.is_locked() {
+            ctx.request_repaint_after(std::time::Duration::from_secs(5));
+        }
+    }
+
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         ui::draw(&mut self.0, ui);
     }

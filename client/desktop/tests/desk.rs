@@ -230,6 +230,8 @@ fn a_handler_creates_a_profile_invites_chats_and_works_a_case() {
     let mut h = harness(app(&home, None));
     unlock(&mut h, PASS);
     until(&mut h, "the desk after unlocking", unlocked);
+    click_case(&mut h, "Karim");
+    type_into(&mut h, "Message", "a draft about Izmir");
     // Keyboard: Ctrl+F searches notes too; the arrows select.
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::F);
     h.step();
@@ -240,6 +242,14 @@ fn a_handler_creates_a_profile_invites_chats_and_works_a_case() {
     h.run_steps(2);
     assert!(shows(&h, "0 of 1 cases"));
     click(&mut h, "Lock");
+    // egui keeps text fields' contents and undo history in its memory: a
+    // lock must not leave them for whoever unlocks next (Ctrl+Z).
+    for field in ["case-search", "compose"] {
+        assert!(
+            egui::text_edit::TextEditState::load(&h.ctx, egui::Id::unique(field)).is_none(),
+            "{field} survived the lock"
+        );
+    }
     unlock(&mut h, PASS);
     until(&mut h, "the desk after unlocking", unlocked);
     h.key_press(egui::Key::ArrowDown);
@@ -281,7 +291,14 @@ fn a_wrong_passphrase_is_refused_and_idle_locks() {
     unlock(&mut h, &p.passphrase);
     until(&mut h, "the desk", unlocked);
     std::thread::sleep(Duration::from_millis(400));
-    until(&mut h, "the idle lock", |h| h.state().is_locked());
+    // The first input after the idle time must not count as activity that
+    // keeps the desk open.
+    h.key_press(egui::Key::A);
+    h.step();
+    assert!(
+        h.state().is_locked(),
+        "input after the idle time unlocked nothing"
+    );
     assert!(shows(&h, "Locked after inactivity"));
     h.state_mut().finish();
 }

@@ -19,15 +19,16 @@ pub(crate) const WARN: Color32 = Color32::from_rgb(0xc0, 0x39, 0x2b);
 /// Draws one frame of `app` into `ui` (the whole window).
 pub fn draw(app: &mut App, ui: &mut Ui) {
     let now = Instant::now();
+    // The idle check first: input that ends a long idle time must not
+    // count as activity that keeps the desk open.
+    app.tick(now);
     if ui
         .ctx()
         .input(|i| !i.events.is_empty() || i.pointer.is_moving())
     {
         app.touched(now);
     }
-    let was_locked = app.is_locked();
-    app.tick(now);
-    if app.is_locked() && !was_locked {
+    if app.take_forget_ui() {
         forget_widget_state(ui);
     }
     match &app.screen {
@@ -40,6 +41,10 @@ pub fn draw(app: &mut App, ui: &mut Ui) {
     if app.options().lock_after.is_some() && !app.is_locked() {
         ui.ctx()
             .request_repaint_after(std::time::Duration::from_secs(5));
+    }
+    // Locked or wiped by a button of this frame: forget now, not next frame.
+    if app.take_forget_ui() {
+        forget_widget_state(ui);
     }
 }
 
