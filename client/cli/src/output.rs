@@ -194,6 +194,7 @@ mod tests {
             status: MessageStatus::Unread,
             at,
             sent_at,
+            expires_at: 0,
         }
     }
 

@@ -18,6 +18,19 @@ pub fn is_bidi_control(c: char) -> bool {
     )
 }
 
+/// Whether `c` is invisible when shown (Unicode's default-ignorable code
+/// points: zero-width spaces and joiners, soft hyphen, word joiner, BOM,
+/// variation selectors, tags...). In a name these make two names that look
+/// the same compare different.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}'..='\u{1160}' | '\u{17b4}'..='\u{17b5}'
+        | '\u{180b}'..='\u{180f}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+        | '\u{ffa0}' | '\u{fff0}'..='\u{fff8}' | '\u{1bca0}'..='\u{1bca3}'
+        | '\u{1d173}'..='\u{1d17a}' | '\u{e0000}'..='\u{e0fff}')
+}
+
 /// `s` with every control character except newline and tab, and every
 /// bidirectional control, replaced by its `\u{..}` escape.
 pub fn neutralise(s: &str) -> String {

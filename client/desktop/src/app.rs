@@ -113,6 +113,11 @@ pub struct Desk {
     pub dialog: Dialog,
     /// The last error of an action, shown until the next action.
     pub error: Option<String>,
+    /// Texts that could not be queued, by case, until that case is opened
+    /// again (then they go back into its message box).
+    pub unsent: std::collections::HashMap<String, Zeroizing<String>>,
+    /// When disappearing messages were last dropped from the view.
+    pub expired_at: Option<Instant>,
 }
 
 /// Which screen is up.
@@ -260,7 +265,12 @@ impl App {
         form.repeat.zeroize();
         let (home, kdf, check) = (self.opts.home.clone(), self.opts.kdf, !*offline);
         self.message = None;
+        let closing = std::mem::take(&mut self.closing);
         self.screen = Screen::Opening(Opening::run(self.wake.clone(), move || {
+            // A wiped profile may still be closing in the background.
+            for c in closing {
+                let _ = c.join();
+            }
             if check {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
@@ -355,6 +365,13 @@ impl App {
         }
         if let Some(desk) = self.desk() {
             desk.pump();
+            if desk
+                .expired_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+            {
+                desk.expired_at = Some(now);
+                desk.ws.expire(tropa_client_now());
+            }
         }
     }
 
@@ -376,6 +393,8 @@ impl App {
                     forms: CaseForms::default(),
                     dialog: Dialog::None,
                     error: None,
+                    unsent: std::collections::HashMap::new(),
+                    expired_at: None,
                 }));
                 Ok(())
             }
@@ -403,13 +422,18 @@ impl App {
         {
             let Desk { session, ws, .. } = *desk;
             drop(ws);
-            // The wipe must not race the closing profile: wait for it.
-            let _ = session.close().join();
+            // Crypto-erase first, at once (S9: under a second), while the
+            // sync may still be busy: erasing the key file works on an open
+            // store, and whatever the closing sync writes afterwards lands
+            // in deleted files nobody can decrypt.
+            let wiped = Client::wipe(&self.opts.home);
+            self.closing.push(session.close_wiped());
+            self.message = Some(match wiped {
+                Ok(()) => "The profile was wiped.".into(),
+                Err(e) => format!("Wipe failed: {e}"),
+            });
         }
-        self.message = Some(match Client::wipe(&self.opts.home) {
-            Ok(()) => "The profile was wiped.".into(),
-            Err(e) => format!("Wipe failed: {e}"),
-        });
+        self.forget_ui = true;
         self.screen = Self::locked_screen(&self.opts);
     }
 }
@@ -440,9 +464,17 @@ impl Desk {
                         self.ws.add_outgoing(&alias, id, &text, tropa_client_now());
                     }
                     Err(e) => {
-                        self.error = Some(format!("Not sent to {alias}: {}", plain(&e)));
-                        if self.draft.is_empty() {
+                        self.error = Some(format!(
+                            "Not sent to {alias}: {}. The text is back in its message box.",
+                            plain(&e)
+                        ));
+                        // Back into the box it came from: never into
+                        // another case's, where Enter would send it to
+                        // the wrong person.
+                        if self.ws.selected() == Some(alias.as_str()) && self.draft.is_empty() {
                             *self.draft = text.to_string();
+                        } else {
+                            self.unsent.insert(alias, text);
                         }
                     }
                 },
@@ -543,6 +575,9 @@ impl Desk {
         }
         let unread = self.ws.select(Some(alias));
         self.mark_read(unread);
+        if let Some(text) = self.unsent.remove(alias) {
+            self.draft = text;
+        }
     }
 
     /// Moves the selection by `by` rows.

@@ -248,6 +248,7 @@ impl Workspace {
             status,
             at,
             sent_at: at,
+            expires_at: 0,
         };
         if let Some(i) = self.index(alias) {
             let s = &mut self.cases[i].summary;
@@ -378,6 +379,41 @@ impl Workspace {
         }
     }
 
+    /// Drops messages whose disappearing timer ran out by `now` (Unix
+    /// seconds) from the conversations, counts and search text; returns
+    /// whether any went.
+    pub fn expire(&mut self, now: u64) -> bool {
+        let mut touched = Vec::new();
+        for (alias, conv) in &mut self.conversations {
+            let before = conv.len();
+            conv.retain(|m| m.expires_at == 0 || m.expires_at > now);
+            if conv.len() != before {
+                touched.push(alias.clone());
+            }
+        }
+        for alias in &touched {
+            let Some(i) = self.index(alias) else { continue };
+            let conv = self.conversations.get(alias).map_or(&[][..], Vec::as_slice);
+            let s = &mut self.cases[i].summary;
+            s.messages = conv.len();
+            s.unread = conv
+                .iter()
+                .filter(|m| m.status == MessageStatus::Unread)
+                .count();
+            s.pending = conv
+                .iter()
+                .filter(|m| matches!(m.status, MessageStatus::Queued | MessageStatus::Sent))
+                .count();
+            let fresh = haystack(&self.cases[i], conv);
+            self.haystacks[i].zeroize();
+            self.haystacks[i] = fresh;
+        }
+        if !touched.is_empty() {
+            self.refresh();
+        }
+        !touched.is_empty()
+    }
+
     /// Relays that cannot be reached now.
     pub fn unreachable(&self) -> &BTreeSet<String> {
         &self.down
@@ -444,6 +480,7 @@ mod tests {
             },
             at,
             sent_at: at,
+            expires_at: 0,
         }
     }
 
@@ -573,5 +610,20 @@ mod tests {
             Follow::Reload
         );
         assert_eq!(ws.notices().len(), 1);
+
+        // A disappearing message goes from the view, counts and search.
+        let mut gone = msg("amal", "09", "burn after reading", 70, true);
+        gone.expires_at = 80;
+        ws.apply(&SyncEvent::Received(gone));
+        assert_eq!(ws.case("amal").unwrap().summary.unread, 2);
+        assert!(!ws.expire(79));
+        assert!(ws.expire(80));
+        assert_eq!(ws.case("amal").unwrap().summary.unread, 1);
+        assert!(ws.conversation("amal").iter().all(|m| m.id != "09"));
+        ws.set_filter(Filter {
+            query: "burn after".into(),
+            ..Filter::default()
+        });
+        assert_eq!(ws.visible().len(), 0);
     }
 }

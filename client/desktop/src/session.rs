@@ -192,7 +192,17 @@ impl Session {
     /// and closes the profile, on a thread of its own so the UI does not
     /// wait; returns at once. The decrypted data the UI held is the
     /// caller's to drop.
-    pub fn close(mut self) -> std::thread::JoinHandle<()> {
+    pub fn close(self) -> std::thread::JoinHandle<()> {
+        self.shut(true)
+    }
+
+    /// [`close`](Self::close) for a profile just wiped: nothing is written
+    /// to it any more.
+    pub fn close_wiped(self) -> std::thread::JoinHandle<()> {
+        self.shut(false)
+    }
+
+    fn shut(mut self, purge: bool) -> std::thread::JoinHandle<()> {
         let sync = self.sync.take();
         let runtime = self.runtime.take();
         std::thread::spawn(move || {
@@ -201,6 +211,11 @@ impl Session {
                     tokio::time::timeout(Duration::from_secs(3), sync.stop()).await
                 });
                 rt.shutdown_timeout(Duration::from_secs(1));
+            }
+            // Messages whose timer ran out while the desk was open go from
+            // the disk now, off the UI thread (the next unlock would).
+            if purge {
+                let _ = self.client.purge_expired();
             }
             drop(self);
         })

@@ -229,7 +229,7 @@ impl Sim {
         for a in actions {
             match a {
                 Action::Emit(SyncEvent::Received(m)) => {
-                    *self.out.shown[n].entry(m.id).or_default() += 1;
+                    *self.out.shown[n].entry(m.id.clone()).or_default() += 1;
                 }
                 Action::Emit(_) => {}
                 Action::Complete { result, .. } => self.nodes[n].outcomes.push(result),

@@ -298,7 +298,7 @@ impl Drop for CaseSummary {
 pub fn check_clearing(evaluations: &[Evaluation]) -> Result<(), VettingError> {
     let mut latest: BTreeMap<String, Verdict> = BTreeMap::new();
     for e in evaluations {
-        latest.insert(e.evaluator.trim().to_lowercase(), e.verdict);
+        latest.insert(evaluator_key(&e.evaluator), e.verdict);
     }
     if latest.values().any(|v| *v == Verdict::Fail) {
         return Err(VettingError::FailedEvaluation);
@@ -308,6 +308,16 @@ pub fn check_clearing(evaluations: &[Evaluation]) -> Result<(), VettingError> {
         return Err(VettingError::NeedsTwoEvaluations { passes });
     }
     Ok(())
+}
+
+/// The name an evaluator is counted by: compatibility-normalised (NFKC:
+/// full-width and other look-alike forms fold to one), lowercased, spaces
+/// collapsed. Invisible characters are refused when a name is recorded.
+/// Look-alikes across scripts (Latin "a", Cyrillic "а") are not folded.
+fn evaluator_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization as _;
+    let folded: String = name.nfkc().collect::<String>().to_lowercase();
+    folded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn printable(s: &str, allow_breaks: bool) -> bool {
@@ -565,7 +575,9 @@ impl Client {
         })
     }
 
-    /// Records an evaluation of the case of `alias`.
+    /// Records an evaluation of the case of `alias`. If the case was cleared
+    /// (or relocating) and no longer meets the rule, it goes back to
+    /// vetting.
     ///
     /// # Errors
     /// [`VettingError::BadEvaluator`] or [`VettingError::BadComment`];
@@ -579,7 +591,11 @@ impl Client {
     ) -> Result<(), ClientError> {
         let evaluator = evaluator.trim();
         let n = evaluator.chars().count();
-        if n == 0 || n > MAX_EVALUATOR_CHARS || !printable(evaluator, false) {
+        if n == 0
+            || n > MAX_EVALUATOR_CHARS
+            || !printable(evaluator, false)
+            || evaluator.chars().any(crate::display::is_invisible)
+        {
             return Err(VettingError::BadEvaluator.into());
         }
         let comment = comment.trim();
@@ -593,6 +609,13 @@ impl Client {
                 verdict: verdict.record() as i32,
                 comment: comment.to_owned(),
             });
+            // A cleared (or relocating) case that no longer meets the rule,
+            // after a fail say, goes back to vetting: the status never
+            // claims more than the record supports.
+            if CaseStatus::of(r.status).needs_clearing() && check_clearing(&evaluations(r)).is_err()
+            {
+                r.status = CaseStatusRecord::Vetting as i32;
+            }
             Ok(())
         })
     }
@@ -654,6 +677,11 @@ mod tests {
         assert_eq!(
             check_clearing(&[ev("Amira", Pass), ev("Jonas", Pass)]),
             Ok(())
+        );
+        // Width and spacing variants of a name are the same evaluator.
+        assert_eq!(
+            check_clearing(&[ev("Amira K", Pass), ev("ＡＭＩＲＡ\u{a0} k", Pass)]),
+            Err(VettingError::NeedsTwoEvaluations { passes: 1 })
         );
         // A fail blocks, until that evaluator's later word replaces it.
         let failed = [ev("Amira", Pass), ev("Jonas", Pass), ev("Lea", Fail)];

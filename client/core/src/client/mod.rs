@@ -30,9 +30,9 @@ pub(crate) fn check_alias(alias: &str) -> Result<(), ClientError> {
     let n = alias.chars().count();
     if n == 0
         || n > MAX_ALIAS_CHARS
-        || alias
-            .chars()
-            .any(|c| c.is_control() || crate::display::is_bidi_control(c))
+        || alias.chars().any(|c| {
+            c.is_control() || crate::display::is_bidi_control(c) || crate::display::is_invisible(c)
+        })
         || alias.trim() != alias
     {
         return Err(ClientError::BadAlias);

@@ -55,6 +55,7 @@ fn debug_never_shows_aliases_or_text() {
         status: MessageStatus::Unread,
         at: 0,
         sent_at: 0,
+        expires_at: 0,
     };
     let c = ContactInfo {
         alias: "handler-anna".into(),
@@ -126,10 +127,22 @@ fn case_work_persists_and_clearing_needs_two_evaluators() {
         c.add_case_note("Karim", "  \n "),
         Err(ClientError::Vetting(VettingError::BadNote))
     ));
-    assert!(matches!(
-        c.add_evaluation("Karim", "", Verdict::Pass, ""),
-        Err(ClientError::Vetting(VettingError::BadEvaluator))
-    ));
+    // Empty, or with invisible characters that would make "another" Amira.
+    for name in [
+        "",
+        "Amira\u{200b}",
+        "Am\u{ad}ira",
+        "Amira\u{feff}",
+        "Ami\u{2060}ra",
+    ] {
+        assert!(
+            matches!(
+                c.add_evaluation("Karim", name, Verdict::Pass, ""),
+                Err(ClientError::Vetting(VettingError::BadEvaluator))
+            ),
+            "{name:?}"
+        );
+    }
     c.set_starred("Karim", true).unwrap();
     drop(c);
 
@@ -151,6 +164,13 @@ fn case_work_persists_and_clearing_needs_two_evaluators() {
     let list = c.cases().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].status, CaseStatus::Cleared);
+    // A later fail takes the clearing back: the case returns to vetting.
+    c.add_evaluation("Karim", "Lea", Verdict::Fail, "unit does not exist")
+        .unwrap();
+    assert_eq!(c.case("Karim").unwrap().summary.status, CaseStatus::Vetting);
+    c.add_evaluation("Karim", "Lea", Verdict::Pass, "checked again")
+        .unwrap();
+    c.set_case_status("Karim", CaseStatus::Cleared).unwrap();
     assert!(list[0].last_activity >= case.summary.last_activity);
 
     // The desk's one-pass snapshot agrees with the separate views, and
@@ -193,4 +213,17 @@ fn case_work_persists_and_clearing_needs_two_evaluators() {
         c.repo().case(&id).unwrap().is_none(),
         "case work goes with the contact"
     );
+}
+
+/// An alias with an invisible character would look like another contact's
+/// ("Karim" and "Kar\u{200b}im"): refused.
+#[test]
+fn aliases_with_invisible_characters_are_refused() {
+    for alias in ["Kar\u{200b}im", "Karim\u{feff}", "Ka\u{ad}rim", "Karim\u{2066}"] {
+        assert!(
+            matches!(check_alias(alias), Err(ClientError::BadAlias)),
+            "{alias:?}"
+        );
+    }
+    assert!(check_alias("Karim").is_ok());
 }

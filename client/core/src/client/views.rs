@@ -94,6 +94,15 @@ pub struct MessageView {
     /// Unix seconds: when the sender wrote it, by the sender's clock (0 if
     /// not given). Messages are ordered by arrival, never by this.
     pub sent_at: u64,
+    /// Unix seconds after which it disappears (0: never).
+    pub expires_at: u64,
+}
+
+impl Drop for MessageView {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.text);
+        zeroize::Zeroize::zeroize(&mut self.alias);
+    }
 }
 
 /// A contact's safety number.
@@ -126,6 +135,7 @@ pub(super) fn message_view(
         status: MessageStatus::of(m.status),
         at: m.at,
         sent_at: m.sent_at,
+        expires_at: m.expires_at,
     }
 }
 
@@ -248,15 +258,16 @@ impl Client {
     }
 
     /// Marks the messages of `alias` with these ids (hex, as in
-    /// [`MessageView::id`]) as read, and resets its dropped-envelope
-    /// counter: what [`mark_read`](Self::mark_read) does, without reading
-    /// every message of the profile (a desk knows which ones are unread).
-    /// Unknown ids are skipped.
+    /// [`MessageView::id`]) as read, without reading every message of the
+    /// profile (a desk knows which ones are unread). Unknown ids are
+    /// skipped. Unlike [`mark_read`](Self::mark_read) it leaves the contact
+    /// record alone (its dropped-envelope counter): the sync engine may be
+    /// writing that record at the same moment.
     ///
     /// # Errors
     /// Unknown contact, storage.
     pub fn mark_read_ids(&self, alias: &str, ids: &[String]) -> Result<(), ClientError> {
-        let mut c = self.contact_by_alias(alias)?;
+        let c = self.contact_by_alias(alias)?;
         let mut changes = Changes::new();
         for id in ids {
             let Ok(raw) = hex::decode(id) else { continue };
@@ -266,10 +277,6 @@ impl Client {
                 m.status = Status::Read as i32;
                 changes.put_message(&m);
             }
-        }
-        if c.dropped > 0 {
-            c.dropped = 0;
-            changes.put_contact(&c);
         }
         self.repo.apply(changes)
     }

@@ -374,6 +374,7 @@ impl Engine {
             status: MessageStatus::Unread,
             at: self.now,
             sent_at: text.sent_at,
+            expires_at: rec.expires_at,
         }));
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! conversation, and the case panel.
 
 use egui::{Color32, Key, RichText, ScrollArea, TextEdit, Ui};
+use tropa_client::display::neutralise;
 use tropa_client::{CaseStatus, MessageStatus, Verdict};
 
 use super::{WARN, dialogs, when};
@@ -98,7 +99,7 @@ fn top_bar(desk: &mut Desk, ui: &mut Ui, name: &str) -> Top {
     let mut dismiss = false;
     for n in desk.ws.notices() {
         ui.horizontal(|ui| {
-            ui.label(n);
+            ui.label(neutralise(n));
             if ui.small_button("Dismiss").clicked() {
                 dismiss = true;
             }
@@ -257,7 +258,7 @@ fn conversation(desk: &mut Desk, ui: &mut Ui) {
         return;
     };
     let s = &case.summary;
-    ui.heading(&s.alias);
+    ui.heading(neutralise(&s.alias));
     if !s.established {
         ui.label("Waiting for them to accept the invitation.");
     }
@@ -284,7 +285,7 @@ fn conversation(desk: &mut Desk, ui: &mut Ui) {
                         ui.label(RichText::new(status_word(m.status)).italics().weak());
                     }
                 });
-                ui.label(&m.text);
+                ui.label(neutralise(&m.text));
                 ui.add_space(4.0);
             }
         });
@@ -402,7 +403,7 @@ fn case_panel(desk: &mut Desk, ui: &mut Ui) {
         ui.strong("Private notes (never sent)");
         for n in &case.notes {
             ui.label(RichText::new(when(n.at)).weak());
-            ui.label(&n.text);
+            ui.label(neutralise(&n.text));
         }
         let l = ui.label("New note");
         ui.add(TextEdit::multiline(&mut *desk.forms.note).desired_rows(3))

@@ -156,10 +156,11 @@ pub(super) fn draw(desk: &mut Desk, ui: &mut Ui) -> Out {
                     out.lock_after = Some(None);
                     close = true;
                 }
-                Ok(m) => {
+                Ok(m) if m <= 7 * 24 * 60 => {
                     out.lock_after = Some(Some(Duration::from_secs(m * 60)));
                     close = true;
                 }
+                Ok(_) => desk.error = Some("At most a week (10080 minutes).".into()),
                 Err(_) => desk.error = Some("Minutes must be a whole number.".into()),
             },
             Dialog::None => {}
