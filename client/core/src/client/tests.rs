@@ -219,7 +219,12 @@ fn case_work_persists_and_clearing_needs_two_evaluators() {
 /// ("Karim" and "Kar\u{200b}im"): refused.
 #[test]
 fn aliases_with_invisible_characters_are_refused() {
-    for alias in ["Kar\u{200b}im", "Karim\u{feff}", "Ka\u{ad}rim", "Karim\u{2066}"] {
+    for alias in [
+        "Kar\u{200b}im",
+        "Karim\u{feff}",
+        "Ka\u{ad}rim",
+        "Karim\u{2066}",
+    ] {
         assert!(
             matches!(check_alias(alias), Err(ClientError::BadAlias)),
             "{alias:?}"
