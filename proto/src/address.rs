@@ -72,6 +72,25 @@ impl fmt::Display for Host {
     }
 }
 
+impl FromStr for Host {
+    type Err = AddressError;
+
+    /// An IPv4 address, a bracketed IPv6 address (`[2001:db8::1]`), or a
+    /// DNS name; nothing else (no scheme, no port, no bare IPv6).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(v6) = s.strip_prefix('[') {
+            let ip = v6.strip_suffix(']').ok_or(AddressError::BadHost)?;
+            let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| AddressError::BadHost)?;
+            return Ok(Host::Ip(IpAddr::V6(ip)));
+        }
+        match s.parse::<std::net::Ipv4Addr>() {
+            Ok(ip) => Ok(Host::Ip(IpAddr::V4(ip))),
+            Err(_) if valid_dns_name(s) => Ok(Host::Name(s.to_ascii_lowercase())),
+            Err(_) => Err(AddressError::BadHost),
+        }
+    }
+}
+
 /// A parsed relay address.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RelayAddress {
@@ -163,18 +182,12 @@ impl FromStr for RelayAddress {
             None => (userinfo, None),
         };
         let fingerprint = fp.parse()?;
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (ip, port) = v6.split_once("]:").ok_or(AddressError::BadPort)?;
-            let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| AddressError::BadHost)?;
-            (Host::Ip(IpAddr::V6(ip)), port)
+        let (host, port) = if hostport.starts_with('[') {
+            let (v6, port) = hostport.split_once("]:").ok_or(AddressError::BadPort)?;
+            (format!("{v6}]").parse::<Host>()?, port)
         } else {
             let (host, port) = hostport.rsplit_once(':').ok_or(AddressError::BadPort)?;
-            let host = match host.parse::<std::net::Ipv4Addr>() {
-                Ok(ip) => Host::Ip(IpAddr::V4(ip)),
-                Err(_) if valid_dns_name(host) => Host::Name(host.to_ascii_lowercase()),
-                Err(_) => return Err(AddressError::BadHost),
-            };
-            (host, port)
+            (host.parse::<Host>()?, port)
         };
         let port: u16 = port.parse().map_err(|_| AddressError::BadPort)?;
         if port == 0 {
@@ -239,6 +252,30 @@ mod tests {
     use proptest::prelude::*;
 
     const FP: &str = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU";
+
+    #[test]
+    fn hosts_are_ip_literals_or_dns_names_only() {
+        for ok in [
+            "203.0.113.7",
+            "[2001:db8::1]",
+            "relay.example.org",
+            "localhost",
+        ] {
+            assert!(ok.parse::<Host>().is_ok(), "{ok}");
+        }
+        for bad in [
+            "2001:db8::1",
+            "https://relay.example.org",
+            "relay.example.org:4433",
+            "",
+            "[2001:db8::1",
+            "relay..example",
+            "-relay.example",
+            "relay example",
+        ] {
+            assert_eq!(bad.parse::<Host>(), Err(AddressError::BadHost), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_ipv4_ipv6_name_password() {

@@ -12,7 +12,7 @@ pub mod address;
 pub mod framing;
 mod redact;
 
-pub use address::{AddressError, Fingerprint, RelayAddress};
+pub use address::{AddressError, Fingerprint, Host, RelayAddress};
 pub use framing::{FrameError, MAX_FRAME_LEN};
 
 /// Size in bytes of every envelope, on the wire and on disk (S5). 16 KiB, the

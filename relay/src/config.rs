@@ -111,16 +111,63 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not valid TOML for this configuration.
-    #[error("{path}: {message}")]
+    #[error("{path}{}: {}{message}", at_line(*line), key.as_ref().map(|k| format!("{k}: ")).unwrap_or_default())]
     Parse {
         /// The file.
         path: String,
+        /// The line (1-based) where it went wrong, when known.
+        line: Option<usize>,
+        /// The key on that line, when there is one.
+        key: Option<String>,
         /// What is wrong.
         message: String,
     },
-    /// A value is out of range.
-    #[error("relay.toml: {0}")]
-    Invalid(String),
+    /// A value is out of range or not usable.
+    #[error("relay.toml{}: {reason}", at_line(*line))]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// Its line in the file (None: not in the file, so its default).
+        line: Option<usize>,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+}
+
+fn at_line(line: Option<usize>) -> String {
+    line.map(|l| format!(" line {l}")).unwrap_or_default()
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        line: None,
+        reason: reason.into(),
+    }
+}
+
+/// The 1-based line of `text` on which `key` is set, if it is.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            l.trim_start()
+                .strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .map(|i| i + 1)
+}
+
+/// The line (1-based) of byte offset `at`, and the key set on it.
+fn line_and_key(text: &str, at: usize) -> (usize, Option<String>) {
+    let at = at.min(text.len());
+    let line = text[..at].matches('\n').count() + 1;
+    let key = text
+        .lines()
+        .nth(line - 1)
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim().to_owned())
+        .filter(|k| !k.is_empty() && !k.starts_with('#'));
+    (line, key)
 }
 
 impl Config {
@@ -133,11 +180,38 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.display().to_string(),
-            message: e.message().to_owned(),
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates the text of a relay.toml (`path` names it in
+    /// errors, which also give the line and the key).
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`] or [`ConfigError::Invalid`].
+    pub fn parse(text: &str, path: &str) -> Result<Self, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            let (line, key) = match e.span() {
+                Some(span) => {
+                    let (l, k) = line_and_key(text, span.start);
+                    (Some(l), k)
+                }
+                None => (None, None),
+            };
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                key,
+                message: e.message().trim().to_owned(),
+            }
         })?;
-        cfg.validate()?;
+        cfg.validate().map_err(|e| match e {
+            ConfigError::Invalid { key, reason, .. } => ConfigError::Invalid {
+                key,
+                line: line_of_key(text, key),
+                reason,
+            },
+            other => other,
+        })?;
         Ok(cfg)
     }
 
@@ -146,23 +220,37 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the offending field.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(h) = &self.public_host
+            && h.parse::<tropa_proto::Host>().is_err()
+        {
+            // An unusable host used to be dropped silently, and the relay
+            // printed an address with 0.0.0.0 that operators handed out.
+            return Err(invalid(
+                "public_host",
+                format!(
+                    "public_host {h:?} is not an IPv4 address, a bracketed IPv6 address \
+                     ([2001:db8::1]) or a DNS name (no scheme, no port)"
+                ),
+            ));
+        }
         if let Some(pw) = &self.creation_password {
             let probe = format!(
                 "tropa://{}:{pw}@127.0.0.1:1",
                 tropa_proto::Fingerprint([0; 32])
             );
             if probe.parse::<tropa_proto::RelayAddress>().is_err() {
-                return Err(ConfigError::Invalid(
-                    "creation_password may only use letters, digits and - . _ ~".into(),
+                return Err(invalid(
+                    "creation_password",
+                    "creation_password may only use letters, digits and - . _ ~",
                 ));
             }
         }
         if let Some(m) = self.metrics_listen
             && !m.ip().is_loopback()
         {
-            return Err(ConfigError::Invalid(
-                "metrics_listen must be a loopback address (metrics are for the operator only)"
-                    .into(),
+            return Err(invalid(
+                "metrics_listen",
+                "metrics_listen must be a loopback address (metrics are for the operator only)",
             ));
         }
         let at_least_one = [
@@ -186,40 +274,47 @@ impl Config {
             ("memory_budget_mib", u64::from(self.memory_budget_mib)),
         ];
         if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
-            return Err(ConfigError::Invalid(format!("{name} must be at least 1")));
+            return Err(invalid(name, format!("{name} must be at least 1")));
         }
         // Past half full, the disk's second half is shared equally by all
         // mailboxes, at least one envelope each: that must fit.
         let envelopes = self.disk_quota_bytes / tropa_proto::ENVELOPE_SIZE as u64;
         if self.max_mailboxes > envelopes / 2 {
-            return Err(ConfigError::Invalid(format!(
-                "max_mailboxes must be at most half the envelopes disk_quota_bytes holds \
+            return Err(invalid(
+                "max_mailboxes",
+                format!(
+                    "max_mailboxes must be at most half the envelopes disk_quota_bytes holds \
                  ({} for {} bytes), so every mailbox keeps room for one",
-                envelopes / 2,
-                self.disk_quota_bytes
-            )));
+                    envelopes / 2,
+                    self.disk_quota_bytes
+                ),
+            ));
         }
         if self.open_disk_share_percent > 100 {
-            return Err(ConfigError::Invalid(
-                "open_disk_share_percent must be at most 100".into(),
+            return Err(invalid(
+                "open_disk_share_percent",
+                "open_disk_share_percent must be at most 100",
             ));
         }
         // One connection must be able to hold at least one whole frame (and a
         // delivery needs room for two while it is being sealed).
         let min_kib = (2 * (tropa_proto::MAX_FRAME_LEN + 4)).div_ceil(1024);
         if (self.connection_memory_kib as usize) < min_kib {
-            return Err(ConfigError::Invalid(format!(
-                "connection_memory_kib must be at least {min_kib}"
-            )));
+            return Err(invalid(
+                "connection_memory_kib",
+                format!("connection_memory_kib must be at least {min_kib}"),
+            ));
         }
         if u64::from(self.memory_budget_mib) * 1024 < u64::from(self.connection_memory_kib) {
-            return Err(ConfigError::Invalid(
-                "memory_budget_mib must hold at least one connection_memory_kib".into(),
+            return Err(invalid(
+                "memory_budget_mib",
+                "memory_budget_mib must hold at least one connection_memory_kib",
             ));
         }
         if u64::from(self.memory_budget_mib) * 1024 * 1024 > u64::from(u32::MAX) {
-            return Err(ConfigError::Invalid(
-                "memory_budget_mib must be below 4096".into(),
+            return Err(invalid(
+                "memory_budget_mib",
+                "memory_budget_mib must be below 4096",
             ));
         }
         Ok(())
@@ -250,15 +345,44 @@ impl Config {
         }
     }
 
-    /// Writes the configuration as TOML.
+    /// The configuration as a relay.toml an operator can read on the
+    /// server alone: every option, each with what it does, its value, and
+    /// the optional ones commented out with an example.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] if a value cannot be written as TOML.
+    pub fn to_commented_toml(&self) -> Result<String, ConfigError> {
+        let table = toml::Table::try_from(self)
+            .map_err(|e| invalid("relay.toml", format!("cannot write relay.toml: {e}")))?;
+        let mut out = String::from(
+            "# Tropa relay configuration (relay.toml). Every option is listed with\n\
+             # what it does; a line left out or commented out takes the default shown.\n\
+             # After a change: restart the relay, then `tropa-relay check --data DIR`\n\
+             # validates this file and `tropa-relay address --data DIR` prints the\n\
+             # address to give to users.\n",
+        );
+        for (key, doc, example) in FIELDS {
+            out.push('\n');
+            for line in doc.lines() {
+                out.push_str("# ");
+                out.push_str(line);
+                out.push('\n');
+            }
+            match table.get(*key) {
+                Some(v) => out.push_str(&format!("{key} = {v}\n")),
+                None => out.push_str(&format!("# {key} = {example}\n")),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the configuration as a commented relay.toml
+    /// ([`to_commented_toml`](Self::to_commented_toml)), owner-only.
     ///
     /// # Errors
     /// [`ConfigError::Io`].
     pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
-        let text = toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let text = format!(
-            "# Tropa relay configuration. Every field is optional; see deploy/README.md.\n{text}"
-        );
+        let text = self.to_commented_toml()?;
         // It may hold the creation password: owner-only.
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create(true).truncate(true);
@@ -274,6 +398,117 @@ impl Config {
         f.sync_all().map_err(io)
     }
 }
+
+/// Every option of relay.toml, in the order the file lists them: key, what
+/// it does, and an example for the optional ones (unset by default).
+const FIELDS: &[(&str, &str, &str)] = &[
+    (
+        "listen",
+        "UDP address and port to listen on (0.0.0.0 = all IPv4 interfaces,\n[::] = all IPv6; port 0 picks a free port at every start).",
+        "",
+    ),
+    (
+        "public_host",
+        "Host put in the relay address users get, when `listen` is a wildcard:\nan IPv4 address, a bracketed IPv6 address or a DNS name (no scheme,\nno port). Unset: the address shows the loopback address, usable only\non this machine.",
+        "\"203.0.113.7\"",
+    ),
+    (
+        "creation_password",
+        "Password needed to create mailboxes (deposits never need it). Letters,\ndigits and - . _ ~ only. It becomes part of the relay address, so only\npeople given that address can make mailboxes here.",
+        "\"choose-a-long-random-word\"",
+    ),
+    (
+        "mailbox_quota",
+        "Envelopes (16 KiB each) one secured mailbox may hold while the relay\nis at most half full; past that, the second half is shared equally.",
+        "",
+    ),
+    (
+        "open_mailbox_quota",
+        "Envelopes a mailbox not yet secured by its owner may hold (anyone\nwith its address may deposit into it).",
+        "",
+    ),
+    (
+        "disk_quota_bytes",
+        "Bytes of envelopes the relay may hold in all.",
+        "",
+    ),
+    (
+        "open_disk_share_percent",
+        "Percent of disk_quota_bytes open mailboxes may use together.",
+        "",
+    ),
+    (
+        "envelope_ttl_hours",
+        "Hours an undelivered envelope is kept (default 21 days).",
+        "",
+    ),
+    (
+        "idle_mailbox_hours",
+        "Hours a mailbox may go unused before it is deleted (default 90 days).",
+        "",
+    ),
+    (
+        "unused_mailbox_hours",
+        "Hours after which a mailbox never subscribed to or secured is deleted\n(default 8 days: an invitation's 7 days and a day's grace).",
+        "",
+    ),
+    ("sweep_interval_secs", "Seconds between expiry sweeps.", ""),
+    (
+        "rate_per_sec",
+        "Requests per second one connection may make on average.",
+        "",
+    ),
+    (
+        "rate_burst",
+        "Requests a connection may make in a burst above the average.",
+        "",
+    ),
+    (
+        "max_connections",
+        "Concurrent connections in all. Memory is bounded by this times\n256 KiB plus twice memory_budget_mib.",
+        "",
+    ),
+    (
+        "max_connections_per_ip",
+        "Concurrent connections from one IPv4 address or IPv6 /64.",
+        "",
+    ),
+    (
+        "max_mailboxes",
+        "Mailboxes the relay holds at most (at most half the envelopes\ndisk_quota_bytes holds).",
+        "",
+    ),
+    (
+        "creations_per_hour_per_address",
+        "Mailboxes one address (IPv4, or IPv6 /64) may create per hour.",
+        "",
+    ),
+    (
+        "creation_burst_per_address",
+        "Mailboxes one address may create in a burst.",
+        "",
+    ),
+    (
+        "creation_burst_per_connection",
+        "Mailboxes one connection may create in a burst.",
+        "",
+    ),
+    (
+        "memory_budget_mib",
+        "MiB for requests and deliveries in flight, all connections together,\nand as much again for open streams. Beyond it the relay answers busy.",
+        "",
+    ),
+    (
+        "connection_memory_kib",
+        "KiB one connection may hold for requests in flight, and as much again\nfor deliveries.",
+        "",
+    ),
+    (
+        "metrics_listen",
+        "Loopback address:port for aggregate Prometheus metrics (off when\nunset; never expose it: it is for the operator only).",
+        "\"127.0.0.1:9464\"",
+    ),
+];
 
 #[cfg(test)]
 mod tests {
@@ -318,5 +553,103 @@ mod tests {
                 .contains("creation_password")
         );
         assert!(toml::from_str::<Config>("nonsense = 1").is_err());
+    }
+
+    /// Issue 15: a host the relay cannot put in an address is refused with
+    /// the key and its line; it used to be dropped silently, and the relay
+    /// printed 0.0.0.0 in the address operators handed out.
+    #[test]
+    fn a_bad_public_host_is_refused_with_its_line() {
+        for bad in [
+            "2001:db8::1",
+            "https://relay.example.org",
+            "relay.example.org:4433",
+            "",
+        ] {
+            let text = format!("listen = \"0.0.0.0:4433\"\npublic_host = {bad:?}\n");
+            let e = Config::parse(&text, "relay.toml").unwrap_err();
+            let shown = e.to_string();
+            assert!(
+                shown.starts_with("relay.toml line 2: public_host"),
+                "{bad:?}: {shown}"
+            );
+        }
+        for good in ["203.0.113.7", "[2001:db8::1]", "relay.example.org"] {
+            let text = format!("public_host = {good:?}\n");
+            assert!(Config::parse(&text, "relay.toml").is_ok(), "{good}");
+        }
+    }
+
+    /// Every error names the key and the line: TOML syntax, types, unknown
+    /// and duplicate keys, and values out of range.
+    #[test]
+    fn errors_name_the_key_and_the_line() {
+        let cases = [
+            (
+                "rate_burst = 5\nlisten = \"nowhere\"\n",
+                "relay.toml line 2: listen: ",
+            ),
+            (
+                "listen = \"0.0.0.0:1\"\nlisten = \"0.0.0.0:2\"\n",
+                "relay.toml line 2: listen: ",
+            ),
+            (
+                "\n\nmailbox_quota = \"many\"\n",
+                "relay.toml line 3: mailbox_quota: ",
+            ),
+            (
+                "rate_per_sec = 1\nnonsense = 1\n",
+                "relay.toml line 2: nonsense: ",
+            ),
+            (
+                "# a comment\nmax_mailboxes = 0\n",
+                "relay.toml line 2: max_mailboxes must be at least 1",
+            ),
+            (
+                "rate_per_sec = 0\n",
+                "relay.toml line 1: rate_per_sec must be at least 1",
+            ),
+        ];
+        for (text, want) in cases {
+            let shown = Config::parse(text, "relay.toml").unwrap_err().to_string();
+            assert!(shown.starts_with(want), "{text:?}: {shown}");
+        }
+    }
+
+    /// The relay.toml `init` writes is self-contained: every option with
+    /// what it does, the optional ones as commented examples, nothing that
+    /// points to a file the server does not have; and it reads back as the
+    /// same configuration.
+    #[test]
+    fn the_written_relay_toml_lists_every_option_and_reads_back() {
+        let all = Config {
+            public_host: Some("relay.example.org".into()),
+            creation_password: Some("open-sesame".into()),
+            metrics_listen: Some("127.0.0.1:9464".parse().unwrap()),
+            ..Config::default()
+        };
+        for cfg in [Config::default(), all] {
+            let text = cfg.to_commented_toml().unwrap();
+            assert_eq!(Config::parse(&text, "relay.toml").unwrap(), cfg);
+            assert!(!text.contains("README"), "{text}");
+            let keys: Vec<String> = toml::Table::try_from(Config {
+                public_host: Some("x".into()),
+                creation_password: Some("x".into()),
+                metrics_listen: Some("127.0.0.1:1".parse().unwrap()),
+                ..Config::default()
+            })
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+            assert_eq!(keys.len(), FIELDS.len());
+            for key in keys {
+                assert!(
+                    text.lines().any(|l| l.starts_with(&format!("{key} = "))
+                        || l.starts_with(&format!("# {key} = "))),
+                    "{key} missing"
+                );
+            }
+        }
     }
 }

@@ -58,7 +58,15 @@ enum Command {
         #[arg(long, value_name = "ADDR:PORT")]
         listen: Option<SocketAddr>,
     },
-    /// Print the relay address of DIR.
+    /// Check DIR's relay.toml and key without serving: prints the address
+    /// users get, or what is wrong (with the key and line) and exits 4.
+    Check {
+        /// Data directory made by `init`.
+        #[arg(long, value_name = "DIR", env = "TROPA_RELAY_DATA")]
+        data: PathBuf,
+    },
+    /// Print the relay address of DIR, as relay.toml says now (run it after
+    /// every change of public_host, listen or creation_password).
     Address {
         /// Data directory made by `init`.
         #[arg(long, value_name = "DIR", env = "TROPA_RELAY_DATA")]
@@ -232,6 +240,24 @@ fn run(data: &Path, listen: Option<SocketAddr>) -> Result<(), CliError> {
     })
 }
 
+fn check(data: &Path) -> Result<(), CliError> {
+    let (cfg, identity) = load(data)?;
+    let port = cfg.listen.port();
+    if port == 0 {
+        println!("ok (the port is chosen at each start)");
+    } else {
+        println!("{}", address_for(&cfg, identity.fingerprint(), port));
+    }
+    if cfg.listen.ip().is_unspecified() && cfg.public_host.is_none() {
+        eprintln!(
+            "note: listen is a wildcard and public_host is unset: the address above \
+             works only on this machine. Set public_host in {}.",
+            data.join(CONFIG_FILE).display()
+        );
+    }
+    Ok(())
+}
+
 fn address(data: &Path) -> Result<(), CliError> {
     let (cfg, identity) = load(data)?;
     if cfg.listen.port() == 0 {
@@ -272,6 +298,7 @@ fn main() -> ExitCode {
             public_host,
         }) => init(&data, listen, public_host, true),
         Some(Command::Run { data, listen }) => run(&data, listen),
+        Some(Command::Check { data }) => check(&data),
         Some(Command::Address { data }) => address(&data),
         None => default_data_dir().and_then(|data| {
             if !is_initialised(&data) {

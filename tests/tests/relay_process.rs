@@ -158,3 +158,70 @@ async fn restart_after_kill9_keeps_every_accepted_envelope() {
     assert!(status.success(), "exit status {status:?}");
     assert!(took < Duration::from_secs(5));
 }
+
+/// Issue 15: an operator sets public_host in relay.toml. A value the relay
+/// cannot put in an address is refused by `check` and by `run` (exit 4,
+/// naming the key and its line) instead of being dropped silently; once it
+/// is right, `address` prints it at once.
+#[test]
+fn check_refuses_a_bad_public_host_and_address_follows_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let relay = |args: &[&str]| {
+        let out = Command::new(bin("tropa-relay"))
+            .args(args)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let out = Command::new(bin("tropa-relay"))
+        .args(["init", "--data"])
+        .arg(&data)
+        .args(["--listen", "0.0.0.0:4998"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let toml_path = data.join("relay.toml");
+    let written = std::fs::read_to_string(&toml_path).unwrap();
+    assert!(written.contains("# public_host = "), "{written}");
+    let lines = written.lines().count();
+    for bad in [
+        "2001:db8::1",
+        "https://relay.example.org",
+        "relay.example.org:4998",
+    ] {
+        std::fs::write(&toml_path, format!("{written}public_host = {bad:?}\n")).unwrap();
+        for cmd in ["check", "run", "address"] {
+            let (code, stdout, stderr) = relay(&[cmd]);
+            assert_eq!(code, 4, "{cmd} {bad}: {stdout} {stderr}");
+            assert!(
+                stderr.contains(&format!("relay.toml line {}: public_host", lines + 1)),
+                "{cmd} {bad}: {stderr}"
+            );
+            assert!(!stdout.contains("tropa://"), "{cmd} {bad}: {stdout}");
+        }
+    }
+    std::fs::write(
+        &toml_path,
+        format!("{written}public_host = \"relay.example.org\"\n"),
+    )
+    .unwrap();
+    let (code, stdout, _) = relay(&["check"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.trim().ends_with("@relay.example.org:4998"),
+        "{stdout}"
+    );
+    let (code, stdout, _) = relay(&["address"]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.trim().ends_with("@relay.example.org:4998"),
+        "{stdout}"
+    );
+}
