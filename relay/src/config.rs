@@ -419,7 +419,7 @@ const FIELDS: &[(&str, &str, &str)] = &[
     ),
     (
         "mailbox_quota",
-        "Envelopes (16 KiB each) one secured mailbox may hold while the relay\nis at most half full; past that, the second half is shared equally.",
+        "Envelopes (16 KiB each) one secured mailbox may hold while the relay\nis at most half full; past that, the second half is split evenly.",
         "",
     ),
     (
