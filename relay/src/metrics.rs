@@ -41,8 +41,15 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Prometheus text exposition of the counters plus the gauges.
-    pub fn render(&self, totals: crate::store::Totals, memory_in_use: u64) -> String {
+    /// Prometheus text exposition of the counters plus the gauges, with
+    /// the limits they are measured against (from relay.toml) and the
+    /// build. Aggregates only (S8).
+    pub fn render(
+        &self,
+        totals: crate::store::Totals,
+        memory_in_use: u64,
+        config: &crate::config::Config,
+    ) -> String {
         let counters = [
             ("connections", &self.connections),
             ("mailboxes_created", &self.mailboxes_created),
@@ -65,16 +72,42 @@ impl Metrics {
                 c.load(Ordering::Relaxed)
             ));
         }
+        // The same refusals again, one series by reason, for a dashboard
+        // that asks "why are users refused".
+        out.push_str("# TYPE tropa_relay_refusals_total counter\n");
+        for (reason, c) in [
+            ("quota", &self.quota_refusals),
+            ("rate_limited", &self.rate_limited),
+            ("creation_budget", &self.creations_refused),
+            ("memory", &self.memory_refusals),
+            ("auth", &self.auth_failures),
+        ] {
+            out.push_str(&format!(
+                "tropa_relay_refusals_total{{reason=\"{reason}\"}} {}\n",
+                c.load(Ordering::Relaxed)
+            ));
+        }
+        let envelope_bytes = totals
+            .envelopes
+            .saturating_mul(tropa_proto::ENVELOPE_SIZE as u64);
         for (name, v) in [
             ("envelopes", totals.envelopes),
             ("open_envelopes", totals.open_envelopes),
+            ("envelope_bytes", envelope_bytes),
+            ("disk_quota_bytes", config.disk_quota_bytes),
             ("mailboxes", totals.mailboxes),
+            ("max_mailboxes", config.max_mailboxes),
             ("memory_in_use_bytes", memory_in_use),
         ] {
             out.push_str(&format!(
                 "# TYPE tropa_relay_{name} gauge\ntropa_relay_{name} {v}\n"
             ));
         }
+        out.push_str(&format!(
+            "# TYPE tropa_relay_build_info gauge\ntropa_relay_build_info{{version=\"{}\",store_format=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION"),
+            crate::store::FORMAT_VERSION
+        ));
         out
     }
 }

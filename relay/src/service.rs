@@ -215,7 +215,10 @@ fn store_error(e: &StoreError) -> Response {
         StoreError::Quota => error(ErrorCode::Quota, "mailbox is full"),
         StoreError::DiskFull => error(ErrorCode::Quota, "relay storage is full"),
         StoreError::SecurityChanged => error(ErrorCode::AuthFailed, "deposit signature invalid"),
-        StoreError::Collision | StoreError::Corrupt | StoreError::Backend(_) => {
+        StoreError::Collision
+        | StoreError::Corrupt
+        | StoreError::NewerFormat { .. }
+        | StoreError::Backend(_) => {
             error(ErrorCode::Internal, "relay storage error, try again later")
         }
     }

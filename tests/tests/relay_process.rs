@@ -225,3 +225,31 @@ fn check_refuses_a_bad_public_host_and_address_follows_the_config() {
         "{stdout}"
     );
 }
+
+/// Issue 15: a data directory whose store is in a newer format (an upgrade
+/// rolled back, or a directory copied from a newer relay) is refused with
+/// words that say what to do, and left as it was; the same directory in
+/// this build's format runs.
+#[test]
+fn a_store_from_a_newer_relay_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    drop(RelayProcess::start(&data));
+    let store = data.join("store");
+    tropa_relay::store::stamp_format_for_tests(&store, 99).unwrap();
+    let out = Command::new(bin("tropa-relay"))
+        .args(["run", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty(), "no address printed");
+    assert!(
+        stderr.contains("written by a newer tropa-relay (store format 99"),
+        "{stderr}"
+    );
+    tropa_relay::store::stamp_format_for_tests(&store, tropa_relay::store::FORMAT_VERSION).unwrap();
+    // `start` panics unless the relay prints its address.
+    drop(RelayProcess::start(&data));
+}

@@ -352,6 +352,25 @@ async fn metrics_are_aggregate_counters_on_loopback() {
         "{body}"
     );
     assert!(body.contains("tropa_relay_envelopes 1\n"), "{body}");
+    // Issue 15: usage against the limits, refusals by reason, the build.
+    let d = Config::default();
+    for want in [
+        format!(
+            "tropa_relay_envelope_bytes {}\n",
+            tropa_proto::ENVELOPE_SIZE
+        ),
+        format!("tropa_relay_disk_quota_bytes {}\n", d.disk_quota_bytes),
+        "tropa_relay_mailboxes 1\n".to_owned(),
+        format!("tropa_relay_max_mailboxes {}\n", d.max_mailboxes),
+        "tropa_relay_refusals_total{reason=\"quota\"} 0\n".to_owned(),
+        "tropa_relay_refusals_total{reason=\"rate_limited\"} 0\n".to_owned(),
+        format!(
+            "tropa_relay_build_info{{version=\"{}\",store_format=\"1\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        ),
+    ] {
+        assert!(body.contains(&want), "{want} not in {body}");
+    }
     assert!(!body.contains("127.0.0.1"));
     relay.stop().await;
 }

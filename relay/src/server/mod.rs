@@ -189,11 +189,14 @@ impl Server {
         )
         .map_err(bind_err)?;
         let metrics_listener = match config.metrics_listen {
-            Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr)
                     .await
-                    .map_err(|source| ServerError::Bind { addr, source })?,
-            ),
+                    .map_err(|source| ServerError::Bind { addr, source })?;
+                // The operator's own loopback address: fine to log.
+                tracing::info!("metrics on http://{addr}/metrics (loopback only, aggregates only)");
+                Some(l)
+            }
             None => None,
         };
         let metrics = Arc::new(Metrics::default());
@@ -363,9 +366,11 @@ async fn metrics_loop(listener: tokio::net::TcpListener, ctx: Arc<Ctx>) {
         let Ok((mut sock, _)) = listener.accept().await else {
             continue;
         };
-        let body = ctx
-            .metrics
-            .render(ctx.service.store().totals(), ctx.budget.in_use());
+        let body = ctx.metrics.render(
+            ctx.service.store().totals(),
+            ctx.budget.in_use(),
+            &ctx.config,
+        );
         tokio::spawn(async move {
             let mut buf = [0u8; 1024];
             let _ = tokio::time::timeout(Duration::from_secs(2), sock.read(&mut buf)).await;

@@ -23,7 +23,7 @@ mod sled;
 mod tests;
 
 pub use memory::MemoryStore;
-pub use sled::SledStore;
+pub use sled::{FORMAT_VERSION, SledStore, stamp_format_for_tests};
 
 /// A mailbox's recipient-side ID.
 pub type RecipientId = [u8; MAILBOX_ID_LEN];
@@ -151,6 +151,19 @@ pub enum StoreError {
     /// Stored data does not decode.
     #[error("stored data is corrupt")]
     Corrupt,
+    /// The store was written by a newer relay, in a format this one cannot
+    /// read: it is left untouched.
+    #[error(
+        "the store was written by a newer tropa-relay (store format {found}; this one reads \
+         format {supported} and older). Run that newer version, or restore a backup made \
+         with this one"
+    )]
+    NewerFormat {
+        /// The format the store is in.
+        found: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
     /// The storage engine failed.
     #[error("storage: {0}")]
     Backend(#[from] ::sled::Error),

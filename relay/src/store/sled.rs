@@ -66,6 +66,51 @@ fn decode_record(raw: &[u8]) -> Result<MailboxRecord, StoreError> {
     MailboxRecord::decode(raw).map_err(|_| StoreError::Corrupt)
 }
 
+/// The store format this build writes and reads. Bump it with any change
+/// to the trees or records an older build could misread; an upgrade then
+/// converts older stores in `check_format`.
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT_KEY: &[u8] = b"format";
+
+/// Refuses a store written in a newer format (an upgrade rolled back,
+/// or a data directory copied from a newer relay) before anything reads or
+/// writes it; stamps a store that has no format yet (new, or from before
+/// the stamp, which is format 1).
+fn check_format(db: &sled::Db) -> Result<(), StoreError> {
+    let meta = db.open_tree("meta")?;
+    match meta.get(FORMAT_KEY)? {
+        Some(raw) => {
+            let found = <[u8; 4]>::try_from(raw.as_ref())
+                .map(u32::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt)?;
+            if found > FORMAT_VERSION {
+                return Err(StoreError::NewerFormat {
+                    found,
+                    supported: FORMAT_VERSION,
+                });
+            }
+        }
+        None => {
+            meta.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
+            meta.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// Stamps `path`'s store with format `version` (tests of the refusal).
+///
+/// # Errors
+/// The store cannot be opened.
+#[doc(hidden)]
+pub fn stamp_format_for_tests(path: &std::path::Path, version: u32) -> Result<(), StoreError> {
+    let db = sled::Config::new().path(path).open()?;
+    db.open_tree("meta")?
+        .insert(FORMAT_KEY, &version.to_be_bytes())?;
+    db.flush()?;
+    Ok(())
+}
+
 impl SledStore {
     /// Opens (or creates) the store in `path`.
     ///
@@ -76,6 +121,7 @@ impl SledStore {
             .path(path)
             .cache_capacity(64 * 1024 * 1024)
             .open()?;
+        check_format(&db)?;
         let envelopes = db.open_tree("envelopes")?;
         let mailboxes = db.open_tree("mailboxes")?;
         // Walk the trees once at start, then keep counting.
@@ -386,5 +432,35 @@ impl Store for SledStore {
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// Issue 15: a store in a newer format (a rolled-back upgrade) is
+    /// refused before anything reads or writes it; a store of this format,
+    /// or from before the stamp, opens.
+    #[test]
+    fn a_store_in_a_newer_format_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        drop(SledStore::open(&path).unwrap());
+        stamp_format_for_tests(&path, FORMAT_VERSION + 1).unwrap();
+        match SledStore::open(&path) {
+            Err(StoreError::NewerFormat { found, supported }) => {
+                assert_eq!((found, supported), (FORMAT_VERSION + 1, FORMAT_VERSION));
+            }
+            other => panic!("{:?}", other.err()),
+        }
+        // Refused means untouched: the stamp is still the newer one.
+        assert!(matches!(
+            SledStore::open(&path),
+            Err(StoreError::NewerFormat { .. })
+        ));
+        stamp_format_for_tests(&path, FORMAT_VERSION).unwrap();
+        assert!(SledStore::open(&path).is_ok());
     }
 }
