@@ -253,3 +253,63 @@ fn a_store_from_a_newer_relay_is_refused_clearly() {
     // `start` panics unless the relay prints its address.
     drop(RelayProcess::start(&data));
 }
+
+/// Issue 15: the backup and move procedure of deploy/README.md, as an
+/// operator runs it: stop the relay (SIGTERM), copy the whole data
+/// directory to another machine, start it there. The relay keeps its key
+/// (same fingerprint) and every pending envelope.
+#[tokio::test]
+async fn a_stopped_relay_copied_elsewhere_keeps_its_key_and_envelopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("relay");
+    let relay = RelayProcess::start(&data);
+    let c = RelayClient::connect(&relay.address).await.unwrap();
+    let auth = SigningKey::generate(&mut rand::rng());
+    let dh = StaticSecret::random_from_rng(&mut rand::rng());
+    let m = c
+        .create_mailbox(&auth, &PublicKey::from(&dh), None)
+        .await
+        .unwrap();
+    let sender = SigningKey::generate(&mut rand::rng());
+    c.secure(&auth, &m.recipient_id, &sender.verifying_key().to_bytes())
+        .await
+        .unwrap();
+    for i in 0..5u8 {
+        c.deposit(&m.sender_id, envelope(i), Some(&sender))
+            .await
+            .unwrap();
+    }
+    drop(c);
+    let fingerprint = relay.address.fingerprint;
+    let (status, _) = relay.terminate(Duration::from_secs(5));
+    assert!(status.is_some_and(|s| s.success()), "clean stop");
+
+    // "Another machine": a copy made with cp -a, the original gone.
+    let moved = dir.path().join("new-server");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&data)
+        .arg(&moved)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    std::fs::remove_dir_all(&data).unwrap();
+
+    let relay = RelayProcess::start(&moved);
+    assert_eq!(
+        relay.address.fingerprint, fingerprint,
+        "same key, same address"
+    );
+    let c = RelayClient::connect(&relay.address).await.unwrap();
+    let mut sub = c.subscribe(&auth, &m.recipient_id).await.unwrap();
+    for i in 0..5u8 {
+        let d = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("delivery in time")
+            .unwrap()
+            .expect("delivery");
+        let plain = d.open(&dh, &m.relay_dh_pub, &m.recipient_id).unwrap();
+        assert_eq!(plain.to_vec(), envelope(i).to_vec());
+        c.ack(&auth, &m.recipient_id, &d.envelope_id).await.unwrap();
+    }
+}
