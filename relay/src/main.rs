@@ -25,7 +25,9 @@ const STORE_DIR: &str = "store";
 /// learns nothing else about them.
 ///
 /// Quick start: `tropa-relay` creates a relay in the default data directory
-/// and serves it, printing the relay address (tropa://…) to give to users.
+/// ($TROPA_RELAY_DATA if set; on first start $TROPA_RELAY_PUBLIC_HOST, if
+/// set, becomes its public_host) and serves it, printing the relay address
+/// (tropa://…) to give to users.
 /// Operators: `tropa-relay init --data DIR --listen 0.0.0.0:4433`, edit
 /// DIR/relay.toml (set public_host), then `tropa-relay run --data DIR`.
 #[derive(Debug, Parser)]
@@ -302,7 +304,12 @@ fn main() -> ExitCode {
         Some(Command::Address { data }) => address(&data),
         None => default_data_dir().and_then(|data| {
             if !is_initialised(&data) {
-                init(&data, None, None, false)?;
+                // A container's first start: its public host comes from
+                // the environment (there is no shell to run `init` with).
+                let public_host = std::env::var("TROPA_RELAY_PUBLIC_HOST")
+                    .ok()
+                    .filter(|h| !h.trim().is_empty());
+                init(&data, None, public_host, false)?;
                 eprintln!("created a new relay in {}", data.display());
             }
             run(&data, None)
