@@ -391,3 +391,64 @@ pub fn relay_on_fixed_port(data: &Path) -> RelayProcess {
     }
     RelayProcess::start(data)
 }
+
+/// A mailbox made and secured through a relay client, with every key the
+/// tests need to deposit into it and read it (as a conversation's mailbox
+/// is secured: an open one holds only a few envelopes).
+pub struct SecuredMailbox {
+    /// The relay's answer: IDs and its DH key.
+    pub ids: tropa_relay_client::CreatedMailbox,
+    /// Signs the recipient's commands.
+    pub auth: ed25519_dalek::SigningKey,
+    /// The recipient's DH secret that deliveries are sealed to.
+    pub dh: x25519_dalek::StaticSecret,
+    /// The only sender key the mailbox accepts.
+    pub sender: ed25519_dalek::SigningKey,
+}
+
+impl SecuredMailbox {
+    /// Creates and secures a mailbox on `c`.
+    pub async fn create(c: &tropa_relay_client::RelayClient) -> SecuredMailbox {
+        let auth = ed25519_dalek::SigningKey::generate(&mut rand::rng());
+        let dh = x25519_dalek::StaticSecret::random_from_rng(&mut rand::rng());
+        let ids = c
+            .create_mailbox(&auth, &x25519_dalek::PublicKey::from(&dh), None)
+            .await
+            .unwrap();
+        let sender = ed25519_dalek::SigningKey::generate(&mut rand::rng());
+        c.secure(&auth, &ids.recipient_id, &sender.verifying_key().to_bytes())
+            .await
+            .unwrap();
+        SecuredMailbox {
+            ids,
+            auth,
+            dh,
+            sender,
+        }
+    }
+
+    /// Receives `n` envelopes on `c` (10 s each at most), acking each;
+    /// returns their plaintexts in delivery order.
+    pub async fn receive(&self, c: &tropa_relay_client::RelayClient, n: usize) -> Vec<Vec<u8>> {
+        let mut sub = c
+            .subscribe(&self.auth, &self.ids.recipient_id)
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        for _ in 0..n {
+            let d = tokio::time::timeout(Duration::from_secs(10), sub.next())
+                .await
+                .expect("delivery in time")
+                .unwrap()
+                .expect("delivery");
+            let plain = d
+                .open(&self.dh, &self.ids.relay_dh_pub, &self.ids.recipient_id)
+                .unwrap();
+            got.push(plain.to_vec());
+            c.ack(&self.auth, &self.ids.recipient_id, &d.envelope_id)
+                .await
+                .unwrap();
+        }
+        got
+    }
+}

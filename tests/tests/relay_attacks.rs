@@ -16,7 +16,7 @@ use tropa_proto::{ENVELOPE_SIZE, MAX_FRAME_LEN, PROTOCOL_VERSION, RelayAddress};
 use tropa_relay_client::RelayClient;
 use tropa_relay_client::tls;
 use tropa_relay_protocol::crypto;
-use tropa_tests::RelayProcess;
+use tropa_tests::{RelayProcess, SecuredMailbox};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 /// Mailboxes the attacker fills.
@@ -173,31 +173,21 @@ async fn stalled_subscriptions_and_requests_keep_relay_memory_bounded() {
     let setup = std::sync::Arc::new(RelayClient::connect(&addr).await.unwrap());
     let mut mailboxes = Vec::new();
     for _ in 0..MAILBOXES {
-        let auth = SigningKey::generate(&mut rand::rng());
-        let dh = StaticSecret::random_from_rng(&mut rand::rng());
-        let m = setup
-            .create_mailbox(&auth, &PublicKey::from(&dh), None)
-            .await
-            .unwrap();
         // Secured with the attacker's own sender key, as an open mailbox
         // holds only a few envelopes.
-        let sender = SigningKey::generate(&mut rand::rng());
-        setup
-            .secure(&auth, &m.recipient_id, &sender.verifying_key().to_bytes())
-            .await
-            .unwrap();
+        let m = SecuredMailbox::create(&setup).await;
         // Concurrently, so the relay's flushes can share their syncs.
         let mut deposits = tokio::task::JoinSet::new();
         for n in 0..ENVELOPES {
-            let (c, s, sid) = (setup.clone(), sender.clone(), m.sender_id);
+            let (c, s, sid) = (setup.clone(), m.sender.clone(), m.ids.sender_id);
             deposits.spawn(async move { c.deposit(&sid, envelope(n), Some(&s)).await });
         }
         while let Some(r) = deposits.join_next().await {
             r.unwrap().unwrap();
         }
         mailboxes.push(Owned {
-            auth,
-            rid: m.recipient_id,
+            rid: m.ids.recipient_id,
+            auth: m.auth,
         });
     }
     std::sync::Arc::into_inner(setup).unwrap().close().await;

@@ -8,11 +8,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ed25519_dalek::SigningKey;
 use tropa_proto::ENVELOPE_SIZE;
 use tropa_relay_client::RelayClient;
-use tropa_tests::{RelayProcess, bin, files_containing};
-use x25519_dalek::{PublicKey, StaticSecret};
+use tropa_tests::{RelayProcess, SecuredMailbox, bin, files_containing};
 
 fn envelope(n: u8) -> Bytes {
     Bytes::from(
@@ -105,20 +103,10 @@ async fn restart_after_kill9_keeps_every_accepted_envelope() {
     let data = dir.path().join("relay");
     let relay = RelayProcess::start(&data);
     let c = RelayClient::connect(&relay.address).await.unwrap();
-    let auth = SigningKey::generate(&mut rand::rng());
-    let dh = StaticSecret::random_from_rng(&mut rand::rng());
-    let m = c
-        .create_mailbox(&auth, &PublicKey::from(&dh), None)
-        .await
-        .unwrap();
-    // Secured, as a conversation's mailbox is (an open one holds only a few).
-    let sender = SigningKey::generate(&mut rand::rng());
-    c.secure(&auth, &m.recipient_id, &sender.verifying_key().to_bytes())
-        .await
-        .unwrap();
+    let mb = SecuredMailbox::create(&c).await;
     let n = 20u8;
     for i in 0..n {
-        c.deposit(&m.sender_id, envelope(i), Some(&sender))
+        c.deposit(&mb.ids.sender_id, envelope(i), Some(&mb.sender))
             .await
             .unwrap();
     }
@@ -128,18 +116,7 @@ async fn restart_after_kill9_keeps_every_accepted_envelope() {
 
     let relay = RelayProcess::start(&data);
     let c = RelayClient::connect(&relay.address).await.unwrap();
-    let mut sub = c.subscribe(&auth, &m.recipient_id).await.unwrap();
-    let mut got = Vec::new();
-    for _ in 0..n {
-        let d = tokio::time::timeout(Duration::from_secs(10), sub.next())
-            .await
-            .expect("delivery in time")
-            .unwrap()
-            .expect("delivery");
-        let plain = d.open(&dh, &m.relay_dh_pub, &m.recipient_id).unwrap();
-        got.push(plain.to_vec());
-        c.ack(&auth, &m.recipient_id, &d.envelope_id).await.unwrap();
-    }
+    let got = mb.receive(&c, usize::from(n)).await;
     let want: Vec<Vec<u8>> = (0..n).map(|i| envelope(i).to_vec()).collect();
     assert_eq!(got, want, "all accepted envelopes, in order");
 
@@ -147,7 +124,7 @@ async fn restart_after_kill9_keeps_every_accepted_envelope() {
     // no deposit bytes on disk.
     let log = relay.stderr();
     assert!(!log.contains("127.0.0.1"), "log mentions an address: {log}");
-    for id in [&m.recipient_id[..], &m.sender_id[..]] {
+    for id in [&mb.ids.recipient_id[..], &mb.ids.sender_id[..]] {
         let hexid: String = id.iter().map(|b| format!("{b:02x}")).collect();
         assert!(!log.contains(&hexid));
     }
@@ -264,18 +241,9 @@ async fn a_stopped_relay_copied_elsewhere_keeps_its_key_and_envelopes() {
     let data = dir.path().join("relay");
     let relay = RelayProcess::start(&data);
     let c = RelayClient::connect(&relay.address).await.unwrap();
-    let auth = SigningKey::generate(&mut rand::rng());
-    let dh = StaticSecret::random_from_rng(&mut rand::rng());
-    let m = c
-        .create_mailbox(&auth, &PublicKey::from(&dh), None)
-        .await
-        .unwrap();
-    let sender = SigningKey::generate(&mut rand::rng());
-    c.secure(&auth, &m.recipient_id, &sender.verifying_key().to_bytes())
-        .await
-        .unwrap();
+    let mb = SecuredMailbox::create(&c).await;
     for i in 0..5u8 {
-        c.deposit(&m.sender_id, envelope(i), Some(&sender))
+        c.deposit(&mb.ids.sender_id, envelope(i), Some(&mb.sender))
             .await
             .unwrap();
     }
@@ -301,15 +269,10 @@ async fn a_stopped_relay_copied_elsewhere_keeps_its_key_and_envelopes() {
         "same key, same address"
     );
     let c = RelayClient::connect(&relay.address).await.unwrap();
-    let mut sub = c.subscribe(&auth, &m.recipient_id).await.unwrap();
-    for i in 0..5u8 {
-        let d = tokio::time::timeout(Duration::from_secs(10), sub.next())
-            .await
-            .expect("delivery in time")
-            .unwrap()
-            .expect("delivery");
-        let plain = d.open(&dh, &m.relay_dh_pub, &m.recipient_id).unwrap();
-        assert_eq!(plain.to_vec(), envelope(i).to_vec());
-        c.ack(&auth, &m.recipient_id, &d.envelope_id).await.unwrap();
-    }
+    let want: Vec<Vec<u8>> = (0..5u8).map(|i| envelope(i).to_vec()).collect();
+    assert_eq!(
+        mb.receive(&c, 5).await,
+        want,
+        "every pending envelope, in order"
+    );
 }
