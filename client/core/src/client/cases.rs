@@ -23,6 +23,9 @@ use crate::redact::redacted_debug;
 use crate::repo::Changes;
 use crate::shell::now;
 
+/// Contact id → alias.
+type Aliases = HashMap<Vec<u8>, String>;
+
 /// Longest note, in characters.
 pub const MAX_NOTE_CHARS: usize = 10_000;
 /// Longest evaluator name, in characters.
@@ -413,51 +416,8 @@ impl Client {
     /// Storage errors.
     pub fn cases(&self) -> Result<Vec<CaseSummary>, ClientError> {
         let msgs = self.repo.messages()?;
-        let tallies = tally(&msgs, now());
-        let cases: HashMap<Vec<u8>, CaseRecord> = self.repo.cases()?.into_iter().collect();
-        let mut out: Vec<CaseSummary> = self
-            .repo
-            .contacts()?
-            .iter()
-            .map(|c| {
-                let t = tallies.get(c.id.as_slice()).copied().unwrap_or_default();
-                summary(c, cases.get(&c.id), t)
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            b.last_activity
-                .cmp(&a.last_activity)
-                .then_with(|| a.alias.cmp(&b.alias))
-        });
-        Ok(out)
-    }
-
-    /// Every case with its notes and vetting record, most recent activity
-    /// first: what a desktop loads once at unlock (one pass over the
-    /// messages, not one per case).
-    ///
-    /// # Errors
-    /// Storage errors.
-    pub fn case_details(&self) -> Result<Vec<CaseView>, ClientError> {
-        let msgs = self.repo.messages()?;
-        let tallies = tally(&msgs, now());
-        let records: HashMap<Vec<u8>, CaseRecord> = self.repo.cases()?.into_iter().collect();
-        let mut out: Vec<CaseView> = self
-            .repo
-            .contacts()?
-            .iter()
-            .map(|c| {
-                let t = tallies.get(c.id.as_slice()).copied().unwrap_or_default();
-                view(c, records.get(&c.id), t)
-            })
-            .collect();
-        out.sort_by(|a, b| {
-            b.summary
-                .last_activity
-                .cmp(&a.summary.last_activity)
-                .then_with(|| a.summary.alias.cmp(&b.summary.alias))
-        });
-        Ok(out)
+        let (views, _) = self.views_of(&msgs, now())?;
+        Ok(views.into_iter().map(|v| v.summary).collect())
     }
 
     /// Everything a desk shows, from one pass over the messages: every case
@@ -471,40 +431,43 @@ impl Client {
     pub fn snapshot(&self) -> Result<(Vec<CaseView>, Vec<MessageView>), ClientError> {
         let t = now();
         let mut msgs = self.repo.messages()?;
-        let mut expired = Changes::new();
-        msgs.retain(|m| {
-            let gone = m.expires_at != 0 && m.expires_at <= t;
-            if gone {
-                expired.remove_message(m).remove_outbox(&m.id);
-            }
-            !gone
-        });
-        self.repo.apply(expired)?;
-        let tallies = tally(&msgs, t);
+        self.drop_expired(&mut msgs, t)?;
+        let (cases, aliases) = self.views_of(&msgs, t)?;
+        let messages = msgs
+            .iter()
+            .map(|m| super::views::message_view(m, &aliases))
+            .collect();
+        Ok((cases, messages))
+    }
+
+    /// Every case's view over `msgs`, most recent activity first, and the
+    /// alias of every contact id.
+    fn views_of(
+        &self,
+        msgs: &[MessageRecord],
+        t: u64,
+    ) -> Result<(Vec<CaseView>, Aliases), ClientError> {
+        let tallies = tally(msgs, t);
         let records: HashMap<Vec<u8>, CaseRecord> = self.repo.cases()?.into_iter().collect();
         let contacts = self.repo.contacts()?;
-        let aliases: HashMap<Vec<u8>, String> = contacts
-            .iter()
-            .map(|c| (c.id.clone(), c.alias.clone()))
-            .collect();
-        let mut cases: Vec<CaseView> = contacts
+        let mut views: Vec<CaseView> = contacts
             .iter()
             .map(|c| {
                 let t = tallies.get(c.id.as_slice()).copied().unwrap_or_default();
                 view(c, records.get(&c.id), t)
             })
             .collect();
-        cases.sort_by(|a, b| {
+        views.sort_by(|a, b| {
             b.summary
                 .last_activity
                 .cmp(&a.summary.last_activity)
                 .then_with(|| a.summary.alias.cmp(&b.summary.alias))
         });
-        let messages = msgs
+        let aliases = contacts
             .iter()
-            .map(|m| super::views::message_view(m, &aliases))
+            .map(|c| (c.id.clone(), c.alias.clone()))
             .collect();
-        Ok((cases, messages))
+        Ok((views, aliases))
     }
 
     /// The case of `alias` (any case), with notes and evaluations.

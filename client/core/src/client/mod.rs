@@ -351,19 +351,30 @@ impl Client {
     /// # Errors
     /// Storage errors.
     pub fn purge_expired(&self) -> Result<usize, ProfileError> {
-        let t = now();
+        let mut msgs = self.repo.messages().map_err(storage)?;
+        self.drop_expired(&mut msgs, now()).map_err(storage)
+    }
+
+    /// Deletes from the profile the messages of `msgs` whose timer ran out
+    /// by `t`, and takes them out of `msgs`; returns how many went.
+    pub(crate) fn drop_expired(
+        &self,
+        msgs: &mut Vec<crate::records::MessageRecord>,
+        t: u64,
+    ) -> Result<usize, ClientError> {
         let mut changes = Changes::new();
-        let mut n = 0;
-        for m in self.repo.messages().map_err(storage)? {
-            if m.expires_at != 0 && m.expires_at <= t {
+        let before = msgs.len();
+        msgs.retain(|m| {
+            let gone = m.expires_at != 0 && m.expires_at <= t;
+            if gone {
                 // An unconfirmed outgoing copy would keep the text alive (and
                 // be resent): it disappears too.
-                changes.remove_message(&m).remove_outbox(&m.id);
-                n += 1;
+                changes.remove_message(m).remove_outbox(&m.id);
             }
-        }
-        self.repo.apply(changes).map_err(storage)?;
-        Ok(n)
+            !gone
+        });
+        self.repo.apply(changes)?;
+        Ok(before - msgs.len())
     }
 }
 
