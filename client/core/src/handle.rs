@@ -53,6 +53,14 @@ impl Submitter {
     }
 }
 
+/// The result a [`Pending`] brings (an error if the sync stopped first).
+///
+/// # Errors
+/// The command's error, or the sync stopped.
+pub async fn answer(pending: Pending) -> Result<Outcome, ClientError> {
+    pending.await.unwrap_or_else(|_| Err(stopped()))
+}
+
 fn stopped() -> ClientError {
     ClientError::Relay(RelayError::Unreachable {
         detail: "the sync stopped".into(),
@@ -113,9 +121,7 @@ impl SyncHandle {
     }
 
     async fn ask(&self, command: Command) -> Result<Outcome, ClientError> {
-        self.submit(command)
-            .await
-            .unwrap_or_else(|_| Err(stopped()))
+        answer(self.submit(command)).await
     }
 
     /// Queues a text durably and delivers it; returns its message id (hex)
@@ -125,16 +131,12 @@ impl SyncHandle {
     /// Unknown or not yet established contact, empty or too long text,
     /// storage.
     pub async fn send(&self, alias: &str, text: &str) -> Result<String, ClientError> {
-        match self
-            .ask(Command::Send {
-                alias: alias.to_owned(),
-                text: text.to_owned(),
-            })
-            .await?
-        {
-            Outcome::Queued { id } => Ok(id),
-            _ => Err(ClientError::Corrupt("unexpected outcome")),
-        }
+        self.ask(Command::Send {
+            alias: alias.to_owned(),
+            text: text.to_owned(),
+        })
+        .await?
+        .into_queued()
     }
 
     /// Makes a one-time invitation; returns the link and the alias.
@@ -142,16 +144,12 @@ impl SyncHandle {
     /// # Errors
     /// As [`Client::invite`].
     pub async fn invite(&self, alias: Option<&str>) -> Result<(String, String), ClientError> {
-        match self
-            .ask(Command::Invite {
-                alias: alias.map(str::to_owned),
-                ttl_secs: crate::client::INVITE_TTL_SECS,
-            })
-            .await?
-        {
-            Outcome::Invited { link, alias } => Ok((link, alias)),
-            _ => Err(ClientError::Corrupt("unexpected outcome")),
-        }
+        self.ask(Command::Invite {
+            alias: alias.map(str::to_owned),
+            ttl_secs: crate::client::INVITE_TTL_SECS,
+        })
+        .await?
+        .into_invited()
     }
 
     /// Accepts an invitation; returns whether the handshake was delivered.
@@ -159,16 +157,12 @@ impl SyncHandle {
     /// # Errors
     /// As [`Client::accept`].
     pub async fn accept(&self, link: &str, alias: &str) -> Result<bool, ClientError> {
-        match self
-            .ask(Command::Accept {
-                link: link.to_owned(),
-                alias: alias.to_owned(),
-            })
-            .await?
-        {
-            Outcome::Accepted { delivered, .. } => Ok(delivered),
-            _ => Err(ClientError::Corrupt("unexpected outcome")),
-        }
+        self.ask(Command::Accept {
+            link: link.to_owned(),
+            alias: alias.to_owned(),
+        })
+        .await?
+        .into_accepted()
     }
 
     /// Stops: commands already submitted are carried out first (their texts

@@ -35,6 +35,6 @@ pub use client::cases::{
 pub use client::{Client, ContactInfo, MessageStatus, MessageView, SafetyView, Sent};
 pub use engine::{Command, Outcome};
 pub use error::{ClientError, ProfileError, Refusal, RelayError};
-pub use handle::{Pending, Submitter, SyncHandle};
+pub use handle::{Pending, Submitter, SyncHandle, answer};
 pub use store::KdfParams;
 pub use sync::{SyncEvent, SyncOptions, SyncReport};

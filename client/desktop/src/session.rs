@@ -124,12 +124,7 @@ impl Session {
         let wake = self.wake.clone();
         if let Some(rt) = &self.runtime {
             rt.spawn(async move {
-                let result = pending.await.unwrap_or_else(|_| {
-                    Err(ClientError::Relay(tropa_client::RelayError::Unreachable {
-                        detail: "the sync stopped".into(),
-                    }))
-                });
-                let _ = tx.send(done(result));
+                let _ = tx.send(done(tropa_client::answer(pending).await));
                 wake();
             });
         }
@@ -146,10 +141,7 @@ impl Session {
             move |r| Msg::Sent {
                 alias: a,
                 text: t,
-                result: r.and_then(|o| match o {
-                    Outcome::Queued { id } => Ok(id),
-                    _ => Err(ClientError::Corrupt("unexpected outcome")),
-                }),
+                result: r.and_then(Outcome::into_queued),
             },
         );
     }
@@ -161,12 +153,7 @@ impl Session {
                 alias: alias.map(str::to_owned),
                 ttl_secs: tropa_client::client::INVITE_TTL_SECS,
             },
-            |r| {
-                Msg::Invited(r.and_then(|o| match o {
-                    Outcome::Invited { link, alias } => Ok((link, alias)),
-                    _ => Err(ClientError::Corrupt("unexpected outcome")),
-                }))
-            },
+            |r| Msg::Invited(r.and_then(Outcome::into_invited)),
         );
     }
 
@@ -180,10 +167,7 @@ impl Session {
             },
             move |r| Msg::Accepted {
                 alias: a,
-                result: r.and_then(|o| match o {
-                    Outcome::Accepted { delivered, .. } => Ok(delivered),
-                    _ => Err(ClientError::Corrupt("unexpected outcome")),
-                }),
+                result: r.and_then(Outcome::into_accepted),
             },
         );
     }

@@ -292,6 +292,45 @@ pub enum Outcome {
     },
 }
 
+fn unexpected() -> ClientError {
+    ClientError::Corrupt("unexpected outcome")
+}
+
+impl Outcome {
+    /// The message id of [`Command::Send`]'s outcome.
+    ///
+    /// # Errors
+    /// Any other outcome (a bug).
+    pub fn into_queued(self) -> Result<String, ClientError> {
+        match self {
+            Outcome::Queued { id } => Ok(id),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// The link and alias of [`Command::Invite`]'s outcome.
+    ///
+    /// # Errors
+    /// Any other outcome (a bug).
+    pub fn into_invited(self) -> Result<(String, String), ClientError> {
+        match self {
+            Outcome::Invited { link, alias } => Ok((link, alias)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Whether the handshake of [`Command::Accept`] was delivered.
+    ///
+    /// # Errors
+    /// Any other outcome (a bug).
+    pub fn into_accepted(self) -> Result<bool, ClientError> {
+        match self {
+            Outcome::Accepted { delivered, .. } => Ok(delivered),
+            _ => Err(unexpected()),
+        }
+    }
+}
+
 impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
