@@ -182,11 +182,13 @@ fn a_handler_creates_a_profile_invites_chats_and_works_a_case() {
     });
 
     // CLI → desk: appears while the app runs.
+    // With a right-to-left override in it: shown as an escape, so it
+    // cannot reorder what the handler reads.
     karim
-        .tropa_input(&["send", "desk"], "In Tbilisi, near the station")
+        .tropa_input(&["send", "desk"], "In Tbilisi, near the station \u{202e}evil")
         .ok();
     until(&mut h, "the incoming message, live", |h| {
-        shows(h, "In Tbilisi, near the station")
+        shows(h, "In Tbilisi, near the station \\u{202e}evil")
     });
 
     // Case work: cleared is refused until two evaluators passed.
