@@ -11,8 +11,9 @@ use std::collections::{BTreeSet, HashMap};
 use tropa_client::{CaseStatus, CaseView, MessageStatus, MessageView, SyncEvent};
 use zeroize::Zeroize;
 
-/// Which cases the list shows.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Which cases the list shows. `Debug` leaves out the search words (names
+/// and words from notes and messages).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     /// Only this status (None: all).
     pub status: Option<CaseStatus>,
@@ -20,6 +21,16 @@ pub struct Filter {
     pub starred_only: bool,
     /// Words to find in aliases, notes and message text (ignoring case).
     pub query: String,
+}
+
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Filter")
+            .field("status", &self.status)
+            .field("starred_only", &self.starred_only)
+            .field("query", &"<redacted>")
+            .finish()
+    }
 }
 
 /// What an event needs from the shell beyond the model's own change.
@@ -526,6 +537,15 @@ mod tests {
             ..Filter::default()
         });
         assert!(aliases(&ws).is_empty());
+    }
+
+    #[test]
+    fn debug_leaves_out_the_search_words() {
+        let f = Filter {
+            query: "izmir brother".into(),
+            ..Filter::default()
+        };
+        assert!(!format!("{f:?}").contains("izmir"));
     }
 
     #[test]
