@@ -185,7 +185,10 @@ fn a_handler_creates_a_profile_invites_chats_and_works_a_case() {
     // With a right-to-left override in it: shown as an escape, so it
     // cannot reorder what the handler reads.
     karim
-        .tropa_input(&["send", "desk"], "In Tbilisi, near the station \u{202e}evil")
+        .tropa_input(
+            &["send", "desk"],
+            "In Tbilisi, near the station \u{202e}evil",
+        )
         .ok();
     until(&mut h, "the incoming message, live", |h| {
         shows(h, "In Tbilisi, near the station \\u{202e}evil")
