@@ -66,6 +66,13 @@ impl RelayProcess {
     /// Like [`start`](Self::start), appending `extra_config` lines to relay.toml
     /// on first initialisation.
     pub fn start_with(data: &Path, extra_config: &[&str]) -> RelayProcess {
+        Self::start_under(data, extra_config, &[])
+    }
+
+    /// Like [`start_with`](Self::start_with), running the relay under
+    /// `wrapper` (a command and its arguments, e.g. `strace -f -o FILE`);
+    /// an empty `wrapper` runs it directly.
+    pub fn start_under(data: &Path, extra_config: &[&str], wrapper: &[&str]) -> RelayProcess {
         if !data.join("relay.key").exists() {
             let out = Command::new(bin("tropa-relay"))
                 .args(["init", "--data"])
@@ -89,7 +96,15 @@ impl RelayProcess {
                 std::fs::write(&cfg, text).unwrap();
             }
         }
-        let mut child = Command::new(bin("tropa-relay"))
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin("tropa-relay"));
+                c
+            }
+            None => Command::new(bin("tropa-relay")),
+        };
+        let mut child = cmd
             .args(["run", "--data"])
             .arg(data)
             .stdin(Stdio::null())
@@ -140,11 +155,20 @@ impl RelayProcess {
     }
 
     /// Sends SIGTERM and waits up to `limit`; returns the exit status and the time taken.
-    pub fn terminate(mut self, limit: Duration) -> (Option<std::process::ExitStatus>, Duration) {
-        let start = Instant::now();
+    pub fn terminate(self, limit: Duration) -> (Option<std::process::ExitStatus>, Duration) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+        self.wait_for_exit(limit)
+    }
+
+    /// Waits up to `limit` for the process to exit by itself (kill -9 after
+    /// that); returns the exit status and the time taken.
+    pub fn wait_for_exit(
+        mut self,
+        limit: Duration,
+    ) -> (Option<std::process::ExitStatus>, Duration) {
+        let start = Instant::now();
         while start.elapsed() < limit {
             if let Ok(Some(st)) = self.child.try_wait() {
                 return (Some(st), start.elapsed());
