@@ -6,8 +6,10 @@
 #   1. the unit starts, creates the data dir, and `tropa-relay check` /
 #      `address` agree after setting public_host and restarting;
 #   2. two `tropa` profiles connect and exchange a message through it;
-#   3. the IP allow list is really enforced here (a drop-in that leaves out
-#      loopback makes the relay unreachable), so step 2 passing means the
+#   3. deploy/README.md's backup and restore keep the address and a
+#      waiting message;
+#   4. the IP allow list is really enforced here (a drop-in that leaves out
+#      loopback makes the relay unreachable), so steps 2-3 passing mean the
 #      shipped list lets clients in.
 # Everything systemd sees as writable state (/etc/systemd/system,
 # /usr/local/bin, /var/lib, /run, /tmp, /var/tmp) is a tmpfs private to its
@@ -35,16 +37,22 @@ cp "$UNIT_SRC" /etc/systemd/system/tropa-relay.service
 exec /lib/systemd/systemd --system --unit=basic.target'
 RELAY_BIN=$relay_bin UNIT_SRC=$unit_src setsid unshare --pid --fork --mount --mount-proc \
   --propagation private sh -c "$boot" >"$work/systemd.log" 2>&1 </dev/null &
+launcher=$!
+# systemd is unshare's child (PID 1 inside); its own forks share its name,
+# so it is found by parentage, not by name.
 pid=
-for _ in $(seq 30); do
-  pid=$(pgrep -n -f '^/lib/systemd/systemd --system --unit=basic.target' || true)
-  [ -n "$pid" ] && break
+for _ in $(seq 50); do
+  child=$(pgrep -P "$launcher" || true)
+  if [ -n "$child" ] && tr '\0' ' ' <"/proc/$child/cmdline" 2>/dev/null | grep -q '^/lib/systemd/systemd '; then
+    pid=$child
+    break
+  fi
   sleep 0.2
 done
 [ -n "$pid" ] || { echo "systemd did not start:" >&2; cat "$work/systemd.log" >&2; exit 1; }
 S() { timeout 60 nsenter -t "$pid" -m -p "$@"; }
 cleanup() {
-  kill -9 "$pid" 2>/dev/null || true
+  kill -9 "$pid" "$launcher" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -75,6 +83,21 @@ echo "through the unit" | t b send a >/dev/null
 t a sync
 t a read b | grep -q "through the unit"
 echo "ok: message delivered through the relay under the shipped unit"
+
+# deploy/README.md's backup and restore, with a message left waiting. The
+# restore extracts as root-owned files (as on a fresh server, where the
+# dynamic user's ID differs), which systemd must hand back to the relay.
+echo "left waiting" | t b send a >/dev/null
+S systemctl stop tropa-relay
+S tar -C /var/lib/private -czf /var/tmp/tropa-relay-backup.tar.gz tropa-relay
+S rm -rf /var/lib/private/tropa-relay
+S tar -C /var/lib/private --no-same-owner -xzf /var/tmp/tropa-relay-backup.tar.gz
+S systemctl start tropa-relay
+restored=$(S tropa-relay address --data /var/lib/tropa-relay)
+[ "$restored" = "$addr" ] || { echo "FAIL: address changed: $restored" >&2; exit 1; }
+t a sync
+t a read b | grep -q "left waiting"
+echo "ok: backup, wipe, restore: same address, the waiting message delivered"
 
 S mkdir -p /etc/systemd/system/tropa-relay.service.d
 printf '[Service]\nIPAddressAllow=\nIPAddressAllow=192.0.2.0/24\n' |
