@@ -13,5 +13,14 @@
 pub mod crypto;
 pub mod frame;
 
+/// Requests a client keeps in flight on one connection at most, and so the
+/// whole frames a relay must let each connection's requests hold at once.
+/// The relay answers a request it has no memory budget for at once with
+/// `RATE_LIMITED` ("busy") instead of letting it wait: a waiting request's
+/// body would sit unread in the connection's flow-control window, which the
+/// requests holding the budget need to receive the rest of theirs, and the
+/// connection would stall on itself.
+pub const REQUESTS_IN_FLIGHT: usize = 8;
+
 /// Server name put in the (unsent) SNI slot by clients; any valid name would do.
 pub const SERVER_NAME: &str = "tropa-relay";

@@ -296,9 +296,12 @@ impl Config {
                 "open_disk_share_percent must be at most 100",
             ));
         }
-        // One connection must be able to hold at least one whole frame (and a
-        // delivery needs room for two while it is being sealed).
-        let min_kib = (2 * (tropa_proto::MAX_FRAME_LEN + 4)).div_ceil(1024);
+        // A client keeps up to REQUESTS_IN_FLIGHT requests in flight and
+        // the relay refuses a request it has no budget for (a delivery needs
+        // room for two frames while it is being sealed).
+        let min_kib = (tropa_relay_protocol::REQUESTS_IN_FLIGHT.max(2)
+            * (tropa_proto::MAX_FRAME_LEN + 4))
+            .div_ceil(1024);
         if (self.connection_memory_kib as usize) < min_kib {
             return Err(invalid(
                 "connection_memory_kib",
@@ -500,7 +503,7 @@ const FIELDS: &[(&str, &str, &str)] = &[
     ),
     (
         "connection_memory_kib",
-        "KiB one connection may hold for requests in flight, and as much again\nfor deliveries.",
+        "KiB one connection may hold for requests in flight, and as much again\nfor deliveries. At least 137: clients keep up to 8 requests of up to\n17 KiB in flight.",
         "",
     ),
     (

@@ -3,12 +3,15 @@
 //! only moves frames, with timeouts.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
+use tokio::sync::Semaphore;
 use tropa_proto::RelayAddress;
 use tropa_proto::relay::{Request, Response, recipient_command::Action};
+use tropa_relay_protocol::REQUESTS_IN_FLIGHT;
 use tropa_relay_protocol::crypto::ChannelBinding;
 use tropa_relay_protocol::frame::{self, ReadError};
 use x25519_dalek::PublicKey;
@@ -53,6 +56,9 @@ pub struct RelayClient {
     endpoint: quinn::Endpoint,
     conn: quinn::Connection,
     binding: ChannelBinding,
+    /// At most [`REQUESTS_IN_FLIGHT`] requests at once: the relay refuses
+    /// what its per-connection budget cannot hold instead of queueing it.
+    in_flight: Arc<Semaphore>,
 }
 
 impl std::fmt::Debug for RelayClient {
@@ -119,6 +125,7 @@ impl RelayClient {
             endpoint,
             conn,
             binding,
+            in_flight: Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT)),
         })
     }
 
@@ -161,7 +168,8 @@ impl RelayClient {
     }
 
     /// Sends raw bytes on a new stream and reads one response. For tests of
-    /// the relay's handling of bad input.
+    /// the relay's handling of bad input; not limited to
+    /// [`REQUESTS_IN_FLIGHT`], so tests can act as a client that ignores it.
     ///
     /// # Errors
     /// [`RequestError`] for transport failures; relay errors come back as a
@@ -188,6 +196,8 @@ impl RelayClient {
         // Opening the stream counts against the timeout too: a relay out of
         // streams must not make a request wait forever.
         let fut = async {
+            // Never closed, so this only waits.
+            let _permit = self.in_flight.acquire().await;
             let (mut send, mut recv) = self.conn.open_bi().await?;
             frame::write_frame(&mut send, req).await?;
             let _ = send.finish();

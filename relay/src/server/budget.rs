@@ -100,6 +100,29 @@ pub struct ConnectionBudget {
 }
 
 impl ConnectionBudget {
+    /// Takes `bytes` from this connection's budget of that kind and from the
+    /// relay's if both have them now, without waiting. Requests use this:
+    /// see [`tropa_relay_protocol::REQUESTS_IN_FLIGHT`] for why a request
+    /// must never wait for memory.
+    pub fn try_acquire(&self, kind: Kind, bytes: usize) -> Option<Permit> {
+        let bytes = u32::try_from(bytes.max(1)).ok()?;
+        let own = match kind {
+            Kind::Request => &self.requests,
+            Kind::Delivery => &self.deliveries,
+        };
+        let connection = own.clone().try_acquire_many_owned(bytes).ok()?;
+        let relay = self
+            .relay
+            .bytes
+            .clone()
+            .try_acquire_many_owned(bytes)
+            .ok()?;
+        Some(Permit {
+            _connection: connection,
+            _relay: relay,
+        })
+    }
+
     /// Waits up to `patience` (forever if `None`) for `bytes` from this
     /// connection's budget of that kind and from the relay's. `None` if they
     /// did not come in time (or could never come: more than the whole budget).

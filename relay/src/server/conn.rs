@@ -198,10 +198,8 @@ async fn read_request(
             )));
         }
     };
-    let Some(permit) = budget
-        .acquire(Kind::Request, len, Some(REQUEST_TIMEOUT))
-        .await
-    else {
+    // Never wait for memory here: see tropa_relay_protocol::REQUESTS_IN_FLIGHT.
+    let Some(permit) = budget.try_acquire(Kind::Request, len) else {
         metrics.inc(&metrics.memory_refusals);
         return Err(BadRequest::Answer(service::busy()));
     };
