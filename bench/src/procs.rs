@@ -1,0 +1,187 @@
+//! The two servers under test as child processes on 127.0.0.1: a real
+//! `tropa-relay` in a fresh data directory, and the raw quinn baseline
+//! (this binary's `raw-server`). Each is started fresh for a scenario and
+//! killed after it, so one scenario's state never colours the next.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use tropa_proto::{Fingerprint, RelayAddress};
+
+use crate::BenchError;
+
+/// Limits raised so the system is measured, not the limiter: rate limits,
+/// the per-address connection and creation caps, and the per-mailbox quota.
+/// Memory budgets and everything else keep their defaults.
+const RELAY_CONFIG: &str = "\
+rate_per_sec = 1000000
+rate_burst = 1000000
+max_connections = 30000
+max_connections_per_ip = 30000
+creations_per_hour_per_address = 1000000
+creation_burst_per_address = 100000
+mailbox_quota = 100000
+";
+
+/// The path of `name` next to this executable (both built by cargo into
+/// the same target directory).
+pub fn sibling(name: &str) -> Result<PathBuf, BenchError> {
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name(name);
+    if path.exists() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} not found; build it: cargo build --release -p tropa-relay -p tropa-bench",
+            path.display()
+        )
+        .into())
+    }
+}
+
+/// A running `tropa-relay run`.
+pub struct Relay {
+    child: Child,
+    /// The address it printed.
+    pub address: RelayAddress,
+    _dir: tempfile::TempDir,
+}
+
+impl Relay {
+    /// Initialises a fresh data directory on 127.0.0.1 (free port) with
+    /// [`RELAY_CONFIG`], and runs it.
+    pub async fn start(bin: &Path) -> Result<Relay, BenchError> {
+        let bin = bin.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let dir = tempfile::tempdir()?;
+            let data = dir.path().join("relay");
+            let out = Command::new(&bin)
+                .args(["init", "--data"])
+                .arg(&data)
+                .args(["--listen", "127.0.0.1:0"])
+                .output()?;
+            if !out.status.success() {
+                return Err(format!(
+                    "tropa-relay init failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+                .into());
+            }
+            let cfg = data.join("relay.toml");
+            let text = std::fs::read_to_string(&cfg)?;
+            // Ours first, and the generated lines for the same keys dropped
+            // (a key set twice is an error).
+            let ours: Vec<&str> = RELAY_CONFIG
+                .lines()
+                .filter_map(|l| l.split('=').next().map(str::trim))
+                .collect();
+            let kept: Vec<&str> = text
+                .lines()
+                .filter(|l| !ours.contains(&l.split('=').next().map_or("", str::trim)))
+                .collect();
+            std::fs::write(&cfg, format!("{RELAY_CONFIG}{}\n", kept.join("\n")))?;
+            let mut child = Command::new(&bin)
+                .args(["run", "--data"])
+                .arg(&data)
+                .env("TROPA_LOG", "error")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()?;
+            let line = first_line(&mut child)?;
+            let address: RelayAddress = line
+                .trim()
+                .parse()
+                .map_err(|e| format!("relay printed {line:?}: {e}"))?;
+            Ok(Relay {
+                child,
+                address,
+                _dir: dir,
+            })
+        })
+        .await?
+    }
+
+    /// Resident memory of the relay process, bytes.
+    pub fn rss(&self) -> Result<u64, BenchError> {
+        rss(self.child.id())
+    }
+
+    /// Kills the process and removes its data.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A running raw quinn baseline server.
+pub struct Raw {
+    child: Child,
+    /// Its UDP address.
+    pub addr: std::net::SocketAddr,
+    /// Its certificate's fingerprint (pinned like a relay's).
+    pub fingerprint: Fingerprint,
+}
+
+impl Raw {
+    /// Runs `tropa-bench raw-server`.
+    pub async fn start() -> Result<Raw, BenchError> {
+        tokio::task::spawn_blocking(|| {
+            let mut child = Command::new(std::env::current_exe()?)
+                .arg("raw-server")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()?;
+            let line = first_line(&mut child)?;
+            let (port, fp) = line
+                .trim()
+                .split_once(' ')
+                .ok_or_else(|| format!("raw server printed {line:?}"))?;
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port.parse::<u16>()?));
+            let fingerprint: Fingerprint = fp
+                .parse()
+                .map_err(|e| format!("raw server fingerprint {fp:?}: {e:?}"))?;
+            Ok(Raw {
+                child,
+                addr,
+                fingerprint,
+            })
+        })
+        .await?
+    }
+
+    /// Resident memory of the server process, bytes.
+    pub fn rss(&self) -> Result<u64, BenchError> {
+        rss(self.child.id())
+    }
+
+    /// Kills the process.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn first_line(child: &mut Child) -> Result<String, BenchError> {
+    let out = child.stdout.take().ok_or("no stdout")?;
+    let mut reader = BufReader::new(out);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in reader.lines() {});
+    Ok(line)
+}
+
+/// VmRSS of process `pid`, bytes.
+pub fn rss(pid: u32) -> Result<u64, BenchError> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or("no VmRSS in /proc status")?;
+    Ok(kib * 1024)
+}

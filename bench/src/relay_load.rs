@@ -1,0 +1,266 @@
+//! The relay's side of each scenario, through the real relay client: every
+//! connection creates and secures its own mailbox, subscribes to it, and
+//! deposits into it with the sender's signature, so one envelope is the
+//! whole path a message takes (deposit, store, push, ack).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tropa_proto::{ENVELOPE_SIZE, RelayAddress};
+use tropa_relay_client::{CreatedMailbox, RelayClient};
+use x25519_dalek::{PublicKey, StaticSecret};
+
+use crate::BenchError;
+use crate::procs::Relay;
+use crate::report::{Idle, Latency, LatencyRecorder};
+
+/// One connection and the mailbox it owns.
+#[derive(Clone)]
+struct Mailbox {
+    client: Arc<RelayClient>,
+    auth: SigningKey,
+    ids: CreatedMailbox,
+    dh: StaticSecret,
+    sender: Arc<SigningKey>,
+}
+
+impl Mailbox {
+    async fn open(addr: RelayAddress, secure: bool) -> Result<Mailbox, BenchError> {
+        let client = RelayClient::connect(&addr).await?;
+        let auth = SigningKey::generate(&mut rand::rng());
+        let dh = StaticSecret::random_from_rng(&mut rand::rng());
+        let ids = client
+            .create_mailbox(&auth, &PublicKey::from(&dh), None)
+            .await?;
+        let sender = SigningKey::generate(&mut rand::rng());
+        if secure {
+            client
+                .secure(&auth, &ids.recipient_id, &sender.verifying_key().to_bytes())
+                .await?;
+        }
+        Ok(Mailbox {
+            client: Arc::new(client),
+            auth,
+            ids,
+            dh,
+            sender: Arc::new(sender),
+        })
+    }
+
+    /// Acks `id` in the background; `then` runs if the relay confirmed it.
+    fn ack(
+        &self,
+        acks: &Arc<Semaphore>,
+        id: [u8; tropa_proto::ENVELOPE_ID_LEN],
+        then: impl FnOnce() + Send + 'static,
+    ) {
+        let (client, auth, rid, acks) = (
+            self.client.clone(),
+            self.auth.clone(),
+            self.ids.recipient_id,
+            acks.clone(),
+        );
+        tokio::spawn(async move {
+            let Ok(_permit) = acks.acquire_owned().await else {
+                return;
+            };
+            if client.ack(&auth, &rid, &id).await.is_ok() {
+                then();
+            }
+        });
+    }
+}
+
+async fn open_all(addr: &RelayAddress, n: usize, secure: bool) -> Result<Vec<Mailbox>, BenchError> {
+    let mut out = Vec::with_capacity(n);
+    let mut set = JoinSet::new();
+    let mut started = 0;
+    while out.len() < n {
+        while started < n && set.len() < 64 {
+            set.spawn(Mailbox::open(addr.clone(), secure));
+            started += 1;
+        }
+        match set.join_next().await {
+            Some(r) => out.push(r??),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+async fn close_all(mailboxes: Vec<Mailbox>) {
+    for m in mailboxes {
+        if let Ok(c) = Arc::try_unwrap(m.client) {
+            c.close_within(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// Envelopes delivered and acknowledged per second with `conns`
+/// connections, each keeping `in_flight` deposits going into its own
+/// mailbox (and at most 4 × `in_flight` envelopes waiting in it).
+pub async fn throughput(
+    relay: &Relay,
+    conns: usize,
+    in_flight: usize,
+    measure: Duration,
+) -> Result<f64, BenchError> {
+    let mailboxes = open_all(&relay.address, conns, true).await?;
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(Semaphore::new(64 * conns));
+    let mut tasks = JoinSet::new();
+    let mut windows = Vec::new();
+    let envelope = Bytes::from(vec![0xa5u8; ENVELOPE_SIZE]);
+    for m in &mailboxes {
+        let window = Arc::new(Semaphore::new(4 * in_flight));
+        windows.push(window.clone());
+        for _ in 0..in_flight {
+            let (client, sender, window) = (m.client.clone(), m.sender.clone(), window.clone());
+            let (sid, envelope) = (m.ids.sender_id, envelope.clone());
+            tasks.spawn(async move {
+                while let Ok(permit) = window.acquire().await {
+                    permit.forget();
+                    if client
+                        .deposit(&sid, envelope.clone(), Some(&sender))
+                        .await
+                        .is_err()
+                    {
+                        window.add_permits(1);
+                    }
+                }
+            });
+        }
+        let mut sub = m.client.subscribe(&m.auth, &m.ids.recipient_id).await?;
+        let (stop, done, acks) = (stop.clone(), done.clone(), acks.clone());
+        let me = m.clone();
+        tasks.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(next) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await
+                else {
+                    continue;
+                };
+                let Ok(Some(d)) = next else { break };
+                let (done, window) = (done.clone(), window.clone());
+                me.ack(&acks, d.envelope_id, move || {
+                    done.fetch_add(1, Ordering::Relaxed);
+                    window.add_permits(1);
+                });
+            }
+            sub.close();
+        });
+    }
+    let rate = crate::report::count_rate(&done, measure).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in &windows {
+        w.close();
+    }
+    crate::report::drain(tasks).await;
+    acks.close();
+    close_all(mailboxes).await;
+    Ok(rate)
+}
+
+/// Deposit→delivery latency at `rate` envelopes per second spread over
+/// `conns` connections (open loop). Each envelope carries its deposit
+/// time; the subscriber opens every delivery to read it.
+pub async fn latency(
+    relay: &Relay,
+    conns: usize,
+    rate: f64,
+    measure: Duration,
+) -> Result<Latency, BenchError> {
+    let mailboxes = open_all(&relay.address, conns, true).await?;
+    let rec = LatencyRecorder::new(measure)?;
+    let origin = Instant::now();
+    let acks = Arc::new(Semaphore::new(64 * conns));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut receivers = JoinSet::new();
+    let mut pacers = JoinSet::new();
+    for m in &mailboxes {
+        let mut sub = m.client.subscribe(&m.auth, &m.ids.recipient_id).await?;
+        let me = m.clone();
+        let (rec2, acks2, stop2) = (rec.clone(), acks.clone(), stop.clone());
+        receivers.spawn(async move {
+            while !stop2.load(Ordering::Relaxed) {
+                let Ok(next) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await
+                else {
+                    continue;
+                };
+                let Ok(Some(d)) = next else { break };
+                match d.open(&me.dh, &me.ids.relay_dh_pub, &me.ids.recipient_id) {
+                    Ok(plain) => {
+                        let mut ns = [0u8; 8];
+                        ns.copy_from_slice(plain.get(..8).unwrap_or(&[0; 8]));
+                        rec2.record(origin + Duration::from_nanos(u64::from_be_bytes(ns)));
+                    }
+                    Err(_) => rec2.failed(),
+                }
+                me.ack(&acks2, d.envelope_id, || {});
+            }
+            sub.close();
+        });
+        let (client, sender, sid, rec) = (
+            m.client.clone(),
+            m.sender.clone(),
+            m.ids.sender_id,
+            rec.clone(),
+        );
+        let period = Duration::from_secs_f64(conns as f64 / rate);
+        pacers.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            let mut inflight = JoinSet::new();
+            while !rec.finished() {
+                tick.tick().await;
+                let (client, sender, rec) = (client.clone(), sender.clone(), rec.clone());
+                inflight.spawn(async move {
+                    let mut env = vec![0x3cu8; ENVELOPE_SIZE];
+                    let ns = u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    env[..8].copy_from_slice(&ns.to_be_bytes());
+                    if client
+                        .deposit(&sid, Bytes::from(env), Some(&sender))
+                        .await
+                        .is_err()
+                    {
+                        rec.failed();
+                    }
+                });
+                while inflight.try_join_next().is_some() {}
+            }
+            crate::report::drain(inflight).await;
+        });
+    }
+    crate::report::drain(pacers).await;
+    // Let the last deliveries arrive.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    crate::report::drain(receivers).await;
+    acks.close();
+    close_all(mailboxes).await;
+    Ok(rec.summary())
+}
+
+/// Relay memory growth for `n` connections that each created a mailbox
+/// and hold a subscription to it.
+pub async fn idle(relay: &Relay, n: usize) -> Result<Idle, BenchError> {
+    let before = relay.rss()?;
+    let t = Instant::now();
+    let mailboxes = open_all(&relay.address, n, false).await?;
+    let mut subs = Vec::with_capacity(n);
+    for m in &mailboxes {
+        subs.push(m.client.subscribe(&m.auth, &m.ids.recipient_id).await?);
+    }
+    let setup = t.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = relay.rss()?;
+    for s in subs {
+        s.close();
+    }
+    close_all(mailboxes).await;
+    Ok(Idle::new(n, before, after, setup))
+}

@@ -1,0 +1,234 @@
+//! Measuring and printing: rates over a fixed window, latency histograms
+//! (hdrhistogram, microseconds), memory growth, and the Markdown tables the
+//! run prints, every relay figure next to the baseline's as a ratio.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tokio::task::JoinSet;
+
+/// How long a scenario warms up before it is measured.
+pub const WARM_UP: Duration = Duration::from_secs(1);
+
+/// The run's first lines: what was measured where.
+pub fn header() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!(
+        "# tropa-bench {}\n\nloopback, {cores} cores; relay = real tropa-relay process (limits raised, \
+         memory budgets default), raw = quinn server with the relay's TLS and transport settings \
+         answering 16 KiB with 16 KiB; ratio = relay / raw",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Counts what `done` gains over [`WARM_UP`] then `measure`, per second of
+/// `measure`.
+pub async fn count_rate(done: &AtomicU64, measure: Duration) -> f64 {
+    tokio::time::sleep(WARM_UP).await;
+    let c0 = done.load(Ordering::Relaxed);
+    let t0 = Instant::now();
+    tokio::time::sleep(measure).await;
+    let c1 = done.load(Ordering::Relaxed);
+    (c1 - c0) as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// Waits for `tasks` to end, for at most 20 s; aborts what is left.
+pub async fn drain(mut tasks: JoinSet<()>) {
+    let _ = tokio::time::timeout(Duration::from_secs(20), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    tasks.abort_all();
+}
+
+/// The throughput table's header.
+pub fn throughput_header() -> String {
+    "| connections × in flight | relay envelopes/s | raw requests/s | ratio |\n| --- | --- | --- | --- |"
+        .into()
+}
+
+/// One throughput row.
+pub fn throughput_row(conns: usize, in_flight: usize, relay: f64, raw: f64) -> String {
+    format!(
+        "| {conns} × {in_flight} | {relay:.0} | {raw:.0} | {} |",
+        ratio(relay, raw)
+    )
+}
+
+fn ratio(relay: f64, raw: f64) -> String {
+    if raw > 0.0 {
+        format!("{:.1}%", 100.0 * relay / raw)
+    } else {
+        "n/a".into()
+    }
+}
+
+/// Collects latencies between the end of warm-up and the end of the
+/// measurement window.
+#[derive(Clone)]
+pub struct LatencyRecorder {
+    start: Instant,
+    measure: Duration,
+    hist: Arc<Mutex<Histogram<u64>>>,
+    failed: Arc<AtomicU64>,
+    over: Arc<AtomicBool>,
+}
+
+impl LatencyRecorder {
+    /// A recorder whose window opens after [`WARM_UP`] from now.
+    ///
+    /// # Errors
+    /// Only if hdrhistogram refuses its bounds (1 µs to 60 s, 3 digits).
+    pub fn new(measure: Duration) -> Result<LatencyRecorder, crate::BenchError> {
+        let hist = Histogram::new_with_bounds(1, 60_000_000, 3)
+            .map_err(|e| format!("histogram: {e:?}"))?;
+        Ok(LatencyRecorder {
+            start: Instant::now(),
+            measure,
+            hist: Arc::new(Mutex::new(hist)),
+            failed: Arc::new(AtomicU64::new(0)),
+            over: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Whether the window has closed (pacers stop sending).
+    pub fn finished(&self) -> bool {
+        if self.start.elapsed() >= WARM_UP + self.measure {
+            self.over.store(true, Ordering::Relaxed);
+        }
+        self.over.load(Ordering::Relaxed)
+    }
+
+    /// Records something that started at `t` and has just completed, if `t`
+    /// is inside the window.
+    pub fn record(&self, t: Instant) {
+        let since = t.duration_since(self.start);
+        if since < WARM_UP || since >= WARM_UP + self.measure {
+            return;
+        }
+        let us = u64::try_from(t.elapsed().as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        if let Ok(mut h) = self.hist.lock() {
+            h.saturating_record(us);
+        }
+    }
+
+    /// Counts one that failed.
+    pub fn failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Percentiles of what was recorded.
+    pub fn summary(&self) -> Latency {
+        let h = self.hist.lock().map(|h| h.clone()).ok();
+        let q = |p: f64| h.as_ref().map_or(0, |h| h.value_at_quantile(p));
+        Latency {
+            count: h.as_ref().map_or(0, Histogram::len),
+            failed: self.failed.load(Ordering::Relaxed),
+            p50_us: q(0.50),
+            p99_us: q(0.99),
+            p999_us: q(0.999),
+            max_us: h.as_ref().map_or(0, Histogram::max),
+        }
+    }
+}
+
+/// Latency percentiles, microseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Latency {
+    /// Samples in the window.
+    pub count: u64,
+    /// Requests that failed.
+    pub failed: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// 99.9th percentile.
+    pub p999_us: u64,
+    /// Largest.
+    pub max_us: u64,
+}
+
+/// The latency table: relay deposit→delivery against raw request→answer.
+pub fn latency_table(relay: &Latency, raw: &Latency) -> String {
+    let ms = |us: u64| format!("{:.2} ms", us as f64 / 1000.0);
+    let r = |a: u64, b: u64| {
+        if b > 0 {
+            format!("{:.1}×", a as f64 / b as f64)
+        } else {
+            "n/a".into()
+        }
+    };
+    format!(
+        "| | relay deposit→delivery | raw request→answer | relay / raw |\n| --- | --- | --- | --- |\n\
+         | p50 | {} | {} | {} |\n| p99 | {} | {} | {} |\n| p999 | {} | {} | {} |\n\
+         | max | {} | {} | |\n| samples (failed) | {} ({}) | {} ({}) | |",
+        ms(relay.p50_us),
+        ms(raw.p50_us),
+        r(relay.p50_us, raw.p50_us),
+        ms(relay.p99_us),
+        ms(raw.p99_us),
+        r(relay.p99_us, raw.p99_us),
+        ms(relay.p999_us),
+        ms(raw.p999_us),
+        r(relay.p999_us, raw.p999_us),
+        ms(relay.max_us),
+        ms(raw.max_us),
+        relay.count,
+        relay.failed,
+        raw.count,
+        raw.failed,
+    )
+}
+
+/// Memory growth of a server for `n` idle connections.
+#[derive(Clone, Copy, Debug)]
+pub struct Idle {
+    n: usize,
+    before: u64,
+    after: u64,
+    setup: Duration,
+}
+
+impl Idle {
+    /// From RSS before and after `n` connections were set up in `setup`.
+    pub fn new(n: usize, before: u64, after: u64, setup: Duration) -> Idle {
+        Idle {
+            n,
+            before,
+            after,
+            setup,
+        }
+    }
+
+    fn per_conn_kib(&self) -> f64 {
+        self.after.saturating_sub(self.before) as f64 / 1024.0 / self.n.max(1) as f64
+    }
+}
+
+/// The idle-memory table's header.
+pub fn idle_header() -> String {
+    "| connections | relay RSS before → after | relay KiB/conn | raw RSS before → after | raw KiB/conn | ratio | relay set-up |\n\
+     | --- | --- | --- | --- | --- | --- | --- |"
+        .into()
+}
+
+/// One idle-memory row.
+pub fn idle_row(n: usize, relay: &Idle, raw: &Idle) -> String {
+    let mib = |b: u64| format!("{:.1}", b as f64 / 1048576.0);
+    format!(
+        "| {n} | {} → {} MiB | {:.1} | {} → {} MiB | {:.1} | {} | {:.1} s |",
+        mib(relay.before),
+        mib(relay.after),
+        relay.per_conn_kib(),
+        mib(raw.before),
+        mib(raw.after),
+        raw.per_conn_kib(),
+        ratio(relay.per_conn_kib(), raw.per_conn_kib()),
+        relay.setup.as_secs_f64(),
+    )
+}
