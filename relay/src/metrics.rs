@@ -33,12 +33,21 @@ pub struct Metrics {
     pub memory_refusals: AtomicU64,
     /// Subscriptions ended because the client did not read a delivery in time.
     pub write_timeouts: AtomicU64,
+    /// Durable syncs of the store (group commits).
+    pub commits: AtomicU64,
+    /// Answers those syncs confirmed (committed / commits = batch size).
+    pub committed: AtomicU64,
 }
 
 impl Metrics {
     /// Adds one to a counter.
     pub fn inc(&self, c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(&self, c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Prometheus text exposition of the counters plus the gauges, with
@@ -64,6 +73,8 @@ impl Metrics {
             ("corrupt_envelopes", &self.corrupt_envelopes),
             ("memory_refusals", &self.memory_refusals),
             ("write_timeouts", &self.write_timeouts),
+            ("commits", &self.commits),
+            ("committed", &self.committed),
         ];
         let mut out = String::new();
         for (name, c) in counters {

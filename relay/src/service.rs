@@ -218,9 +218,8 @@ fn store_error(e: &StoreError) -> Response {
         StoreError::Collision
         | StoreError::Corrupt
         | StoreError::NewerFormat { .. }
-        | StoreError::Backend(_) => {
-            error(ErrorCode::Internal, "relay storage error, try again later")
-        }
+        | StoreError::Backend(_)
+        | StoreError::Io(_) => error(ErrorCode::Internal, "relay storage error, try again later"),
     }
 }
 

@@ -252,7 +252,7 @@ async fn handle_stream(
             durable,
             wake,
         }) => {
-            let response = if durable && !flush(&ctx).await {
+            let response = if durable && !ctx.committer.durable().await {
                 service::internal_error()
             } else {
                 if let Some(rid) = wake {
@@ -264,17 +264,6 @@ async fn handle_stream(
         }
         Ok(Outcome::Subscribe(sub)) => deliver(ctx, conn, send, sub).await,
         Err(_) => reply_and_finish(ctx, send, service::internal_error()).await,
-    }
-}
-
-async fn flush(ctx: &Arc<Ctx>) -> bool {
-    let store = ctx.service.store().clone();
-    match tokio::task::spawn_blocking(move || store.flush()).await {
-        Ok(Ok(())) => true,
-        _ => {
-            tracing::error!("flush failed; the request is not confirmed");
-            false
-        }
     }
 }
 

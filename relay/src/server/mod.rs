@@ -16,6 +16,7 @@
 //! is spared the Retry's round trip.
 
 mod budget;
+mod commit;
 mod conn;
 
 use std::collections::HashMap;
@@ -123,6 +124,7 @@ struct Ctx {
     subscribers: Subscribers,
     metrics: Arc<Metrics>,
     budget: RelayBudget,
+    committer: commit::Committer,
     config: Config,
 }
 
@@ -140,6 +142,9 @@ pub enum ServerError {
         /// What failed.
         source: std::io::Error,
     },
+    /// The commit thread could not be started.
+    #[error("cannot start the commit thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// A bound relay, ready to [`run`](Server::run).
@@ -201,6 +206,9 @@ impl Server {
         };
         let metrics = Arc::new(Metrics::default());
         let budget = RelayBudget::new(config.memory_budget_mib.saturating_mul(1024 * 1024));
+        let synced = store.clone();
+        let committer = commit::Committer::start(move || synced.flush(), metrics.clone())
+            .map_err(ServerError::Thread)?;
         Ok(Self {
             endpoint,
             fingerprint: identity.fingerprint(),
@@ -211,6 +219,7 @@ impl Server {
                 subscribers: Subscribers::default(),
                 metrics,
                 budget,
+                committer,
                 config,
             }),
             metrics_listener,

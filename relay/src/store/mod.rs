@@ -167,6 +167,9 @@ pub enum StoreError {
     /// The storage engine failed.
     #[error("storage: {0}")]
     Backend(#[from] ::sled::Error),
+    /// Syncing the store's files to disk failed.
+    #[error("storage sync: {0}")]
+    Io(std::io::Error),
 }
 
 /// Limits and preconditions the store enforces atomically with each write.
