@@ -146,9 +146,16 @@ fn valid_password(p: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
+/// A host name as DNS allows it; the last label may not be all digits
+/// (RFC 3696 §2), so a mistyped IPv4 address like `999.1.1.1` is refused
+/// instead of being taken for a name.
 fn valid_dns_name(n: &str) -> bool {
     !n.is_empty()
         && n.len() <= 253
+        && !n
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
         && n.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
@@ -272,6 +279,9 @@ mod tests {
             "relay..example",
             "-relay.example",
             "relay example",
+            "999.1.1.1",
+            "10.0.0.256",
+            "1.2.3",
         ] {
             assert_eq!(bad.parse::<Host>(), Err(AddressError::BadHost), "{bad}");
         }

@@ -215,6 +215,62 @@ impl Config {
         Ok(cfg)
     }
 
+    /// Why `public_host` (if set) is unlikely to be what users can reach:
+    /// a loopback, private, shared (carrier NAT), link-local, unspecified or
+    /// documentation address. `None` for a DNS name or a global address.
+    /// The relay still starts (a relay for one private network is legitimate),
+    /// but `check`, `init` and `run` say so, because an operator who only
+    /// uncommented the example line would otherwise hand out 203.0.113.7.
+    pub fn public_host_warning(&self) -> Option<String> {
+        let host = self.public_host.as_deref()?;
+        let tropa_proto::Host::Ip(ip) = host.parse::<tropa_proto::Host>().ok()? else {
+            return None;
+        };
+        let what = match ip {
+            std::net::IpAddr::V4(v4) => {
+                let [a, b, c, _] = v4.octets();
+                if v4.is_unspecified() {
+                    "the unspecified address"
+                } else if v4.is_loopback() {
+                    "a loopback address (this machine only)"
+                } else if v4.is_private() {
+                    "a private address (10/8, 172.16/12, 192.168/16)"
+                } else if a == 100 && (64..128).contains(&b) {
+                    "a carrier-grade NAT address (100.64/10)"
+                } else if v4.is_link_local() {
+                    "a link-local address"
+                } else if (a, b, c) == (192, 0, 2)
+                    || (a, b, c) == (198, 51, 100)
+                    || (a, b, c) == (203, 0, 113)
+                {
+                    "an example address reserved for documentation"
+                } else {
+                    return None;
+                }
+            }
+            std::net::IpAddr::V6(v6) => {
+                let s0 = v6.segments()[0];
+                if v6.is_unspecified() {
+                    "the unspecified address"
+                } else if v6.is_loopback() {
+                    "a loopback address (this machine only)"
+                } else if s0 & 0xfe00 == 0xfc00 {
+                    "a unique local (private) address"
+                } else if s0 & 0xffc0 == 0xfe80 {
+                    "a link-local address"
+                } else if s0 == 0x2001 && v6.segments()[1] == 0x0db8 {
+                    "an example address reserved for documentation"
+                } else {
+                    return None;
+                }
+            }
+        };
+        Some(format!(
+            "public_host {host} is {what}: users on other networks cannot reach it. \
+             Put your server's public IP (from your provider) or DNS name."
+        ))
+    }
+
     /// Checks ranges and the password's character set.
     ///
     /// # Errors
@@ -581,6 +637,44 @@ mod tests {
             let text = format!("public_host = {good:?}\n");
             assert!(Config::parse(&text, "relay.toml").is_ok(), "{good}");
         }
+    }
+
+    /// Addresses users elsewhere cannot reach are flagged; public ones and
+    /// names are not.
+    #[test]
+    fn unreachable_public_hosts_are_flagged() {
+        let warn = |h: &str| {
+            Config {
+                public_host: Some(h.into()),
+                ..Config::default()
+            }
+            .public_host_warning()
+        };
+        for (host, says) in [
+            ("203.0.113.7", "documentation"),
+            ("10.0.0.5", "private"),
+            ("192.168.1.2", "private"),
+            ("100.64.3.4", "carrier-grade NAT"),
+            ("127.0.0.1", "loopback"),
+            ("0.0.0.0", "unspecified"),
+            ("169.254.1.1", "link-local"),
+            ("[2001:db8::1]", "documentation"),
+            ("[fd00::1]", "unique local"),
+            ("[fe80::1]", "link-local"),
+            ("[::1]", "loopback"),
+        ] {
+            let w = warn(host).unwrap_or_else(|| panic!("{host} not flagged"));
+            assert!(w.contains(says), "{host}: {w}");
+        }
+        for fine in [
+            "198.18.0.1",
+            "8.8.4.4",
+            "[2a01:4f8::1]",
+            "relay.example.org",
+        ] {
+            assert_eq!(warn(fine), None, "{fine}");
+        }
+        assert_eq!(Config::default().public_host_warning(), None);
     }
 
     /// Every error names the key and the line: TOML syntax, types, unknown

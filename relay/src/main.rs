@@ -175,7 +175,16 @@ fn init(
             address_for(&cfg, identity.fingerprint(), cfg.listen.port())
         );
     }
+    warn_public_host(&cfg);
     Ok(())
+}
+
+/// Says on stderr when `public_host` is an address users elsewhere cannot
+/// reach (the example from the documentation, a private one, ...).
+fn warn_public_host(cfg: &Config) {
+    if let Some(w) = cfg.public_host_warning() {
+        eprintln!("warning: {w}");
+    }
 }
 
 fn load(data: &Path) -> Result<(Config, RelayIdentity), CliError> {
@@ -224,6 +233,7 @@ fn run(data: &Path, listen: Option<SocketAddr>) -> Result<(), CliError> {
         .map_err(CliError::Runtime)?;
     rt.block_on(async {
         let store = Arc::new(SledStore::open(&data.join(STORE_DIR))?);
+        warn_public_host(&cfg);
         let has_public_host = cfg.public_host.is_some();
         let wildcard = cfg.listen.ip().is_unspecified();
         let server = Server::bind(cfg, &identity, store).await?;
@@ -257,6 +267,7 @@ fn check(data: &Path) -> Result<(), CliError> {
             data.join(CONFIG_FILE).display()
         );
     }
+    warn_public_host(&cfg);
     Ok(())
 }
 

@@ -189,12 +189,30 @@ fn check_refuses_a_bad_public_host_and_address_follows_the_config() {
         format!("{written}public_host = \"relay.example.org\"\n"),
     )
     .unwrap();
-    let (code, stdout, _) = relay(&["check"]);
+    let (code, stdout, stderr) = relay(&["check"]);
     assert_eq!(code, 0);
     assert!(
         stdout.trim().ends_with("@relay.example.org:4998"),
         "{stdout}"
     );
+    assert!(!stderr.contains("warning"), "{stderr}");
+    // The example from the documentation and a private address pass the
+    // syntax check but are flagged: users elsewhere cannot reach them.
+    for (host, says) in [("203.0.113.7", "documentation"), ("10.0.0.5", "private")] {
+        std::fs::write(&toml_path, format!("{written}public_host = {host:?}\n")).unwrap();
+        let (code, stdout, stderr) = relay(&["check"]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stdout.contains(&format!("@{host}:4998")), "{stdout}");
+        assert!(
+            stderr.contains("warning: public_host") && stderr.contains(says),
+            "{host}: {stderr}"
+        );
+    }
+    std::fs::write(
+        &toml_path,
+        format!("{written}public_host = \"relay.example.org\"\n"),
+    )
+    .unwrap();
     let (code, stdout, _) = relay(&["address"]);
     assert_eq!(code, 0);
     assert!(
