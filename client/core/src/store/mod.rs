@@ -360,11 +360,33 @@ fn key_path(dir: &Path) -> PathBuf {
     dir.join(KEY_FILE_NAME)
 }
 
+/// How long [`open_db`] waits for sled's own lock on the database file.
+const SLED_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens the sled database. Callers hold the profile's exclusive lock
+/// (`DIR/lock`) first, so if sled's own file lock is taken, its holder can
+/// only be this profile's previous `Db` in this process, whose background
+/// thread lets go a moment after the `Db` is dropped (under load, many
+/// milliseconds later). Waiting a little for it is safe; failing would tell
+/// the user their profile is corrupt.
 fn open_db(dir: &Path) -> sled::Result<sled::Db> {
-    sled::Config::new()
-        .path(dir.join(DB_DIR_NAME))
-        .cache_capacity(SLED_CACHE_BYTES)
-        .open()
+    let deadline = std::time::Instant::now() + SLED_LOCK_PATIENCE;
+    loop {
+        let res = sled::Config::new()
+            .path(dir.join(DB_DIR_NAME))
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open();
+        match res {
+            // sled 0.34 reports its lock as ErrorKind::Other with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Opens (creating if needed) and exclusively locks `DIR/lock`.

@@ -761,3 +761,24 @@ fn unlock_tightens_a_loose_profile_directory() {
     let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
 }
+
+/// Closing a profile and opening it again at once (the desk after the CLI,
+/// a test after `drop`) must not fail on sled's own file lock, which sled's
+/// background flusher releases a moment after the `Db` is dropped. Before
+/// the fix this failed within a few rounds with "could not acquire lock".
+#[test]
+fn reopening_right_after_closing_never_trips_on_the_database_lock() {
+    let (_tmp, dir) = profile();
+    let v = Vault::create(&dir, PASS, PARAMS).unwrap();
+    v.put("t", b"k", b"v").unwrap();
+    drop(v);
+    for round in 0..200 {
+        let v = match Vault::open(&dir, PASS) {
+            Ok(Opened::Unlocked(v)) => v,
+            Ok(Opened::Duress { .. }) => panic!("unexpected duress"),
+            Err(e) => panic!("round {round}: {e}"),
+        };
+        v.put("t", b"k", &[round as u8]).unwrap();
+        drop(v);
+    }
+}
