@@ -31,12 +31,15 @@ struct Mailbox {
 
 impl Mailbox {
     async fn open(addr: RelayAddress, secure: bool) -> Result<Mailbox, BenchError> {
-        let client = RelayClient::connect(&addr).await?;
+        let client = RelayClient::connect(&addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
         let auth = SigningKey::generate(&mut rand::rng());
         let dh = StaticSecret::random_from_rng(&mut rand::rng());
         let ids = client
             .create_mailbox(&auth, &PublicKey::from(&dh), None)
-            .await?;
+            .await
+            .map_err(|e| format!("create mailbox: {e}"))?;
         let sender = SigningKey::generate(&mut rand::rng());
         if secure {
             client
@@ -256,7 +259,12 @@ pub async fn idle(relay: &Relay, n: usize) -> Result<Idle, BenchError> {
     let mailboxes = open_all(&relay.address, n, false).await?;
     let mut subs = Vec::with_capacity(n);
     for m in &mailboxes {
-        subs.push(m.client.subscribe(&m.auth, &m.ids.recipient_id).await?);
+        subs.push(
+            m.client
+                .subscribe(&m.auth, &m.ids.recipient_id)
+                .await
+                .map_err(|e| format!("subscribe: {e}"))?,
+        );
     }
     let setup = t.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
