@@ -48,17 +48,22 @@ struct Client {
     conn: quinn::Connection,
 }
 
-async fn connect_all(raw: &Raw, n: usize) -> Result<Vec<Client>, BenchError> {
+async fn connect_all(
+    raw: &Raw,
+    n: usize,
+    shared: Option<&quinn::Endpoint>,
+) -> Result<Vec<Client>, BenchError> {
     let mut out = Vec::with_capacity(n);
     let mut set = JoinSet::new();
     let mut started = 0;
     while out.len() < n {
-        while started < n && set.len() < 64 {
-            let (addr, fingerprint) = (raw.addr, raw.fingerprint);
-            set.spawn(async move {
-                let raw = RawTarget { addr, fingerprint };
-                raw.connect().await
-            });
+        while started < n && set.len() < crate::relay_load::CONNECTING {
+            let target = RawTarget {
+                addr: raw.addr,
+                fingerprint: raw.fingerprint,
+            };
+            let shared = shared.cloned();
+            set.spawn(async move { target.connect(shared).await });
             started += 1;
         }
         match set.join_next().await {
@@ -76,12 +81,15 @@ struct RawTarget {
 }
 
 impl RawTarget {
-    async fn connect(&self) -> Result<Client, BenchError> {
-        let mut endpoint = quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?;
-        endpoint
-            .set_default_client_config(tropa_relay_client::tls::client_config(self.fingerprint)?);
+    /// Connects through `shared`, or an endpoint of its own.
+    async fn connect(&self, shared: Option<quinn::Endpoint>) -> Result<Client, BenchError> {
+        let endpoint = match shared {
+            Some(e) => e,
+            None => quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?,
+        };
+        let config = tropa_relay_client::tls::client_config(self.fingerprint)?;
         let conn = endpoint
-            .connect(self.addr, tropa_relay_client::SERVER_NAME)?
+            .connect_with(config, self.addr, tropa_relay_client::SERVER_NAME)?
             .await?;
         Ok(Client {
             _endpoint: endpoint,
@@ -110,7 +118,7 @@ pub async fn throughput(
     in_flight: usize,
     measure: Duration,
 ) -> Result<f64, BenchError> {
-    let clients = connect_all(raw, conns).await?;
+    let clients = connect_all(raw, conns, None).await?;
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = JoinSet::new();
@@ -144,7 +152,7 @@ pub async fn latency(
     rate: f64,
     measure: Duration,
 ) -> Result<Latency, BenchError> {
-    let clients = connect_all(raw, conns).await?;
+    let clients = connect_all(raw, conns, None).await?;
     let rec = LatencyRecorder::new(measure)?;
     let mut pacers = JoinSet::new();
     for c in &clients {
@@ -181,7 +189,8 @@ pub async fn latency(
 pub async fn idle(raw: &Raw, n: usize) -> Result<Idle, BenchError> {
     let before = raw.rss()?;
     let t = Instant::now();
-    let clients = connect_all(raw, n).await?;
+    let endpoint = quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?;
+    let clients = connect_all(raw, n, Some(&endpoint)).await?;
     let mut streams = Vec::with_capacity(n);
     for c in &clients {
         let (mut send, recv) = c.conn.open_bi().await?;

@@ -108,10 +108,32 @@ impl RelayClient {
                 (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
             }
         });
-        let mut endpoint = quinn::Endpoint::client(local).map_err(ConnectError::Socket)?;
+        let endpoint = quinn::Endpoint::client(local).map_err(ConnectError::Socket)?;
+        Self::connect_to(endpoint, addr, target).await
+    }
+
+    /// [`connect`](Self::connect) through an existing client `endpoint`
+    /// (one UDP socket shared by many connections, e.g. a load generator
+    /// with thousands of them: each endpoint reserves a receive buffer of
+    /// its own).
+    ///
+    /// # Errors
+    /// [`ConnectError`].
+    pub async fn connect_on(
+        endpoint: quinn::Endpoint,
+        addr: &RelayAddress,
+    ) -> Result<Self, ConnectError> {
+        let target = resolve(addr).await?;
+        Self::connect_to(endpoint, addr, target).await
+    }
+
+    async fn connect_to(
+        endpoint: quinn::Endpoint,
+        addr: &RelayAddress,
+        target: SocketAddr,
+    ) -> Result<Self, ConnectError> {
         let (config, mismatch) = tls::pinned_config(addr.fingerprint)?;
-        endpoint.set_default_client_config(config);
-        let connecting = endpoint.connect(target, crate::SERVER_NAME)?;
+        let connecting = endpoint.connect_with(config, target, crate::SERVER_NAME)?;
         let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Err(_) => return Err(ConnectError::Timeout),
             Ok(Err(_)) if mismatch.load(std::sync::atomic::Ordering::Relaxed) => {
