@@ -335,3 +335,33 @@ fn times_are_when_sent_in_local_time_or_utc() {
     assert!(utc.stdout.contains(&hhmm(0)), "{utc:?}");
     assert!(utc.stderr.contains("times UTC"), "{utc:?}");
 }
+
+/// A relay whose key changed (rotated by its operator, or someone in the
+/// middle): `tropa send` queues the message and says why, as `sync` does,
+/// instead of "the relay cannot be reached".
+#[test]
+fn send_to_a_relay_with_another_key_says_so_and_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = relay_on_fixed_port(&dir.path().join("relay"));
+    let (alice, bob) = alice_and_bob(dir.path(), &first.address);
+    let port = first.address.port;
+    first.kill9();
+    // Another relay (another key) on the same address.
+    let out = std::process::Command::new(tropa_tests::bin("tropa-relay"))
+        .args(["init", "--data"])
+        .arg(dir.path().join("rotated"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let _rotated = RelayProcess::start(&dir.path().join("rotated"));
+    let r = bob.tropa_input(&["send", "alice"], "after the rotation\n");
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(
+        r.stderr.contains("queued for alice")
+            && r.stderr
+                .contains("the relay's key does not match the address"),
+        "{r:?}"
+    );
+    drop(alice);
+}

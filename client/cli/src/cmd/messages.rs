@@ -28,6 +28,10 @@ pub(crate) fn send(
     }
     let why = if let Some(r) = sent.report.refused.first() {
         format!("the relay refused it for now ({})", clean(r))
+    } else if !sent.report.wrong_key.is_empty() {
+        // Said as `sync` says it: a rotated key and a machine in the middle
+        // look the same from here, and the user must hear which it could be.
+        tropa_client::RelayError::WrongKey.to_string()
     } else if !sent.report.unreachable.is_empty() {
         "the relay cannot be reached".to_owned()
     } else {
