@@ -42,7 +42,8 @@ pub fn sibling(name: &str) -> Result<PathBuf, BenchError> {
 
 /// A running `tropa-relay run`.
 pub struct Relay {
-    child: Child,
+    /// The process (killed when this is dropped, before its data goes).
+    pub proc: Proc,
     /// The address it printed.
     pub address: RelayAddress,
     _dir: tempfile::TempDir,
@@ -81,7 +82,7 @@ impl Relay {
                 .filter(|l| !ours.contains(&l.split('=').next().map_or("", str::trim)))
                 .collect();
             std::fs::write(&cfg, format!("{RELAY_CONFIG}{}\n", kept.join("\n")))?;
-            let mut child = Command::new(&bin)
+            let child = Command::new(&bin)
                 .args(["run", "--data"])
                 .arg(&data)
                 .env("TROPA_LOG", "error")
@@ -89,35 +90,26 @@ impl Relay {
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()?;
-            let line = first_line(&mut child)?;
+            let mut proc = Proc(child);
+            let line = first_line(&mut proc.0)?;
             let address: RelayAddress = line
                 .trim()
                 .parse()
                 .map_err(|e| format!("relay printed {line:?}: {e}"))?;
             Ok(Relay {
-                child,
+                proc,
                 address,
                 _dir: dir,
             })
         })
         .await?
     }
-
-    /// Resident memory of the relay process, bytes.
-    pub fn rss(&self) -> Result<u64, BenchError> {
-        rss(self.child.id())
-    }
-
-    /// Kills the process and removes its data.
-    pub async fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A running raw quinn baseline server.
 pub struct Raw {
-    child: Child,
+    /// The process (killed when this is dropped).
+    pub proc: Proc,
     /// Its UDP address.
     pub addr: std::net::SocketAddr,
     /// Its certificate's fingerprint (pinned like a relay's).
@@ -128,13 +120,14 @@ impl Raw {
     /// Runs `tropa-bench raw-server`.
     pub async fn start() -> Result<Raw, BenchError> {
         tokio::task::spawn_blocking(|| {
-            let mut child = Command::new(std::env::current_exe()?)
+            let child = Command::new(std::env::current_exe()?)
                 .arg("raw-server")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())
                 .spawn()?;
-            let line = first_line(&mut child)?;
+            let mut proc = Proc(child);
+            let line = first_line(&mut proc.0)?;
             let (port, fp) = line
                 .trim()
                 .split_once(' ')
@@ -144,23 +137,30 @@ impl Raw {
                 .parse()
                 .map_err(|e| format!("raw server fingerprint {fp:?}: {e:?}"))?;
             Ok(Raw {
-                child,
+                proc,
                 addr,
                 fingerprint,
             })
         })
         .await?
     }
+}
 
-    /// Resident memory of the server process, bytes.
+/// A server child process, killed (and reaped) when dropped, so no
+/// scenario, error or early return leaves one running.
+pub struct Proc(Child);
+
+impl Proc {
+    /// Resident memory of the process, bytes.
     pub fn rss(&self) -> Result<u64, BenchError> {
-        rss(self.child.id())
+        rss(self.0.id())
     }
+}
 
-    /// Kills the process.
-    pub async fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -175,7 +175,7 @@ fn first_line(child: &mut Child) -> Result<String, BenchError> {
 }
 
 /// VmRSS of process `pid`, bytes.
-pub fn rss(pid: u32) -> Result<u64, BenchError> {
+fn rss(pid: u32) -> Result<u64, BenchError> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kib = status
         .lines()

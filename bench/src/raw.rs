@@ -53,49 +53,28 @@ async fn connect_all(
     n: usize,
     shared: Option<&quinn::Endpoint>,
 ) -> Result<Vec<Client>, BenchError> {
-    let mut out = Vec::with_capacity(n);
-    let mut set = JoinSet::new();
-    let mut started = 0;
-    while out.len() < n {
-        while started < n && set.len() < crate::relay_load::CONNECTING {
-            let target = RawTarget {
-                addr: raw.addr,
-                fingerprint: raw.fingerprint,
-            };
-            let shared = shared.cloned();
-            set.spawn(async move { target.connect(shared).await });
-            started += 1;
-        }
-        match set.join_next().await {
-            Some(r) => out.push(r??),
-            None => break,
-        }
-    }
-    Ok(out)
+    let (addr, fingerprint) = (raw.addr, raw.fingerprint);
+    crate::connect_all(n, || connect(addr, fingerprint, shared.cloned())).await
 }
 
-/// What a spawned task needs to reach the server.
-struct RawTarget {
+/// Connects through `shared`, or an endpoint of its own.
+async fn connect(
     addr: std::net::SocketAddr,
     fingerprint: tropa_proto::Fingerprint,
-}
-
-impl RawTarget {
-    /// Connects through `shared`, or an endpoint of its own.
-    async fn connect(&self, shared: Option<quinn::Endpoint>) -> Result<Client, BenchError> {
-        let endpoint = match shared {
-            Some(e) => e,
-            None => quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?,
-        };
-        let config = tropa_relay_client::tls::client_config(self.fingerprint)?;
-        let conn = endpoint
-            .connect_with(config, self.addr, tropa_relay_client::SERVER_NAME)?
-            .await?;
-        Ok(Client {
-            _endpoint: endpoint,
-            conn,
-        })
-    }
+    shared: Option<quinn::Endpoint>,
+) -> Result<Client, BenchError> {
+    let endpoint = match shared {
+        Some(e) => e,
+        None => quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?,
+    };
+    let config = tropa_relay_client::tls::client_config(fingerprint)?;
+    let conn = endpoint
+        .connect_with(config, addr, tropa_relay_client::SERVER_NAME)?
+        .await?;
+    Ok(Client {
+        _endpoint: endpoint,
+        conn,
+    })
 }
 
 /// 16 KiB up, 16 KiB back, on a new bi stream.
@@ -158,24 +137,17 @@ pub async fn latency(
     for c in &clients {
         let (conn, rec) = (c.conn.clone(), rec.clone());
         let period = Duration::from_secs_f64(conns as f64 / rate);
-        pacers.spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            let mut inflight = JoinSet::new();
-            while !rec.finished() {
-                tick.tick().await;
-                let (conn, rec) = (conn.clone(), rec.clone());
-                inflight.spawn(async move {
-                    let t = Instant::now();
-                    if request(&conn).await.is_ok() {
-                        rec.record(t);
-                    } else {
-                        rec.failed();
-                    }
-                });
-                while inflight.try_join_next().is_some() {}
+        pacers.spawn(crate::report::pace(period, rec.clone(), move || {
+            let (conn, rec) = (conn.clone(), rec.clone());
+            async move {
+                let t = Instant::now();
+                if request(&conn).await.is_ok() {
+                    rec.record(t);
+                } else {
+                    rec.failed();
+                }
             }
-            crate::report::drain(inflight).await;
-        });
+        }));
     }
     crate::report::drain(pacers).await;
     for c in clients {
@@ -187,7 +159,7 @@ pub async fn latency(
 /// Server memory growth for `n` connections that each hold one open
 /// stream the server is waiting on.
 pub async fn idle(raw: &Raw, n: usize) -> Result<Idle, BenchError> {
-    let before = raw.rss()?;
+    let before = raw.proc.rss()?;
     let t = Instant::now();
     let endpoint = quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?;
     let clients = connect_all(raw, n, Some(&endpoint)).await?;
@@ -200,7 +172,7 @@ pub async fn idle(raw: &Raw, n: usize) -> Result<Idle, BenchError> {
     }
     let setup = t.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = raw.rss()?;
+    let after = raw.proc.rss()?;
     drop(streams);
     for c in clients {
         c.conn.close(0u32.into(), b"done");

@@ -87,33 +87,13 @@ impl Mailbox {
     }
 }
 
-/// Handshakes in progress at once. At 64, bursts of handshake packets
-/// overflowed loopback UDP receive buffers (`RcvbufErrors` in
-/// /proc/net/snmp grew by 1,115 in a 3,000-connection run) and some
-/// connects timed out after QUIC's retransmission backoff. 16 makes the
-/// bursts smaller, but drops still happened at 3,000 (open in issue 13).
-pub const CONNECTING: usize = 16;
-
 async fn open_all(
     addr: &RelayAddress,
     n: usize,
     secure: bool,
     shared: Option<&quinn::Endpoint>,
 ) -> Result<Vec<Mailbox>, BenchError> {
-    let mut out = Vec::with_capacity(n);
-    let mut set = JoinSet::new();
-    let mut started = 0;
-    while out.len() < n {
-        while started < n && set.len() < CONNECTING {
-            set.spawn(Mailbox::open(addr.clone(), secure, shared.cloned()));
-            started += 1;
-        }
-        match set.join_next().await {
-            Some(r) => out.push(r??),
-            None => break,
-        }
-    }
-    Ok(out)
+    crate::connect_all(n, || Mailbox::open(addr.clone(), secure, shared.cloned())).await
 }
 
 /// Closes every connection at once (one by one with a wait each, 10,000
@@ -238,28 +218,21 @@ pub async fn latency(
             rec.clone(),
         );
         let period = Duration::from_secs_f64(conns as f64 / rate);
-        pacers.spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            let mut inflight = JoinSet::new();
-            while !rec.finished() {
-                tick.tick().await;
-                let (client, sender, rec) = (client.clone(), sender.clone(), rec.clone());
-                inflight.spawn(async move {
-                    let mut env = vec![0x3cu8; ENVELOPE_SIZE];
-                    let ns = u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                    env[..8].copy_from_slice(&ns.to_be_bytes());
-                    if client
-                        .deposit(&sid, Bytes::from(env), Some(&sender))
-                        .await
-                        .is_err()
-                    {
-                        rec.failed();
-                    }
-                });
-                while inflight.try_join_next().is_some() {}
+        pacers.spawn(crate::report::pace(period, rec.clone(), move || {
+            let (client, sender, rec) = (client.clone(), sender.clone(), rec.clone());
+            async move {
+                let mut env = vec![0x3cu8; ENVELOPE_SIZE];
+                let ns = u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                env[..8].copy_from_slice(&ns.to_be_bytes());
+                if client
+                    .deposit(&sid, Bytes::from(env), Some(&sender))
+                    .await
+                    .is_err()
+                {
+                    rec.failed();
+                }
             }
-            crate::report::drain(inflight).await;
-        });
+        }));
     }
     crate::report::drain(pacers).await;
     // Let the last deliveries arrive.
@@ -274,7 +247,7 @@ pub async fn latency(
 /// Relay memory growth for `n` connections that each created a mailbox
 /// and hold a subscription to it.
 pub async fn idle(relay: &Relay, n: usize) -> Result<Idle, BenchError> {
-    let before = relay.rss()?;
+    let before = relay.proc.rss()?;
     let t = Instant::now();
     // One UDP socket for all of them: an endpoint each would reserve a
     // receive buffer each (MiBs) in this process, which is not what is
@@ -292,7 +265,7 @@ pub async fn idle(relay: &Relay, n: usize) -> Result<Idle, BenchError> {
     }
     let setup = t.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let after = relay.rss()?;
+    let after = relay.proc.rss()?;
     for s in subs {
         s.close();
     }

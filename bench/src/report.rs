@@ -43,6 +43,23 @@ pub async fn drain(mut tasks: JoinSet<()>) {
     tasks.abort_all();
 }
 
+/// Open-loop pacing: starts `request()` every `period` until `rec`'s
+/// window closes, whether or not earlier ones finished, then waits for the
+/// ones still running.
+pub async fn pace<F>(period: Duration, rec: LatencyRecorder, mut request: impl FnMut() -> F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut tick = tokio::time::interval(period);
+    let mut inflight = JoinSet::new();
+    while !rec.finished() {
+        tick.tick().await;
+        inflight.spawn(request());
+        while inflight.try_join_next().is_some() {}
+    }
+    drain(inflight).await;
+}
+
 /// The throughput table's header.
 pub fn throughput_header() -> String {
     "| connections × in flight | relay envelopes/s | raw requests/s | ratio |\n| --- | --- | --- | --- |"

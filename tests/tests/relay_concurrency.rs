@@ -20,15 +20,19 @@ use tropa_tests::inproc::{Relay, envelope};
 const ROUNDS: usize = 6;
 const CONCURRENT: usize = 64;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sixty_four_concurrent_deposits_on_one_connection_all_land_promptly() {
-    let relay = Relay::start(Config {
+/// Limits raised so the rate limiter and quota are not what is tested.
+fn unthrottled() -> Config {
+    Config {
         rate_per_sec: 100_000,
         rate_burst: 100_000,
         mailbox_quota: 100_000,
         ..Config::default()
-    })
-    .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_deposits_on_one_connection_all_land_promptly() {
+    let relay = Relay::start(unthrottled()).await;
     let client = Arc::new(RelayClient::connect(&relay.address).await.unwrap());
     let mb = Arc::new(SecuredMailbox::create(&client).await);
     for round in 0..ROUNDS {
@@ -66,13 +70,7 @@ async fn sixty_four_concurrent_deposits_on_one_connection_all_land_promptly() {
 /// stalling the connection (this stalled before the fix).
 async fn flow(uncapped: bool, concurrent: usize) {
     use std::sync::atomic::{AtomicU64, Ordering};
-    let relay = Relay::start(Config {
-        rate_per_sec: 100_000,
-        rate_burst: 100_000,
-        mailbox_quota: 100_000,
-        ..Config::default()
-    })
-    .await;
+    let relay = Relay::start(unthrottled()).await;
     let client = Arc::new(RelayClient::connect(&relay.address).await.unwrap());
     let mb = Arc::new(SecuredMailbox::create(&client).await);
     let window = Arc::new(tokio::sync::Semaphore::new(4 * concurrent));

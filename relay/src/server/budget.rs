@@ -100,17 +100,21 @@ pub struct ConnectionBudget {
 }
 
 impl ConnectionBudget {
+    /// This connection's own budget for `kind`.
+    fn pool(&self, kind: Kind) -> &Arc<Semaphore> {
+        match kind {
+            Kind::Request => &self.requests,
+            Kind::Delivery => &self.deliveries,
+        }
+    }
+
     /// Takes `bytes` from this connection's budget of that kind and from the
     /// relay's if both have them now, without waiting. Requests use this:
     /// see [`tropa_relay_protocol::REQUESTS_IN_FLIGHT`] for why a request
     /// must never wait for memory.
     pub fn try_acquire(&self, kind: Kind, bytes: usize) -> Option<Permit> {
         let bytes = u32::try_from(bytes.max(1)).ok()?;
-        let own = match kind {
-            Kind::Request => &self.requests,
-            Kind::Delivery => &self.deliveries,
-        };
-        let connection = own.clone().try_acquire_many_owned(bytes).ok()?;
+        let connection = self.pool(kind).clone().try_acquire_many_owned(bytes).ok()?;
         let relay = self
             .relay
             .bytes
@@ -136,10 +140,7 @@ impl ConnectionBudget {
         if bytes > self.per_kind {
             return None;
         }
-        let own = match kind {
-            Kind::Request => &self.requests,
-            Kind::Delivery => &self.deliveries,
-        };
+        let own = self.pool(kind);
         let wait = async {
             // The connection's own budget first: a connection waiting on
             // itself never holds the relay's budget meanwhile.
