@@ -360,7 +360,7 @@ enum CliError {
         "cannot use this relay: {0}. Check the address with its operator, or add --offline to skip the check"
     )]
     BadRelay(tropa_client::RelayError),
-    #[error("queued for {alias}: {why}; `tropa sync` delivers it later")]
+    #[error("queued for {alias}: {why}")]
     Queued { alias: String, why: String },
     #[error("cannot start: {0}")]
     Runtime(std::io::Error),

@@ -26,16 +26,23 @@ pub(crate) fn send(
     if !sent.report.broken.is_empty() {
         return Err(tropa_client::ClientError::ContactBroken(alias.to_owned()).into());
     }
+    const LATER: &str = "`tropa sync` delivers it later";
     let why = if let Some(r) = sent.report.refused.first() {
-        format!("the relay refused it for now ({})", clean(r))
+        format!("the relay refused it for now ({}); {LATER}", clean(r))
     } else if !sent.report.wrong_key.is_empty() {
         // Said as `sync` says it: a rotated key and a machine in the middle
-        // look the same from here, and the user must hear which it could be.
-        tropa_client::RelayError::WrongKey.to_string()
+        // look the same from here. `sync` will not fix it by itself.
+        format!(
+            "{}; it stays queued: check the address with whoever gave it to you",
+            tropa_client::RelayError::WrongKey
+        )
     } else if !sent.report.unreachable.is_empty() {
-        "the relay cannot be reached".to_owned()
+        format!("the relay cannot be reached; {LATER}")
     } else {
-        format!("the relay did not answer within {} s", limit.as_secs())
+        format!(
+            "the relay did not answer within {} s; {LATER}",
+            limit.as_secs()
+        )
     };
     Err(CliError::Queued {
         alias: alias.to_owned(),
