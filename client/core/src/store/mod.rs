@@ -176,6 +176,24 @@ pub use error::{CreateError, OpenError, PassphraseError, StoreError, WipeError};
 pub use keyfile::{KdfParams, MAX_DECOY_LEN, MAX_M_COST_KIB, MAX_P_COST, MAX_T_COST};
 pub use memory::MemoryKv;
 
+/// Entry points for the fuzz targets in `fuzz/` (built with `--cfg
+/// fuzzing` by cargo-fuzz); never part of the normal API.
+#[cfg(fuzzing)]
+pub mod fuzzing {
+    /// Parses a key file as [`Vault::open`](super::Vault::open) does before
+    /// deriving anything: the Argon2 parameters of its two slots.
+    ///
+    /// # Errors
+    /// A short description of why the file was refused.
+    pub fn parse_key_file(bytes: &[u8]) -> Result<Vec<super::KdfParams>, &'static str> {
+        match super::keyfile::KeyFile::parse(bytes) {
+            Ok(k) => Ok(k.slots.iter().map(super::keyfile::Slot::params).collect()),
+            Err(super::keyfile::ParseError::Corrupt(why)) => Err(why),
+            Err(super::keyfile::ParseError::Version(_)) => Err("unknown version"),
+        }
+    }
+}
+
 /// Argon2 derivations made on this thread so far (tests only).
 #[cfg(test)]
 pub(crate) fn derivations() -> u64 {

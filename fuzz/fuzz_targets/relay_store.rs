@@ -1,0 +1,130 @@
+//! The relay's stored records, tampered with on disk: a sled database with
+//! whatever records the fuzzer writes into the relay's trees is opened by
+//! the real `SledStore` and read and written through the `Store` trait. The
+//! relay must answer with typed errors (`StoreError`), never panic.
+#![no_main]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use libfuzzer_sys::fuzz_target;
+use tropa_relay::store::{SledStore, Store, StoreLimits, SweepPolicy};
+
+const TREES: [&str; 4] = ["meta", "mailboxes", "senders", "envelopes"];
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    records: Vec<(u8, Vec<u8>, Vec<u8>)>,
+    queries: Vec<Query>,
+}
+
+/// Each `u8` picks one of the written keys (so queries hit tampered records).
+#[derive(Arbitrary, Debug)]
+enum Query {
+    Mailbox(u8),
+    Sender(u8),
+    Next(u8, u64),
+    Ack(u8, u8),
+    Put(u8, u32),
+    Touch(u8, u32),
+    Secure(u8, Vec<u8>),
+    Delete(u8),
+    Sweep(u32),
+    Totals,
+}
+
+fn dir() -> &'static PathBuf {
+    static D: OnceLock<PathBuf> = OnceLock::new();
+    D.get_or_init(|| {
+        let base = std::path::Path::new("/dev/shm");
+        let base = if base.is_dir() {
+            base.to_path_buf()
+        } else {
+            std::env::temp_dir()
+        };
+        base.join(format!("tropa-fuzz-relay-store-{}", std::process::id()))
+    })
+}
+
+/// The `i`-th written key (cycling), cut or zero-padded to `N` bytes.
+fn pick<const N: usize>(keys: &[Vec<u8>], i: u8) -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Some(k) = keys.get(usize::from(i) % keys.len().max(1)) {
+        let n = k.len().min(N);
+        out[..n].copy_from_slice(&k[..n]);
+    }
+    out
+}
+
+fuzz_target!(|input: Input| {
+    let path = dir();
+    let _ = std::fs::remove_dir_all(path);
+    let mut keys = Vec::new();
+    {
+        let Ok(db) = sled::Config::new().path(path).temporary(false).open() else {
+            return;
+        };
+        for (tree, k, v) in input.records.iter().take(32) {
+            let Ok(t) = db.open_tree(TREES[usize::from(*tree) % TREES.len()]) else {
+                return;
+            };
+            if t.insert(k.as_slice(), v.as_slice()).is_err() {
+                return;
+            }
+            keys.push(k.clone());
+        }
+        if db.flush().is_err() {
+            return;
+        }
+    }
+    let Ok(store) = SledStore::open(path) else {
+        return;
+    };
+    let limits = StoreLimits {
+        mailbox_quota: 4,
+        total_quota: 64,
+        open_mailbox_quota: 2,
+        open_total_quota: 16,
+        secured_as_checked: Vec::new(),
+    };
+    for q in input.queries.iter().take(32) {
+        match q {
+            Query::Mailbox(i) => {
+                let _ = store.mailbox(&pick(&keys, *i));
+            }
+            Query::Sender(i) => {
+                let _ = store.mailbox_by_sender(&pick(&keys, *i));
+            }
+            Query::Next(i, from) => {
+                let _ = store.next_envelope(&pick(&keys, *i), *from);
+            }
+            Query::Ack(i, j) => {
+                let _ = store.ack(&pick(&keys, *i), &pick(&keys, *j));
+            }
+            Query::Put(i, hour) => {
+                let _ = store.put_envelope(&pick(&keys, *i), *hour, &limits, &|_| vec![7; 64]);
+            }
+            Query::Touch(i, hour) => {
+                let _ = store.touch(&pick(&keys, *i), *hour);
+            }
+            Query::Secure(i, key) => {
+                let _ = store.secure(&pick(&keys, *i), key);
+            }
+            Query::Delete(i) => {
+                let _ = store.delete_mailbox(&pick(&keys, *i));
+            }
+            Query::Sweep(now) => {
+                let policy = SweepPolicy {
+                    ttl_hours: 168,
+                    idle_hours: 192,
+                    unused_hours: 24,
+                };
+                let _ = store.sweep(*now, &policy);
+            }
+            Query::Totals => {
+                let _ = store.totals();
+            }
+        }
+    }
+});
