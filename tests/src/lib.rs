@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+pub mod hostile_relay;
 pub mod inproc;
 pub mod sim;
 pub mod udp_proxy;

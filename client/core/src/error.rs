@@ -317,8 +317,14 @@ impl From<RequestError> for RelayError {
             RequestError::Unexpected => RelayError::Misbehaved {
                 detail: e.to_string(),
             },
+            // A frame cut short by a clean end of stream is the relay's
+            // doing (a lost connection is an I/O error, not an end).
             RequestError::Read(ref r)
-                if matches!(r, tropa_relay_protocol::frame::ReadError::Frame(_)) =>
+                if matches!(
+                    r,
+                    tropa_relay_protocol::frame::ReadError::Frame(_)
+                        | tropa_relay_protocol::frame::ReadError::Truncated
+                ) =>
             {
                 RelayError::Misbehaved {
                     detail: e.to_string(),

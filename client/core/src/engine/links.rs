@@ -232,6 +232,15 @@ impl Engine {
         key: &RelayKey,
         error: RelayError,
     ) -> Result<(), ClientError> {
+        if matches!(error, RelayError::Misbehaved { .. }) {
+            // Our words only: the detail holds what the relay sent.
+            self.report_misbehaving(key, "sent an answer that breaks the protocol");
+        }
+        // Receipts owed for texts already stored and acked are only in
+        // memory until an Idle or a tick queues them. A link that goes down
+        // settles it, so a one-shot run may end right after this: queue
+        // them now, or the sender shows `sent` until it resends, minutes on.
+        self.queue_receipts()?;
         let now = self.now;
         let Some(link) = self.links.get_mut(key) else {
             return Ok(());

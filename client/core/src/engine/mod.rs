@@ -391,6 +391,9 @@ pub struct Engine {
     tickets: BTreeSet<Ticket>,
     /// Acks the relay refused as busy: when to send them again.
     busy_acks: Vec<(u64, MailboxId, [u8; tropa_proto::ENVELOPE_ID_LEN], Vec<u8>)>,
+    /// Envelopes whose deletion the relay confirmed in this run: one
+    /// delivered again is a replay.
+    acked: BTreeSet<(MailboxId, [u8; tropa_proto::ENVELOPE_ID_LEN])>,
     /// Accepts waiting for their Hello's deposit, by outbox key.
     hellos: BTreeMap<Vec<u8>, (Ticket, String)>,
     last_expiry_check: u64,
@@ -450,6 +453,7 @@ impl Engine {
             receipts: BTreeMap::new(),
             tickets: BTreeSet::new(),
             busy_acks: Vec::new(),
+            acked: BTreeSet::new(),
             hellos: BTreeMap::new(),
             last_expiry_check: 0,
             auth_keys: BTreeMap::new(),
@@ -613,6 +617,7 @@ impl Engine {
                 envelope_id,
             } => match result {
                 Ok(_) => {
+                    self.acked.insert((mailbox, envelope_id));
                     let mut c = crate::repo::Changes::new();
                     c.forget_processed(&digest);
                     self.repo.apply(c)

@@ -38,6 +38,21 @@ fn digest(rid: &[u8], plain: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
+/// Whether an envelope that fails to open in an established session was
+/// forged or misrouted on the way. Not: what the contact's own client
+/// sealed so (too many skipped messages, a bad ratchet key, malformed or
+/// invalid content behind an authentic body), nor a handshake resent into
+/// the invitation's mailbox, which is now this session's.
+fn forged(e: &OpenError) -> bool {
+    matches!(
+        e,
+        OpenError::BadSize
+            | OpenError::UnknownType
+            | OpenError::UnknownHeader
+            | OpenError::Tampered
+    )
+}
+
 impl Engine {
     pub(super) fn on_subscription(
         &mut self,
@@ -128,6 +143,16 @@ impl Engine {
         let Some(mb) = self.repo.mailbox(&mailbox)? else {
             return Ok(());
         };
+        if self.acked.contains(&(mailbox, d.envelope_id)) {
+            // An honest relay deletes an envelope before it confirms the
+            // ack, and a subscription made after that cannot see it: this
+            // is a replay. Already processed; ack it again, show nothing.
+            self.report_misbehaving(
+                key,
+                "delivered an envelope again after confirming its deletion",
+            );
+            return self.ack(&mb, mailbox, d, Vec::new());
+        }
         let opened = self
             .delivery_key(&mb, mailbox)?
             .open(&d.envelope_id, &d.sealed);
@@ -135,7 +160,7 @@ impl Engine {
             // Not sealed for us by the relay: corrupt or forged. Drop it,
             // and ack it so it does not come back.
             self.drop_envelope(&mb, "the relay's delivery did not authenticate")?;
-            self.report_misbehaving(key);
+            self.report_misbehaving(key, "delivered an envelope that does not authenticate");
             return self.ack(&mb, mailbox, d, digest(&mailbox, &d.sealed));
         };
         let digest = digest(&mailbox, &plain);
@@ -146,7 +171,7 @@ impl Engine {
         let mut changes = Changes::new();
         changes.mark_processed(&digest);
         if mb.invite_id.is_empty() {
-            self.on_message(&mb, &plain, changes)?;
+            self.on_message(key, &mb, &plain, changes)?;
         } else {
             self.on_hello(mb.clone(), &plain, changes)?;
         }
@@ -183,8 +208,10 @@ impl Engine {
             .ok_or(ClientError::Corrupt("mailbox key"))
     }
 
-    fn report_misbehaving(&mut self, key: &RelayKey) {
-        let why = format!("{key}: delivered an envelope that does not authenticate");
+    /// Names `key` in the report as misbehaving: `what` is our own words,
+    /// never anything the relay sent.
+    pub(super) fn report_misbehaving(&mut self, key: &RelayKey, what: &str) {
+        let why = format!("{key}: {what}");
         if !self.report.misbehaving.contains(&why) {
             self.report.misbehaving.push(why);
         }
@@ -306,6 +333,7 @@ impl Engine {
 
     fn on_message(
         &mut self,
+        key: &RelayKey,
         mb: &OwnMailbox,
         plain: &[u8],
         mut changes: Changes,
@@ -322,6 +350,15 @@ impl Engine {
             Err(OpenError::AlreadyProcessed) => return self.repo.apply(changes),
             Err(e) => {
                 self.repo.apply(changes)?;
+                if forged(&e) && mb.secure_with.is_empty() {
+                    // Our mailbox is secured: only the contact's key may
+                    // deposit here, and what the contact seals opens.
+                    self.report_misbehaving(
+                        key,
+                        "delivered an envelope that fails end-to-end decryption \
+                         (forged, or another mailbox's)",
+                    );
+                }
                 return self.drop_envelope(mb, &e.to_string());
             }
         };

@@ -359,6 +359,57 @@ fn a_redelivered_envelope_is_acked_silently() {
     assert_eq!(alice.client.messages(None).unwrap().len(), 1);
 }
 
+/// A text stored and acked, then the relay goes down before its `Idle`
+/// (killed mid-batch): the receipt owed must be queued durably at once. A
+/// link that is down counts as settled, so a one-shot run may end right
+/// after; a receipt left in memory was lost (found by the kill loops in
+/// tests/tests/kill_loops.rs), and the sender showed `sent` until its
+/// resend, 10 minutes on.
+#[test]
+fn a_receipt_owed_is_queued_when_the_relay_goes_down() {
+    let (alice, bob) = pair();
+    let mut b = engine(&bob, Mode::Sync);
+    b.handle(Input::Start, NOW).unwrap();
+    send(&mut b, "still there?");
+    let a = b
+        .handle(Input::Connected { relay: key(4434) }, NOW)
+        .unwrap();
+    let (_, envelope) = deposits(&a).remove(0);
+    let id = [6u8; 16];
+    let sealing =
+        SealingKey::delivery(&alice.relay_secret, &PublicKey::from(&alice.dh), &alice.rid);
+    let mut e = engine(&alice, Mode::Sync);
+    e.handle(Input::Start, NOW).unwrap();
+    e.handle(Input::Connected { relay: key(4433) }, NOW)
+        .unwrap();
+    let event = SubEvent::Delivery(Delivery {
+        envelope_id: id,
+        sealed: Bytes::from(sealing.seal(&id, &envelope)),
+    });
+    let sub = |event| Input::Subscription {
+        relay: key(4433),
+        mailbox: alice.rid,
+        event,
+    };
+    assert_eq!(ack_ops(&e.handle(sub(event), NOW).unwrap()).len(), 1);
+    let receipts = |e: &Engine| {
+        e.repo
+            .outbox()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r.kind == crate::records::OutboxKind::Receipt as i32)
+            .count()
+    };
+    // Receipts are batched until the relay's Idle...
+    assert_eq!(receipts(&e), 0);
+    let gone = RelayError::Unreachable {
+        detail: "killed".into(),
+    };
+    e.handle(sub(SubEvent::Ended(gone)), NOW).unwrap();
+    // ...or until the link is lost.
+    assert_eq!(receipts(&e), 1, "the receipt owed is in the outbox");
+}
+
 /// A delivery the relay did not seal for this mailbox (forged, damaged) is
 /// dropped, reported, acked so it does not come back, and the relay is
 /// named in the report.
