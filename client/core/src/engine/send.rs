@@ -82,20 +82,30 @@ impl Engine {
             let wait = (self.opts.refusal_backoff.as_secs() << (r.failures - 1).min(8))
                 .min(MAX_REFUSAL_BACKOFF);
             self.now >= r.refused_at.saturating_add(wait)
+        } else if r.kind == OutboxKind::Text as i32 && r.attempts > 0 {
+            // Sent, no receipt yet. The time stored at the deposit follows
+            // that run's `resend_after`; a run asked for a shorter one
+            // (`sync --resend-after 0`) resends sooner.
+            let sooner = r.sent_at.saturating_add(self.resend_interval(r.attempts));
+            self.now >= r.next_try_at.min(sooner)
         } else {
             self.now >= r.next_try_at
         }
     }
 
-    /// When a text accepted `attempts` times is sent again if no receipt
-    /// comes: `resend_after`, then twice as long each time, capped.
-    fn resend_at(&self, attempts: u32) -> u64 {
+    /// How long after its last deposit a text accepted `attempts` times is
+    /// sent again if no receipt comes: `resend_after`, then twice as long
+    /// each time, capped.
+    fn resend_interval(&self, attempts: u32) -> u64 {
         let base = self.opts.resend_after.as_secs();
         let factor = 1u64 << attempts.saturating_sub(1).min(16);
-        self.now
-            + base
-                .saturating_mul(factor)
-                .min(crate::sync::MAX_RESEND_INTERVAL.as_secs())
+        base.saturating_mul(factor)
+            .min(crate::sync::MAX_RESEND_INTERVAL.as_secs())
+    }
+
+    /// When a text accepted `attempts` times (now) is sent again.
+    fn resend_at(&self, attempts: u32) -> u64 {
+        self.now.saturating_add(self.resend_interval(attempts))
     }
 
     /// Deposits every due outbox entry in scope, oldest first; a contact

@@ -641,3 +641,47 @@ fn another_key_under_a_known_alias_raises_an_alert_on_the_case() {
         0
     );
 }
+
+/// `sync --resend-after N` applies to texts already sent: a later run with
+/// a shorter interval than the one they were deposited under resends them
+/// once that shorter interval has passed since they were sent (found by
+/// the kill-loop and hostile-relay tests: the interval was fixed at
+/// deposit, so `--resend-after 0` resent nothing for 10 minutes).
+#[test]
+fn a_shorter_resend_after_applies_to_texts_already_sent() {
+    let (alice, _) = pair();
+    let mut e = engine(&alice, Mode::Sync);
+    e.handle(Input::Start, NOW).unwrap();
+    send(&mut e, "hello");
+    let a = e
+        .handle(Input::Connected { relay: key(4434) }, NOW)
+        .unwrap();
+    let (op, _) = deposits(&a).remove(0);
+    e.handle(
+        Input::Done {
+            op,
+            result: Ok(Reply::Done),
+        },
+        NOW,
+    )
+    .unwrap();
+    drop(e);
+
+    let run = |resend_after: u64, now: u64| {
+        let opts = SyncOptions {
+            resend_after: std::time::Duration::from_secs(resend_after),
+            ..opts()
+        };
+        let mut e = alice.client.engine_seeded(Mode::Sync, opts, [8; 32]);
+        e.handle(Input::Start, now).unwrap();
+        deposits(
+            &e.handle(Input::Connected { relay: key(4434) }, now)
+                .unwrap(),
+        )
+        .len()
+    };
+    assert_eq!(run(600, NOW + 30), 0, "not due under the default");
+    assert_eq!(run(60, NOW + 30), 0, "not due before the shorter interval");
+    assert_eq!(run(0, NOW + 1), 1, "--resend-after 0 resends now");
+    assert_eq!(run(60, NOW + 61), 1, "due once the shorter interval passed");
+}
