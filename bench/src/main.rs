@@ -14,12 +14,15 @@
 #![allow(clippy::print_stdout, reason = "a benchmark binary reports on stdout")]
 #![allow(clippy::print_stderr, reason = "errors end the run with one line")]
 
+mod attack;
 mod procs;
 mod raw;
 mod relay_load;
 mod report;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -49,8 +52,15 @@ struct Cli {
     #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
     idle: Vec<usize>,
     /// Run only these parts.
-    #[arg(long, value_delimiter = ',', default_values = ["throughput", "latency", "idle"])]
+    #[arg(long, value_delimiter = ',', default_values = ["throughput", "latency", "idle", "attack"])]
     only: Vec<Part>,
+    /// Attack intensities for the attack scenario: frames (or streams) per
+    /// second per kind of attack, 0 for as fast as the relay answers.
+    #[arg(long, value_delimiter = ',', default_value = "200,0")]
+    attack_rates: Vec<u64>,
+    /// Kinds of attack in the attack scenario [default: all].
+    #[arg(long, value_delimiter = ',')]
+    attack_kinds: Vec<attack::Kind>,
     /// The tropa-relay binary [default: next to this one].
     #[arg(long)]
     relay: Option<std::path::PathBuf>,
@@ -61,13 +71,52 @@ enum Part {
     Throughput,
     Latency,
     Idle,
+    Attack,
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant, reason = "parsed once per run")]
 enum Command {
     /// (Internal) the raw quinn baseline server: prints its port and
     /// fingerprint, then answers every bi stream's 16 KiB with 16 KiB.
     RawServer,
+    /// (Internal) floods the relay at ADDRESS with hostile clients (see
+    /// bench/src/attack.rs), then prints what it sent and what came back,
+    /// one line per kind.
+    Attack {
+        /// The relay's address.
+        address: tropa_proto::RelayAddress,
+        /// Seconds the attack lasts at most.
+        #[arg(long, default_value_t = 20)]
+        secs: u64,
+        /// Connections at once per flooding kind.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Slowloris connections (up to 1024 streams each).
+        #[arg(long, default_value_t = 4)]
+        slow: usize,
+        /// Frames (or streams) per kind at most.
+        #[arg(long, default_value_t = 1_000_000)]
+        cap: u64,
+        /// Frames (or streams) per second per kind at most (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// Valid deposits at most.
+        #[arg(long, default_value_t = 1_000_000)]
+        deposit_cap: u64,
+        /// Only these kinds [default: all].
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<attack::Kind>,
+        /// Hex sender ID of an honest mailbox to aim invalid deposits at.
+        #[arg(long, value_parser = attack::mailbox_id)]
+        target_sender: Option<[u8; 24]>,
+        /// Hex recipient ID of that mailbox, to aim bad signatures at.
+        #[arg(long, value_parser = attack::mailbox_id, requires = "target_sender")]
+        target_recipient: Option<[u8; 24]>,
+        /// Stop early when standard input closes.
+        #[arg(long)]
+        stop_on_eof: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -84,6 +133,46 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::RawServer) => rt.block_on(raw::serve()),
+        Some(Command::Attack {
+            address,
+            secs,
+            workers,
+            slow,
+            cap,
+            rate,
+            deposit_cap,
+            only,
+            target_sender,
+            target_recipient,
+            stop_on_eof,
+        }) => {
+            let plan = attack::Plan {
+                address,
+                duration: Duration::from_secs(secs),
+                workers,
+                slow,
+                cap,
+                rate,
+                deposit_cap,
+                kinds: only,
+                target: target_sender.map(|sender_id| attack::Target {
+                    sender_id,
+                    recipient_id: target_recipient.unwrap_or([0; 24]),
+                }),
+            };
+            let stop = async move {
+                if stop_on_eof {
+                    let _ = tokio::task::spawn_blocking(|| {
+                        std::io::copy(&mut std::io::stdin(), &mut std::io::sink())
+                    })
+                    .await;
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            };
+            print!("{}", rt.block_on(attack::run(plan, stop)));
+            Ok(())
+        }
         None => rt.block_on(run(&cli)),
     };
     match result {
@@ -200,6 +289,128 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
             println!("{}", report::idle_row(n, &r, &q));
         }
     }
+    if cli.only.contains(&Part::Attack) {
+        attack_scenario(&relay_bin, measure, &cli.attack_rates, &cli.attack_kinds).await?;
+    }
     println!("\nwhole run: {:.0} s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Honest envelopes per second in the attack scenario, over 16 connections
+/// (about 12 deposits and 12 acks a second each, within the default
+/// request rate of 50).
+const HONEST_RATE: f64 = 200.0;
+
+/// Honest deposit→delivery latency on a relay with default limits: first
+/// with no attack, then under `tropa-bench attack` (see bench/src/attack.rs)
+/// at each of `rates` (frames per second per kind, 0 for as fast as the
+/// relay answers), each on a fresh relay. Also prints the relay's memory
+/// and the CPU time the relay and the attacker used meanwhile.
+async fn attack_scenario(
+    relay_bin: &std::path::Path,
+    measure: Duration,
+    rates: &[u64],
+    kinds: &[attack::Kind],
+) -> Result<(), BenchError> {
+    println!(
+        "\n## Honest latency under attack ({HONEST_RATE:.0} envelopes/s over 16 connections, default limits)\n"
+    );
+    let relay = procs::Relay::start_with(relay_bin, "").await?;
+    let calm = relay_load::latency(&relay, 16, HONEST_RATE, measure).await?;
+    drop(relay);
+    let mut phases = Vec::new();
+    for &rate in rates {
+        phases.push(attacked(relay_bin, measure, rate, kinds).await?);
+    }
+    let columns: Vec<(String, report::Latency)> =
+        phases.iter().map(|p| (p.name.clone(), p.latency)).collect();
+    println!("{}", report::attack_table(&calm, &columns));
+    let mib = |b: u64| b as f64 / 1048576.0;
+    for p in &phases {
+        println!(
+            "\n### {}\n\nrelay RSS before {:.1} MiB, peak {:.1} MiB, 1 s after {:.1} MiB; \
+             CPU during the attack: relay {:.1} s, attacker {:.1} s; relay alive after: {}\n\n```\n{}```",
+            p.name,
+            mib(p.rss.0),
+            mib(p.rss.1),
+            mib(p.rss.2),
+            p.cpu.0,
+            p.cpu.1,
+            p.alive,
+            p.counts
+        );
+    }
+    Ok(())
+}
+
+/// One attacked measurement.
+struct Attacked {
+    name: String,
+    latency: report::Latency,
+    /// Relay RSS before, at its peak, and 1 s after.
+    rss: (u64, u64, u64),
+    /// CPU seconds of the relay and of the attacker during the attack.
+    cpu: (f64, f64),
+    alive: bool,
+    counts: String,
+}
+
+async fn attacked(
+    relay_bin: &std::path::Path,
+    measure: Duration,
+    rate: u64,
+    kinds: &[attack::Kind],
+) -> Result<Attacked, BenchError> {
+    let mut relay = procs::Relay::start_with(relay_bin, "").await?;
+    let before = relay.proc.rss()?;
+    let relay_cpu = procs::cpu_secs(relay.proc.id())?;
+    let plan = attack::Plan {
+        address: relay.address.clone(),
+        // Called off once the measurement is over; this is a backstop.
+        duration: measure + Duration::from_secs(60),
+        workers: 2,
+        slow: 4,
+        cap: u64::MAX,
+        rate,
+        deposit_cap: u64::MAX,
+        kinds: kinds.to_vec(),
+        target: None,
+    };
+    let attacker = procs::Proc::spawn(attack::command(&plan)?.stdin(std::process::Stdio::piped()))?;
+    let attacker_pid = attacker.id();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling, pid) = (peak.clone(), sampling.clone(), relay.proc.id());
+        tokio::spawn(async move {
+            while sampling.load(Ordering::Relaxed) {
+                if let Ok(rss) = procs::rss(pid) {
+                    peak.fetch_max(rss, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    // Let every kind of attack get going before the honest clients start.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let latency = relay_load::latency(&relay, 16, HONEST_RATE, measure).await;
+    let attacker_cpu = procs::cpu_secs(attacker_pid).unwrap_or(0.0);
+    let relay_cpu = procs::cpu_secs(relay.proc.id())? - relay_cpu;
+    let counts = attacker.finish(Duration::from_secs(40)).await;
+    sampling.store(false, Ordering::Relaxed);
+    let _ = sampler.await;
+    let (latency, counts) = (latency?, counts?);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = relay.proc.rss()?;
+    Ok(Attacked {
+        name: match rate {
+            0 => "unpaced attack".to_owned(),
+            r => format!("attack at {r}/s per kind"),
+        },
+        latency,
+        rss: (before, peak.load(Ordering::Relaxed), after),
+        cpu: (relay_cpu, attacker_cpu),
+        alive: relay.proc.is_running(),
+        counts,
+    })
 }

@@ -53,6 +53,12 @@ impl Relay {
     /// Initialises a fresh data directory on 127.0.0.1 (free port) with
     /// [`RELAY_CONFIG`], and runs it.
     pub async fn start(bin: &Path) -> Result<Relay, BenchError> {
+        Self::start_with(bin, RELAY_CONFIG).await
+    }
+
+    /// [`start`](Self::start) with `config` (relay.toml lines) instead of
+    /// [`RELAY_CONFIG`]; `""` keeps every default.
+    pub async fn start_with(bin: &Path, config: &'static str) -> Result<Relay, BenchError> {
         let bin = bin.to_path_buf();
         tokio::task::spawn_blocking(move || {
             let dir = tempfile::tempdir()?;
@@ -73,7 +79,7 @@ impl Relay {
             let text = std::fs::read_to_string(&cfg)?;
             // Ours first, and the generated lines for the same keys dropped
             // (a key set twice is an error).
-            let ours: Vec<&str> = RELAY_CONFIG
+            let ours: Vec<&str> = config
                 .lines()
                 .filter_map(|l| l.split('=').next().map(str::trim))
                 .collect();
@@ -81,7 +87,7 @@ impl Relay {
                 .lines()
                 .filter(|l| !ours.contains(&l.split('=').next().map_or("", str::trim)))
                 .collect();
-            std::fs::write(&cfg, format!("{RELAY_CONFIG}{}\n", kept.join("\n")))?;
+            std::fs::write(&cfg, format!("{config}{}\n", kept.join("\n")))?;
             let child = Command::new(&bin)
                 .args(["run", "--data"])
                 .arg(&data)
@@ -151,9 +157,39 @@ impl Raw {
 pub struct Proc(Child);
 
 impl Proc {
+    /// Starts `cmd`.
+    pub fn spawn(cmd: &mut Command) -> Result<Proc, BenchError> {
+        Ok(Proc(cmd.stdout(Stdio::piped()).spawn()?))
+    }
+
     /// Resident memory of the process, bytes.
     pub fn rss(&self) -> Result<u64, BenchError> {
         rss(self.0.id())
+    }
+
+    /// Its process ID.
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// Whether it is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+
+    /// Closes its standard input, waits up to `limit` for it to exit (it is
+    /// killed after that), and returns what it printed on standard output.
+    pub async fn finish(mut self, limit: std::time::Duration) -> Result<String, BenchError> {
+        drop(self.0.stdin.take());
+        let mut out = self.0.stdout.take().ok_or("no stdout")?;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut out, &mut s).map(|_| s)
+        });
+        match tokio::time::timeout(limit, read).await {
+            Ok(r) => Ok(r??),
+            Err(_) => Err(format!("the child did not finish within {limit:?}").into()),
+        }
     }
 }
 
@@ -175,7 +211,7 @@ fn first_line(child: &mut Child) -> Result<String, BenchError> {
 }
 
 /// VmRSS of process `pid`, bytes.
-fn rss(pid: u32) -> Result<u64, BenchError> {
+pub fn rss(pid: u32) -> Result<u64, BenchError> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kib = status
         .lines()
@@ -184,4 +220,21 @@ fn rss(pid: u32) -> Result<u64, BenchError> {
         .and_then(|n| n.parse::<u64>().ok())
         .ok_or("no VmRSS in /proc status")?;
     Ok(kib * 1024)
+}
+
+/// CPU time (user and system) process `pid` has used, seconds. /proc
+/// counts it in USER_HZ ticks, which Linux fixes at 100 a second.
+pub fn cpu_secs(pid: u32) -> Result<f64, BenchError> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces), from field 3.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or("bad /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<u64, BenchError> {
+        Ok(fields.get(i).ok_or("short /proc stat")?.parse::<u64>()?)
+    };
+    // utime and stime are fields 14 and 15, so 11 and 12 here.
+    Ok((ticks(11)? + ticks(12)?) as f64 / 100.0)
 }

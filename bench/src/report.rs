@@ -249,3 +249,45 @@ pub fn idle_row(n: usize, relay: &Idle, raw: &Idle) -> String {
         relay.setup.as_secs_f64(),
     )
 }
+
+/// Picks one figure out of a [`Latency`].
+type Percentile = fn(&Latency) -> u64;
+
+/// The attack table: honest deposit→delivery with no attack and under
+/// each attack, with the ratio of each to no attack.
+pub fn attack_table(calm: &Latency, attacked: &[(String, Latency)]) -> String {
+    let ms = |us: u64| format!("{:.2} ms", us as f64 / 1000.0);
+    let r = |a: u64, b: u64| {
+        if b > 0 {
+            format!("{:.1}×", a as f64 / b as f64)
+        } else {
+            "n/a".into()
+        }
+    };
+    let mut head = "| honest deposit→delivery | no attack |".to_owned();
+    let mut rule = "| --- | --- |".to_owned();
+    for (name, _) in attacked {
+        head.push_str(&format!(" {name} | ratio |"));
+        rule.push_str(" --- | --- |");
+    }
+    let mut rows = vec![head, rule];
+    let pick: [(&str, Percentile); 4] = [
+        ("p50", |l| l.p50_us),
+        ("p99", |l| l.p99_us),
+        ("p999", |l| l.p999_us),
+        ("max", |l| l.max_us),
+    ];
+    for (name, f) in pick {
+        let mut row = format!("| {name} | {} |", ms(f(calm)));
+        for (_, l) in attacked {
+            row.push_str(&format!(" {} | {} |", ms(f(l)), r(f(l), f(calm))));
+        }
+        rows.push(row);
+    }
+    let mut row = format!("| samples (failed) | {} ({}) |", calm.count, calm.failed);
+    for (_, l) in attacked {
+        row.push_str(&format!(" {} ({}) | |", l.count, l.failed));
+    }
+    rows.push(row);
+    rows.join("\n")
+}
