@@ -16,7 +16,7 @@ use tropa_client::records::tree;
 use tropa_client::store::{Batch, Kv, MemoryKv};
 use tropa_client::{Client, SyncOptions};
 
-const TREES: [&str; 12] = [
+const TREES: [&str; 13] = [
     tree::META,
     tree::CONTACTS,
     tree::SESSIONS,
@@ -26,6 +26,7 @@ const TREES: [&str; 12] = [
     tree::MESSAGE_IDS,
     tree::OUTBOX,
     tree::PROCESSED,
+    tree::RECEIPTS_OWED,
     tree::USED_INVITATIONS,
     tree::COUNTERS,
     tree::CASES,

@@ -27,6 +27,10 @@ pub mod tree {
     pub const OUTBOX: &str = "outbox";
     /// Digest of a processed envelope → recipient id ‖ envelope id, until acked.
     pub const PROCESSED: &str = "processed";
+    /// Contact id ‖ 16-byte message id → nothing: a receipt owed for a text
+    /// received, stored with the text and removed in the same write that
+    /// puts the receipt in the outbox (so a kill in between loses none).
+    pub const RECEIPTS_OWED: &str = "receipts-owed";
     /// Digest of every invitation this profile accepted (one-time use).
     pub const USED_INVITATIONS: &str = "used-invitations";
     /// Key `seq`: the next local sequence number (big-endian u64).

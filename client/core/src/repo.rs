@@ -11,7 +11,7 @@
 use std::sync::{Arc, Mutex};
 
 use prost::Message;
-use tropa_e2e::Session;
+use tropa_e2e::{MESSAGE_ID_LEN, Session};
 use zeroize::Zeroizing;
 
 use crate::error::ClientError;
@@ -23,6 +23,11 @@ use crate::store::{Batch, Kv};
 
 const PROFILE_KEY: &[u8] = b"profile";
 const SEQ_KEY: &[u8] = b"seq";
+
+/// Key of a receipt owed: contact id ‖ message id.
+fn owed_key(contact_id: &[u8], id: &[u8; MESSAGE_ID_LEN]) -> Vec<u8> {
+    [contact_id, id.as_slice()].concat()
+}
 
 fn decode<M: Message + Default>(raw: &[u8], what: &'static str) -> Result<M, ClientError> {
     M::decode(raw).map_err(|_| ClientError::Corrupt(what))
@@ -306,6 +311,29 @@ impl Repo {
         Ok(self.kv.get(tree::PROCESSED, digest)?.is_some())
     }
 
+    /// The receipts owed, as (contact id, message id), by contact.
+    ///
+    /// # Errors
+    /// Storage errors; [`ClientError::Corrupt`] for a key too short to hold
+    /// a message id.
+    pub fn receipts_owed(&self) -> Result<Vec<(Vec<u8>, [u8; MESSAGE_ID_LEN])>, ClientError> {
+        self.kv
+            .iter(tree::RECEIPTS_OWED)?
+            .into_iter()
+            .map(|(k, _)| {
+                let split = k
+                    .len()
+                    .checked_sub(MESSAGE_ID_LEN)
+                    .ok_or(ClientError::Corrupt("receipt owed"))?;
+                let (contact, id) = k.split_at(split);
+                let id = id
+                    .try_into()
+                    .map_err(|_| ClientError::Corrupt("receipt owed"))?;
+                Ok((contact.to_vec(), id))
+            })
+            .collect()
+    }
+
     /// Whether this profile accepted the invitation with this digest.
     ///
     /// # Errors
@@ -467,6 +495,20 @@ impl Changes {
     /// Forgets a processed envelope (its ack was confirmed).
     pub fn forget_processed(&mut self, digest: &[u8]) -> &mut Self {
         self.batch.remove(tree::PROCESSED, digest);
+        self
+    }
+
+    /// Notes a receipt owed to `contact_id` for message `id`.
+    pub fn owe_receipt(&mut self, contact_id: &[u8], id: &[u8; MESSAGE_ID_LEN]) -> &mut Self {
+        self.batch
+            .put(tree::RECEIPTS_OWED, &owed_key(contact_id, id), &[]);
+        self
+    }
+
+    /// Forgets a receipt owed (it is in the outbox now).
+    pub fn settle_receipt(&mut self, contact_id: &[u8], id: &[u8; MESSAGE_ID_LEN]) -> &mut Self {
+        self.batch
+            .remove(tree::RECEIPTS_OWED, &owed_key(contact_id, id));
         self
     }
 

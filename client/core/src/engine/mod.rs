@@ -8,11 +8,13 @@
 //!
 //! It never touches the network and never reads a clock. Its durable state
 //! is the profile, which it reads and writes through the [`Repo`]
-//! synchronously; its volatile state (links, requests in flight, receipts
-//! not yet queued) may be lost at any moment without losing a message (S13):
+//! synchronously; its volatile state (links, requests in flight) may be
+//! lost at any moment without losing a message or a receipt (S13):
 //!
-//! - receiving: decrypt → store the message, the new ratchet state and the
-//!   envelope's digest in one durable batch → ack → forget the digest. A
+//! - receiving: decrypt → store the message, the new ratchet state, the
+//!   receipt owed and the envelope's digest in one durable batch → ack →
+//!   forget the digest; the receipts owed leave in batches, each queued in
+//!   the outbox in the write that forgets them. A
 //!   redelivered envelope (crash before the ack) is recognised by its
 //!   digest and acked silently, never reported as tampering;
 //! - sending: a text stays in the outbox until the recipient's receipt
@@ -385,8 +387,6 @@ pub struct Engine {
     sending: BTreeSet<Vec<u8>>,
     /// Outbox entries a relay refused during this run.
     refused_now: BTreeSet<Vec<u8>>,
-    /// Ids received per contact, to acknowledge end to end.
-    receipts: BTreeMap<Vec<u8>, Vec<[u8; tropa_e2e::MESSAGE_ID_LEN]>>,
     /// Commands still running.
     tickets: BTreeSet<Ticket>,
     /// Acks the relay refused as busy: when to send them again.
@@ -450,7 +450,6 @@ impl Engine {
             next_op: 0,
             sending: BTreeSet::new(),
             refused_now: BTreeSet::new(),
-            receipts: BTreeMap::new(),
             tickets: BTreeSet::new(),
             busy_acks: Vec::new(),
             acked: BTreeSet::new(),

@@ -381,10 +381,9 @@ impl Engine {
             .try_into()
             .map_err(|_| ClientError::Corrupt("message id"))?;
         // Receipt again even for a duplicate: the first receipt may be lost.
-        self.receipts
-            .entry(contact.id.clone())
-            .or_default()
-            .push(id);
+        // Owed in the same write that stores the text, so a kill before the
+        // batch's receipts are queued loses none.
+        changes.owe_receipt(&contact.id, &id);
         if self.repo.message_seen(&contact.id, &id)? {
             return self.repo.apply(changes);
         }
@@ -450,10 +449,16 @@ impl Engine {
     }
 
     /// Moves the receipts owed into the outbox (one envelope per contact
-    /// for up to `MAX_RECEIPT_IDS` ids), so they survive a crash and leave
-    /// with the next flush.
+    /// for up to `MAX_RECEIPT_IDS` ids), each batch in one write with
+    /// forgetting the receipts it carries, so they leave with the next
+    /// flush and none is lost or queued twice.
     pub(super) fn queue_receipts(&mut self) -> Result<(), ClientError> {
-        for (contact_id, ids) in std::mem::take(&mut self.receipts) {
+        let mut owed: std::collections::BTreeMap<Vec<u8>, Vec<[u8; tropa_e2e::MESSAGE_ID_LEN]>> =
+            std::collections::BTreeMap::new();
+        for (contact_id, id) in self.repo.receipts_owed()? {
+            owed.entry(contact_id).or_default().push(id);
+        }
+        for (contact_id, ids) in owed {
             for chunk in ids.chunks(tropa_e2e::MAX_RECEIPT_IDS) {
                 let content = <Content as tropa_e2e::ContentExt>::receipt(&mut self.rng, chunk)
                     .map_err(|_| ClientError::Corrupt("receipt"))?;
@@ -465,6 +470,9 @@ impl Engine {
                 );
                 let mut changes = Changes::new();
                 changes.put_outbox(&content.id, &rec);
+                for id in chunk {
+                    changes.settle_receipt(&contact_id, id);
+                }
                 self.repo.apply(changes)?;
             }
         }

@@ -367,6 +367,55 @@ fn a_redelivered_envelope_is_acked_silently() {
 /// resend, 10 minutes on.
 #[test]
 fn a_receipt_owed_is_queued_when_the_relay_goes_down() {
+    let (alice, mut e) = alice_stores_a_text_from_bob();
+    // Receipts are batched until the relay's Idle...
+    assert_eq!(receipts_queued(&e), 0);
+    let gone = RelayError::Unreachable {
+        detail: "killed".into(),
+    };
+    e.handle(alice_sub(&alice, SubEvent::Ended(gone)), NOW)
+        .unwrap();
+    // ...or until the link is lost.
+    assert_eq!(receipts_queued(&e), 1, "the receipt owed is in the outbox");
+}
+
+/// A text stored and acked, then the receiver is killed before the batch
+/// ends: the receipt owed was stored with the text, so the next run sends
+/// it (it was only in memory, and the sender showed `sent` until its
+/// resend, 10 minutes on; found by the client kill loop).
+#[test]
+fn a_receipt_owed_survives_a_kill_before_it_is_queued() {
+    let (alice, e) = alice_stores_a_text_from_bob();
+    assert_eq!(receipts_queued(&e), 0);
+    drop(e);
+    let mut next = engine(&alice, Mode::Sync);
+    next.handle(Input::Start, NOW + 1).unwrap();
+    next.handle(Input::Tick, NOW + 2).unwrap();
+    assert_eq!(receipts_queued(&next), 1, "the next run queues it");
+    next.handle(Input::Tick, NOW + 3).unwrap();
+    assert_eq!(receipts_queued(&next), 1, "once");
+}
+
+fn alice_sub(alice: &Side, event: SubEvent) -> Input {
+    Input::Subscription {
+        relay: key(4433),
+        mailbox: alice.rid,
+        event,
+    }
+}
+
+fn receipts_queued(e: &Engine) -> usize {
+    e.repo
+        .outbox()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r.kind == crate::records::OutboxKind::Receipt as i32)
+        .count()
+}
+
+/// Bob sends Alice a text; Alice's engine stores it and acks it, mid-batch
+/// (no Idle yet).
+fn alice_stores_a_text_from_bob() -> (Side, Engine) {
     let (alice, bob) = pair();
     let mut b = engine(&bob, Mode::Sync);
     b.handle(Input::Start, NOW).unwrap();
@@ -386,28 +435,11 @@ fn a_receipt_owed_is_queued_when_the_relay_goes_down() {
         envelope_id: id,
         sealed: Bytes::from(sealing.seal(&id, &envelope)),
     });
-    let sub = |event| Input::Subscription {
-        relay: key(4433),
-        mailbox: alice.rid,
-        event,
-    };
-    assert_eq!(ack_ops(&e.handle(sub(event), NOW).unwrap()).len(), 1);
-    let receipts = |e: &Engine| {
-        e.repo
-            .outbox()
-            .unwrap()
-            .iter()
-            .filter(|(_, r)| r.kind == crate::records::OutboxKind::Receipt as i32)
-            .count()
-    };
-    // Receipts are batched until the relay's Idle...
-    assert_eq!(receipts(&e), 0);
-    let gone = RelayError::Unreachable {
-        detail: "killed".into(),
-    };
-    e.handle(sub(SubEvent::Ended(gone)), NOW).unwrap();
-    // ...or until the link is lost.
-    assert_eq!(receipts(&e), 1, "the receipt owed is in the outbox");
+    assert_eq!(
+        ack_ops(&e.handle(alice_sub(&alice, event), NOW).unwrap()).len(),
+        1
+    );
+    (alice, e)
 }
 
 /// A delivery the relay did not seal for this mailbox (forged, damaged) is
