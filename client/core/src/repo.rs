@@ -24,6 +24,9 @@ use crate::store::{Batch, Kv};
 const PROFILE_KEY: &[u8] = b"profile";
 const SEQ_KEY: &[u8] = b"seq";
 
+/// A receipt owed: (contact id, message id).
+pub type ReceiptOwed = (Vec<u8>, [u8; MESSAGE_ID_LEN]);
+
 /// Key of a receipt owed: contact id ‖ message id.
 fn owed_key(contact_id: &[u8], id: &[u8; MESSAGE_ID_LEN]) -> Vec<u8> {
     [contact_id, id.as_slice()].concat()
@@ -316,7 +319,7 @@ impl Repo {
     /// # Errors
     /// Storage errors; [`ClientError::Corrupt`] for a key too short to hold
     /// a message id.
-    pub fn receipts_owed(&self) -> Result<Vec<(Vec<u8>, [u8; MESSAGE_ID_LEN])>, ClientError> {
+    pub fn receipts_owed(&self) -> Result<Vec<ReceiptOwed>, ClientError> {
         self.kv
             .iter(tree::RECEIPTS_OWED)?
             .into_iter()
