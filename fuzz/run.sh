@@ -30,7 +30,7 @@ for t in "${targets[@]}"; do
   cargo fuzz run "$build" "$t" "target/scratch/$t" "corpus/$t" -- \
     -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     >"$log" 2>&1 || status=$?
-  grep -E '^(stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)|#[0-9]+[[:space:]]+DONE)|SUMMARY|panicked|Test unit written' "$log" || true
+  grep -aE '^(stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)|#[0-9]+[[:space:]]+DONE)|SUMMARY|panicked|Test unit written' "$log" || true
   if [ "$status" -ne 0 ]; then
     tail -n 40 "$log" >&2
     echo "fuzz $t: failed (exit $status); the input is in fuzz/artifacts/$t" >&2
