@@ -74,6 +74,7 @@ pub fn throughput_row(conns: usize, in_flight: usize, relay: f64, raw: f64) -> S
     )
 }
 
+/// `relay` as a percentage of `raw` ("n/a" when `raw` is zero).
 fn ratio(relay: f64, raw: f64) -> String {
     if raw > 0.0 {
         format!("{:.1}%", 100.0 * relay / raw)
@@ -170,29 +171,35 @@ pub struct Latency {
     pub max_us: u64,
 }
 
+/// Microseconds as milliseconds, for the tables.
+fn ms(us: u64) -> String {
+    format!("{:.2} ms", us as f64 / 1000.0)
+}
+
+/// `a / b` as a factor ("n/a" when `b` is zero).
+fn factor(a: u64, b: u64) -> String {
+    if b > 0 {
+        format!("{:.1}×", a as f64 / b as f64)
+    } else {
+        "n/a".into()
+    }
+}
+
 /// The latency table: relay deposit→delivery against raw request→answer.
 pub fn latency_table(relay: &Latency, raw: &Latency) -> String {
-    let ms = |us: u64| format!("{:.2} ms", us as f64 / 1000.0);
-    let r = |a: u64, b: u64| {
-        if b > 0 {
-            format!("{:.1}×", a as f64 / b as f64)
-        } else {
-            "n/a".into()
-        }
-    };
     format!(
         "| | relay deposit→delivery | raw request→answer | relay / raw |\n| --- | --- | --- | --- |\n\
          | p50 | {} | {} | {} |\n| p99 | {} | {} | {} |\n| p999 | {} | {} | {} |\n\
          | max | {} | {} | |\n| samples (failed) | {} ({}) | {} ({}) | |",
         ms(relay.p50_us),
         ms(raw.p50_us),
-        r(relay.p50_us, raw.p50_us),
+        factor(relay.p50_us, raw.p50_us),
         ms(relay.p99_us),
         ms(raw.p99_us),
-        r(relay.p99_us, raw.p99_us),
+        factor(relay.p99_us, raw.p99_us),
         ms(relay.p999_us),
         ms(raw.p999_us),
-        r(relay.p999_us, raw.p999_us),
+        factor(relay.p999_us, raw.p999_us),
         ms(relay.max_us),
         ms(raw.max_us),
         relay.count,
@@ -256,14 +263,6 @@ type Percentile = fn(&Latency) -> u64;
 /// The attack table: honest deposit→delivery with no attack and under
 /// each attack, with the ratio of each to no attack.
 pub fn attack_table(calm: &Latency, attacked: &[(String, Latency)]) -> String {
-    let ms = |us: u64| format!("{:.2} ms", us as f64 / 1000.0);
-    let r = |a: u64, b: u64| {
-        if b > 0 {
-            format!("{:.1}×", a as f64 / b as f64)
-        } else {
-            "n/a".into()
-        }
-    };
     let mut head = "| honest deposit→delivery | no attack |".to_owned();
     let mut rule = "| --- | --- |".to_owned();
     for (name, _) in attacked {
@@ -280,7 +279,7 @@ pub fn attack_table(calm: &Latency, attacked: &[(String, Latency)]) -> String {
     for (name, f) in pick {
         let mut row = format!("| {name} | {} |", ms(f(calm)));
         for (_, l) in attacked {
-            row.push_str(&format!(" {} | {} |", ms(f(l)), r(f(l), f(calm))));
+            row.push_str(&format!(" {} | {} |", ms(f(l)), factor(f(l), f(calm))));
         }
         rows.push(row);
     }

@@ -477,3 +477,28 @@ impl SecuredMailbox {
         got
     }
 }
+
+/// Resident memory of process `pid` in KiB (VmRSS from /proc).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// A raw QUIC connection to the relay at `addr`, pinned like a real client
+/// (for tests that write frames by hand).
+pub async fn raw_connection(addr: &RelayAddress) -> (quinn::Endpoint, quinn::Connection) {
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(
+        tropa_relay_client::tls::client_config(addr.fingerprint).unwrap(),
+    );
+    let conn = endpoint
+        .connect(addr.socket_addr().unwrap(), tropa_relay_client::SERVER_NAME)
+        .unwrap()
+        .await
+        .unwrap();
+    (endpoint, conn)
+}

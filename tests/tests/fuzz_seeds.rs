@@ -21,7 +21,7 @@ use tropa_proto::ENVELOPE_SIZE;
 use tropa_proto::framing::{decode, encode};
 use tropa_proto::relay::Response;
 use tropa_relay_client::{RelayClient, requests, tls};
-use tropa_tests::{Profile, RelayProcess, SecuredMailbox};
+use tropa_tests::{Profile, RelayProcess, SecuredMailbox, raw_connection};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 fn corpus(target: &str) -> PathBuf {
@@ -56,13 +56,7 @@ async fn write_seed_corpora_from_real_traffic() {
     seed("relay_config", "init", &toml);
 
     // Requests as the client builds them, with their real answers.
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(tls::client_config(addr.fingerprint).unwrap());
-    let conn = endpoint
-        .connect(addr.socket_addr().unwrap(), tropa_relay_client::SERVER_NAME)
-        .unwrap()
-        .await
-        .unwrap();
+    let (_endpoint, conn) = raw_connection(&addr).await;
     let binding = tls::channel_binding(&conn).unwrap();
     let auth = SigningKey::generate(&mut rand::rng());
     let dh = StaticSecret::random_from_rng(&mut rand::rng());

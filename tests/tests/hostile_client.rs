@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tropa_proto::ENVELOPE_SIZE;
 use tropa_relay_client::RelayClient;
-use tropa_tests::{RelayProcess, SecuredMailbox, bin};
+use tropa_tests::{RelayProcess, SecuredMailbox, bin, rss_kib};
 
 /// How long the attack lasts.
 const ATTACK_SECS: u64 = 15;
@@ -94,19 +94,6 @@ const STORE_KIB: u64 = 2 * DEPOSIT_CAP * ENVELOPE_SIZE as u64 / 1024;
 const RSS_GROWTH_LIMIT_KIB: u64 = STREAMS_AT_ONCE * tropa_relay::server::STREAM_COST as u64 / 1024
     + ATTACK_CONNECTIONS * PER_CONNECTION_KIB
     + STORE_KIB;
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 /// Honest envelope `n`: its number and deposit time up front.
 fn honest_envelope(n: u32, origin: Instant) -> Bytes {
@@ -212,8 +199,11 @@ async fn a_flood_of_hostile_clients_leaves_honest_delivery_and_memory_intact() {
         .arg(format!("--cap={CAP}"))
         .arg(format!("--rate={RATE}"))
         .arg(format!("--deposit-cap={DEPOSIT_CAP}"))
-        .arg(format!("--target-sender={}", hex(&mb.ids.sender_id)))
-        .arg(format!("--target-recipient={}", hex(&mb.ids.recipient_id)))
+        .arg(format!("--target-sender={}", hex::encode(mb.ids.sender_id)))
+        .arg(format!(
+            "--target-recipient={}",
+            hex::encode(mb.ids.recipient_id)
+        ))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -16,7 +16,7 @@ use tropa_proto::{ENVELOPE_SIZE, MAX_FRAME_LEN, PROTOCOL_VERSION, RelayAddress};
 use tropa_relay_client::RelayClient;
 use tropa_relay_client::tls;
 use tropa_relay_protocol::crypto;
-use tropa_tests::{RelayProcess, SecuredMailbox};
+use tropa_tests::{RelayProcess, SecuredMailbox, raw_connection, rss_kib};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 /// Mailboxes the attacker fills.
@@ -39,15 +39,6 @@ const RSS_GROWTH_LIMIT_KIB: u64 = ((SUB_CONNECTIONS + STALL_CONNECTIONS) * STREA
     * tropa_relay::server::STREAM_COST as u64
     / 1024;
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/PID/status")
-}
-
 fn envelope(n: usize) -> Bytes {
     Bytes::from(
         (0..ENVELOPE_SIZE)
@@ -59,18 +50,6 @@ fn envelope(n: usize) -> Bytes {
 struct Owned {
     auth: SigningKey,
     rid: [u8; 24],
-}
-
-/// A raw QUIC connection to the relay, pinned like a real client.
-async fn raw_connection(addr: &RelayAddress) -> (quinn::Endpoint, quinn::Connection) {
-    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(tls::client_config(addr.fingerprint).unwrap());
-    let conn = endpoint
-        .connect(addr.socket_addr().unwrap(), tropa_relay_client::SERVER_NAME)
-        .unwrap()
-        .await
-        .unwrap();
-    (endpoint, conn)
 }
 
 fn subscribe_request(binding: &crypto::ChannelBinding, mb: &Owned) -> Vec<u8> {

@@ -302,36 +302,11 @@ fn a_refused_deposit_is_retried_later_with_the_same_bytes() {
 /// it is acked silently, not shown twice and not reported as tampering.
 #[test]
 fn a_redelivered_envelope_is_acked_silently() {
-    let (alice, bob) = pair();
-    let mut b = engine(&bob, Mode::Sync);
-    b.handle(Input::Start, NOW).unwrap();
-    send(&mut b, "are you there");
-    let a = b
-        .handle(Input::Connected { relay: key(4434) }, NOW)
-        .unwrap();
-    let (_, envelope) = deposits(&a).remove(0);
-    // The relay seals it for Alice's mailbox.
-    let id = [5u8; 16];
-    let sealing =
-        SealingKey::delivery(&alice.relay_secret, &PublicKey::from(&alice.dh), &alice.rid);
-    let delivery = || Delivery {
-        envelope_id: id,
-        sealed: Bytes::from(sealing.seal(&id, &envelope)),
-    };
-    let mut e = engine(&alice, Mode::Sync);
-    e.handle(Input::Start, NOW).unwrap();
-    e.handle(Input::Connected { relay: key(4433) }, NOW)
-        .unwrap();
+    let (alice, delivery) = a_text_from_bob("are you there", [5; 16]);
+    let mut e = connected(&alice);
     let deliver = |e: &mut Engine| {
-        e.handle(
-            Input::Subscription {
-                relay: key(4433),
-                mailbox: alice.rid,
-                event: SubEvent::Delivery(delivery()),
-            },
-            NOW,
-        )
-        .unwrap()
+        e.handle(alice_sub(&alice, SubEvent::Delivery(delivery.clone())), NOW)
+            .unwrap()
     };
     let first = deliver(&mut e);
     let received = |a: &[Action]| {
@@ -343,10 +318,7 @@ fn a_redelivered_envelope_is_acked_silently() {
     assert_eq!(ack_ops(&first).len(), 1);
     // The engine crashes before the ack is confirmed; a new one gets the
     // same envelope again.
-    let mut e = engine(&alice, Mode::Sync);
-    e.handle(Input::Start, NOW).unwrap();
-    e.handle(Input::Connected { relay: key(4433) }, NOW)
-        .unwrap();
+    let mut e = connected(&alice);
     let again = deliver(&mut e);
     assert_eq!(received(&again), 0, "not shown twice");
     assert_eq!(ack_ops(&again).len(), 1, "acked");
@@ -413,32 +385,44 @@ fn receipts_queued(e: &Engine) -> usize {
         .count()
 }
 
-/// Bob sends Alice a text; Alice's engine stores it and acks it, mid-batch
-/// (no Idle yet).
-fn alice_stores_a_text_from_bob() -> (Side, Engine) {
+/// Alice's engine, started and connected to her mailbox's relay.
+fn connected(alice: &Side) -> Engine {
+    let mut e = engine(alice, Mode::Sync);
+    e.handle(Input::Start, NOW).unwrap();
+    e.handle(Input::Connected { relay: key(4433) }, NOW)
+        .unwrap();
+    e
+}
+
+/// Bob's text to Alice as her relay delivers it (sealed for her mailbox,
+/// envelope `id`).
+fn a_text_from_bob(text: &str, id: [u8; 16]) -> (Side, Delivery) {
     let (alice, bob) = pair();
     let mut b = engine(&bob, Mode::Sync);
     b.handle(Input::Start, NOW).unwrap();
-    send(&mut b, "still there?");
+    send(&mut b, text);
     let a = b
         .handle(Input::Connected { relay: key(4434) }, NOW)
         .unwrap();
     let (_, envelope) = deposits(&a).remove(0);
-    let id = [6u8; 16];
     let sealing =
         SealingKey::delivery(&alice.relay_secret, &PublicKey::from(&alice.dh), &alice.rid);
-    let mut e = engine(&alice, Mode::Sync);
-    e.handle(Input::Start, NOW).unwrap();
-    e.handle(Input::Connected { relay: key(4433) }, NOW)
-        .unwrap();
-    let event = SubEvent::Delivery(Delivery {
+    let delivery = Delivery {
         envelope_id: id,
         sealed: Bytes::from(sealing.seal(&id, &envelope)),
-    });
-    assert_eq!(
-        ack_ops(&e.handle(alice_sub(&alice, event), NOW).unwrap()).len(),
-        1
-    );
+    };
+    (alice, delivery)
+}
+
+/// Bob sends Alice a text; Alice's engine stores it and acks it, mid-batch
+/// (no Idle yet).
+fn alice_stores_a_text_from_bob() -> (Side, Engine) {
+    let (alice, delivery) = a_text_from_bob("still there?", [6; 16]);
+    let mut e = connected(&alice);
+    let a = e
+        .handle(alice_sub(&alice, SubEvent::Delivery(delivery)), NOW)
+        .unwrap();
+    assert_eq!(ack_ops(&a).len(), 1);
     (alice, e)
 }
 
@@ -448,23 +432,12 @@ fn alice_stores_a_text_from_bob() -> (Side, Engine) {
 #[test]
 fn a_delivery_that_does_not_open_is_dropped_and_reported() {
     let (alice, _) = pair();
-    let mut e = engine(&alice, Mode::Sync);
-    e.handle(Input::Start, NOW).unwrap();
-    e.handle(Input::Connected { relay: key(4433) }, NOW)
-        .unwrap();
-    let a = e
-        .handle(
-            Input::Subscription {
-                relay: key(4433),
-                mailbox: alice.rid,
-                event: SubEvent::Delivery(Delivery {
-                    envelope_id: [1; 16],
-                    sealed: Bytes::from(vec![0u8; 16_412]),
-                }),
-            },
-            NOW,
-        )
-        .unwrap();
+    let mut e = connected(&alice);
+    let forged = SubEvent::Delivery(Delivery {
+        envelope_id: [1; 16],
+        sealed: Bytes::from(vec![0u8; 16_412]),
+    });
+    let a = e.handle(alice_sub(&alice, forged), NOW).unwrap();
     assert!(
         a.iter()
             .any(|a| matches!(a, Action::Emit(SyncEvent::Dropped { .. })))
@@ -521,17 +494,15 @@ impl Side {
 #[test]
 fn a_busy_relay_is_asked_again_for_the_subscription() {
     let (alice, _) = pair();
-    let mut e = engine(&alice, Mode::Sync);
-    e.handle(Input::Start, NOW).unwrap();
-    e.handle(Input::Connected { relay: key(4433) }, NOW)
-        .unwrap();
-    let refused = |reason| Input::Subscription {
-        relay: key(4433),
-        mailbox: alice.rid,
-        event: SubEvent::Refused(RelayError::Refused {
-            reason,
-            detail: String::new(),
-        }),
+    let mut e = connected(&alice);
+    let refused = |reason| {
+        alice_sub(
+            &alice,
+            SubEvent::Refused(RelayError::Refused {
+                reason,
+                detail: String::new(),
+            }),
+        )
     };
     e.handle(refused(Refusal::RateLimited), NOW).unwrap();
     let subscribes = |a: &[Action]| {
