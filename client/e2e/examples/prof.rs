@@ -87,6 +87,7 @@ fn parts() {
     let plaintext = tropa_proto::e2e::Plaintext {
         hello: None,
         content: Some(content.clone()),
+        ..Default::default()
     }
     .encode_to_vec();
     let text = vec![b'a'; MAX_TEXT_LEN];
@@ -144,6 +145,7 @@ fn parts() {
                 let m = tropa_proto::e2e::Plaintext {
                     hello: None,
                     content: None,
+                    ..Default::default()
                 };
                 m.encode(&mut v).unwrap();
                 prost::encoding::message::encode(2, black_box(&content), &mut v);

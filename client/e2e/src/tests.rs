@@ -576,6 +576,7 @@ fn malformed_plaintexts_are_rejected() {
         let good = tropa_proto::e2e::Plaintext {
             hello: None,
             content: Some(Content::text(&mut rng, "ok").unwrap()),
+            ..Default::default()
         }
         .encode_to_vec();
         let with_len = |m: &[u8]| {
@@ -589,6 +590,7 @@ fn malformed_plaintexts_are_rejected() {
         let hello = tropa_proto::e2e::Plaintext {
             hello: Some(tropa_proto::e2e::Hello::default()),
             content: Some(Content::text(&mut rng, "ok").unwrap()),
+            ..Default::default()
         }
         .encode_to_vec();
         let no_content = tropa_proto::e2e::Plaintext::default().encode_to_vec();
@@ -598,6 +600,7 @@ fn malformed_plaintexts_are_rejected() {
                 id: vec![1; 3],
                 body: Some(Body::Text(Text::default())),
             }),
+            ..Default::default()
         }
         .encode_to_vec();
         vec![

@@ -185,7 +185,12 @@ impl Session {
             peer: inviter,
             initial_ek: None,
         };
-        session.seal_into(rng, &mut env, Some(&hello), first);
+        let plaintext = tropa_proto::e2e::Plaintext {
+            hello: Some(hello),
+            content: first.cloned(),
+            ..Default::default()
+        };
+        session.seal_into(rng, &mut env, &plaintext);
         let schedule = Schedule {
             dh1,
             dh2,

@@ -80,7 +80,11 @@ impl Session {
         content.validate()?;
         let mut env = Vec::with_capacity(ENVELOPE_SIZE);
         env.push(TYPE_RATCHET);
-        self.seal_into(rng, &mut env, None, Some(content));
+        let plaintext = tropa_proto::e2e::Plaintext {
+            content: Some(content.clone()),
+            ..Default::default()
+        };
+        self.seal_into(rng, &mut env, &plaintext);
         Ok(Envelope(env))
     }
 
@@ -92,23 +96,17 @@ impl Session {
         &mut self,
         rng: &mut R,
         env: &mut Vec<u8>,
-        hello: Option<&tropa_proto::e2e::Hello>,
-        content: Option<&Content>,
+        plaintext: &tropa_proto::e2e::Plaintext,
     ) {
         let r0 = env.len();
         // Nonce, header and header tag are filled in by encrypt_message.
         env.resize(r0 + MSG_PREFIX, 0);
-        // Body: u16 BE length || Plaintext { hello = 1, content = 2 } || zeros.
-        let len = hello.map_or(0, |h| prost::encoding::message::encoded_len(1, h))
-            + content.map_or(0, |m| prost::encoding::message::encoded_len(2, m));
+        // Body: u16 BE length || Plaintext || zeros.
+        let len = plaintext.encoded_len();
         debug_assert!(len + PAD_LEN_PREFIX <= body_capacity(r0));
         env.extend_from_slice(&(len as u16).to_be_bytes());
-        if let Some(h) = hello {
-            prost::encoding::message::encode(1, h, env);
-        }
-        if let Some(m) = content {
-            prost::encoding::message::encode(2, m, env);
-        }
+        // Appending to a Vec cannot run out of room.
+        let _ = plaintext.encode(env);
         env.resize(ENVELOPE_SIZE, 0);
         self.encrypt_message(rng, env, r0);
     }
