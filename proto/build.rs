@@ -10,6 +10,7 @@ const REDACTED: &[&str] = &[
     ".tropa.e2e.v1.Content",
     ".tropa.e2e.v1.Text",
     ".tropa.e2e.v1.Receipt",
+    ".tropa.e2e.v1.ContactRequest",
     ".tropa.relay.v1.CreateMailbox",
     ".tropa.relay.v1.MailboxCreated",
     ".tropa.relay.v1.Deposit",
@@ -18,6 +19,10 @@ const REDACTED: &[&str] = &[
     ".tropa.relay.v1.Ack",
     ".tropa.relay.v1.Secure",
     ".tropa.relay.v1.Delivery",
+    ".tropa.relay.v1.PutLink",
+    ".tropa.relay.v1.GetLink",
+    ".tropa.relay.v1.DeleteLink",
+    ".tropa.relay.v1.LinkData",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -214,6 +214,8 @@ fn label(r: &relay::Response) -> &'static str {
         Some(response::Result::Accepted(_)) => "ACCEPTED",
         Some(response::Result::Delivery(_)) => "DELIVERY",
         Some(response::Result::Idle(_)) => "IDLE",
+        Some(response::Result::LinkData(_)) => "LINK_DATA",
+        Some(response::Result::LinkStored(_)) => "LINK_STORED",
         None => "EMPTY",
     }
 }

@@ -9,9 +9,9 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use tropa_relay::store::{SledStore, Store, StoreLimits, SweepPolicy};
+use tropa_relay::store::{LinkRecord, SledStore, Store, StoreLimits, SweepPolicy};
 
-const TREES: [&str; 4] = ["meta", "mailboxes", "senders", "envelopes"];
+const TREES: [&str; 5] = ["meta", "mailboxes", "senders", "envelopes", "links"];
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -32,6 +32,10 @@ enum Query {
     Delete(u8),
     Sweep(u32),
     Totals,
+    /// A link put under a written key: owner, expiry hour, the hour now.
+    PutLink(u8, Vec<u8>, u32, u32),
+    Link(u8),
+    DeleteLink(u8, Vec<u8>),
 }
 
 fn dir() -> &'static PathBuf {
@@ -124,6 +128,20 @@ fuzz_target!(|input: Input| {
             }
             Query::Totals => {
                 let _ = store.totals();
+            }
+            Query::PutLink(i, owner, expires_hour, now) => {
+                let rec = LinkRecord {
+                    owner_auth_pub: owner.clone(),
+                    expires_hour: *expires_hour,
+                    sealed: vec![7; 64],
+                };
+                let _ = store.put_link(&pick(&keys, *i), &rec, *now, 8);
+            }
+            Query::Link(i) => {
+                let _ = store.link(&pick(&keys, *i));
+            }
+            Query::DeleteLink(i, owner) => {
+                let _ = store.delete_link(&pick(&keys, *i), owner);
             }
         }
     }

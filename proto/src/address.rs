@@ -30,6 +30,40 @@ impl Fingerprint {
     }
 }
 
+impl Fingerprint {
+    /// The first [`FingerprintPrefix::LEN`] bytes, as a short link carries them.
+    pub fn prefix(&self) -> FingerprintPrefix {
+        let mut p = [0u8; FingerprintPrefix::LEN];
+        p.copy_from_slice(&self.0[..FingerprintPrefix::LEN]);
+        FingerprintPrefix(p)
+    }
+
+    /// Whether this fingerprint starts with `prefix`.
+    pub fn starts_with(&self, prefix: &FingerprintPrefix) -> bool {
+        self.0[..FingerprintPrefix::LEN] == prefix.0
+    }
+}
+
+/// The first 16 bytes of a relay's [`Fingerprint`]: what a short link
+/// carries to pin the relay. Finding another key whose fingerprint starts
+/// with the same 128 bits is a second preimage on 128 bits of SHA-256,
+/// out of reach. A client that connects with a prefix accepts the relay's
+/// key only if its fingerprint starts with it, and then learns the full
+/// fingerprint (and so the full [`RelayAddress`]) from the handshake.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FingerprintPrefix(pub [u8; FingerprintPrefix::LEN]);
+
+impl FingerprintPrefix {
+    /// Length in bytes.
+    pub const LEN: usize = 16;
+}
+
+impl fmt::Debug for FingerprintPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FingerprintPrefix({})", URL_SAFE_NO_PAD.encode(self.0))
+    }
+}
+
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&URL_SAFE_NO_PAD.encode(self.0))
@@ -259,6 +293,19 @@ mod tests {
     use proptest::prelude::*;
 
     const FP: &str = "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU";
+
+    #[test]
+    fn a_prefix_matches_only_its_own_fingerprints() {
+        let fp: Fingerprint = FP.parse().expect("fp");
+        let p = fp.prefix();
+        assert!(fp.starts_with(&p));
+        assert_eq!(&p.0[..], &fp.0[..16]);
+        let mut other = fp;
+        other.0[31] ^= 1;
+        assert!(other.starts_with(&p), "only the first 16 bytes count");
+        other.0[15] ^= 1;
+        assert!(!other.starts_with(&p));
+    }
 
     #[test]
     fn hosts_are_ip_literals_or_dns_names_only() {

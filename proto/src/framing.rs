@@ -155,6 +155,7 @@ mod tests {
                 recipient_auth_pub: a,
                 recipient_dh_pub: d,
                 password: p,
+                intake: false,
             })
         });
         let deposit =

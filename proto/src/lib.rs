@@ -12,7 +12,7 @@ pub mod address;
 pub mod framing;
 mod redact;
 
-pub use address::{AddressError, Fingerprint, Host, RelayAddress};
+pub use address::{AddressError, Fingerprint, FingerprintPrefix, Host, RelayAddress};
 pub use framing::{FrameError, MAX_FRAME_LEN};
 
 /// Size in bytes of every envelope, on the wire and on disk (S5). 16 KiB, the
@@ -24,6 +24,14 @@ pub const MAILBOX_ID_LEN: usize = 24;
 
 /// Length of the relay-assigned envelope IDs.
 pub const ENVELOPE_ID_LEN: usize = 16;
+
+/// Size in bytes of a short link's data as the relay stores it: every link
+/// (one-time invitation or intake address) has exactly this size, so the
+/// relay cannot tell them apart.
+pub const LINK_DATA_SIZE: usize = 2048;
+
+/// Length of a short link's locator, the link's only name on the relay.
+pub const LINK_LOCATOR_LEN: usize = 32;
 
 /// The protocol version carried in every request.
 pub const PROTOCOL_VERSION: u32 = 1;

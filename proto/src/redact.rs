@@ -22,6 +22,7 @@ redacted!(
     e2e::Content => "Content",
     e2e::Text => "Text",
     e2e::Receipt => "Receipt",
+    e2e::ContactRequest => "ContactRequest",
     relay::CreateMailbox => "CreateMailbox",
     relay::MailboxCreated => "MailboxCreated",
     relay::Deposit => "Deposit",
@@ -30,6 +31,10 @@ redacted!(
     relay::Ack => "Ack",
     relay::Secure => "Secure",
     relay::Delivery => "Delivery",
+    relay::PutLink => "PutLink",
+    relay::GetLink => "GetLink",
+    relay::DeleteLink => "DeleteLink",
+    relay::LinkData => "LinkData",
 );
 
 // The oneofs inside redacted messages lose their derived Debug too (the
@@ -85,6 +90,7 @@ mod tests {
                         sender_auth: vec![0xab; 32],
                     }),
                     content: None,
+                    ..Default::default()
                 }
             ),
             format!(
@@ -104,6 +110,7 @@ mod tests {
                             password: secret.into(),
                             recipient_auth_pub: id.clone(),
                             recipient_dh_pub: id.clone(),
+                            intake: false,
                         }
                     )),
                 }
@@ -126,6 +133,28 @@ mod tests {
                         recipient_id: id.clone(),
                         sender_id: id.clone(),
                         relay_dh_pub: id.clone(),
+                    })),
+                }
+            ),
+            format!(
+                "{:?}",
+                relay::Request {
+                    version: 1,
+                    command: Some(relay::request::Command::PutLink(relay::PutLink {
+                        locator: id.clone(),
+                        data: id.clone(),
+                        owner_auth_pub: id.clone(),
+                        ttl_secs: 1,
+                        signature: id.clone(),
+                        password: secret.into(),
+                    })),
+                }
+            ),
+            format!(
+                "{:?}",
+                relay::Response {
+                    result: Some(relay::response::Result::LinkData(relay::LinkData {
+                        data: id.clone(),
                     })),
                 }
             ),

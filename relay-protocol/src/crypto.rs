@@ -18,6 +18,10 @@ use zeroize::Zeroizing;
 pub const RECIPIENT_CONTEXT: &[u8] = b"tropa/1 recipient-command\0";
 /// Signature context of secured deposits.
 pub const DEPOSIT_CONTEXT: &[u8] = b"tropa/1 deposit\0";
+/// Signature context of `PutLink`.
+pub const LINK_PUT_CONTEXT: &[u8] = b"tropa/1 link-put\0";
+/// Signature context of `DeleteLink`.
+pub const LINK_DELETE_CONTEXT: &[u8] = b"tropa/1 link-delete\0";
 /// TLS exporter label for the channel binding (RFC 5705 / RFC 8446 §7.5).
 pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-tropa/1 channel-binding";
 /// Length of the channel binding.
@@ -26,6 +30,8 @@ pub const BINDING_LEN: usize = 32;
 const DELIVERY_INFO: &[u8] = b"tropa/1 delivery-key";
 /// HKDF info for the relay's at-rest key of one mailbox.
 const AT_REST_INFO: &[u8] = b"tropa/1 at-rest-key";
+/// HKDF info for the relay's at-rest key of one short link's data.
+const LINK_AT_REST_INFO: &[u8] = b"tropa/1 link-at-rest-key";
 /// Nonce length of the delivery and at-rest sealing.
 pub const NONCE_LEN: usize = 12;
 /// Tag length of ChaCha20-Poly1305.
@@ -44,6 +50,48 @@ pub fn recipient_signed_bytes(binding: &ChannelBinding, command: &[u8]) -> Vec<u
 /// Bytes a secured sender signs: context ‖ sender_id ‖ envelope.
 pub fn deposit_signed_bytes(sender_id: &[u8], envelope: &[u8]) -> Vec<u8> {
     [DEPOSIT_CONTEXT, sender_id, envelope].concat()
+}
+
+/// Bytes a link's owner signs to store it: context ‖ binding ‖ locator ‖
+/// ttl_secs (4 bytes, big endian) ‖ data. The relay checks the locator's
+/// length (32) first, so the concatenation is unambiguous.
+pub fn link_put_signed_bytes(
+    binding: &ChannelBinding,
+    locator: &[u8],
+    ttl_secs: u32,
+    data: &[u8],
+) -> Vec<u8> {
+    [
+        LINK_PUT_CONTEXT,
+        binding.as_slice(),
+        locator,
+        &ttl_secs.to_be_bytes(),
+        data,
+    ]
+    .concat()
+}
+
+/// Bytes a link's owner signs to delete it: context ‖ binding ‖ locator.
+pub fn link_delete_signed_bytes(binding: &ChannelBinding, locator: &[u8]) -> Vec<u8> {
+    [LINK_DELETE_CONTEXT, binding.as_slice(), locator].concat()
+}
+
+/// Signs a `PutLink` for this connection.
+pub fn sign_link_put(
+    key: &SigningKey,
+    binding: &ChannelBinding,
+    locator: &[u8],
+    ttl_secs: u32,
+    data: &[u8],
+) -> [u8; 64] {
+    key.sign(&link_put_signed_bytes(binding, locator, ttl_secs, data))
+        .to_bytes()
+}
+
+/// Signs a `DeleteLink` for this connection.
+pub fn sign_link_delete(key: &SigningKey, binding: &ChannelBinding, locator: &[u8]) -> [u8; 64] {
+    key.sign(&link_delete_signed_bytes(binding, locator))
+        .to_bytes()
 }
 
 /// Signs a recipient command for this connection.
@@ -105,6 +153,14 @@ impl SealingKey {
     /// relay DH secret: deleting the mailbox record crypto-erases its envelopes.
     pub fn at_rest(relay_secret: &StaticSecret, recipient_id: &[u8]) -> Self {
         Self::derive(relay_secret.as_bytes(), recipient_id, AT_REST_INFO)
+    }
+
+    /// The relay's at-rest key for one short link's data, derived from the
+    /// link's locator, which the relay keeps only in memory while it serves
+    /// a request (it stores the link under a hash of the locator). A copy of
+    /// the data directory therefore opens no link data without the link.
+    pub fn link_at_rest(locator: &[u8]) -> Self {
+        Self::derive(locator, &[], LINK_AT_REST_INFO)
     }
 
     /// Seals `plain` with a fresh random nonce: nonce ‖ ciphertext ‖ tag.
@@ -190,6 +246,31 @@ mod tests {
             &sig
         ));
         assert!(!verify(&pubk[..31], b"x", &sig));
+        // Link commands: bound to the channel, the locator and (for a put)
+        // the TTL and the data; never valid as one another.
+        let put = sign_link_put(&key, &[1; 32], &[5; 32], 3600, b"data");
+        let put_bytes = link_put_signed_bytes(&[1; 32], &[5; 32], 3600, b"data");
+        assert!(verify(&pubk, &put_bytes, &put));
+        for other in [
+            link_put_signed_bytes(&[2; 32], &[5; 32], 3600, b"data"),
+            link_put_signed_bytes(&[1; 32], &[6; 32], 3600, b"data"),
+            link_put_signed_bytes(&[1; 32], &[5; 32], 3601, b"data"),
+            link_put_signed_bytes(&[1; 32], &[5; 32], 3600, b"datb"),
+            link_delete_signed_bytes(&[1; 32], &[5; 32]),
+        ] {
+            assert!(!verify(&pubk, &other, &put));
+        }
+        let del = sign_link_delete(&key, &[1; 32], &[5; 32]);
+        assert!(verify(
+            &pubk,
+            &link_delete_signed_bytes(&[1; 32], &[5; 32]),
+            &del
+        ));
+        assert!(!verify(
+            &pubk,
+            &link_delete_signed_bytes(&[2; 32], &[5; 32]),
+            &del
+        ));
         assert!(!verify(&pubk, b"x", &sig[..63]));
     }
 }

@@ -58,6 +58,18 @@ pub struct Config {
     pub creation_burst_per_address: u32,
     /// Mailboxes one connection may create in a burst.
     pub creation_burst_per_connection: u32,
+    /// Short links the relay holds at most (each about 2.2 KB on disk); a
+    /// new link beyond gets `QUOTA`. A new link also counts against the
+    /// creation budgets above, like a mailbox.
+    pub max_links: u64,
+    /// Hours a short link may live at most (default 90 days); a longer time
+    /// to live asked for is cut to this, and the owner refreshes the link.
+    pub max_link_ttl_hours: u32,
+    /// Deposits (contact requests) one intake mailbox takes per hour on
+    /// average; beyond, `RATE_LIMITED`.
+    pub intake_deposits_per_hour: u32,
+    /// Deposits one intake mailbox takes in a burst.
+    pub intake_deposit_burst: u32,
     /// MiB of memory the relay may hold for requests and deliveries in
     /// flight, all connections together, and as much again for open streams
     /// (8 KiB each). Beyond it, requests wait and are then answered
@@ -92,6 +104,10 @@ impl Default for Config {
             creations_per_hour_per_address: 30,
             creation_burst_per_address: 32,
             creation_burst_per_connection: 8,
+            max_links: 100_000,
+            max_link_ttl_hours: 90 * 24,
+            intake_deposits_per_hour: 30,
+            intake_deposit_burst: 10,
             memory_budget_mib: 256,
             connection_memory_kib: 256,
             metrics_listen: None,
@@ -328,6 +344,13 @@ impl Config {
                 u64::from(self.creation_burst_per_connection),
             ),
             ("memory_budget_mib", u64::from(self.memory_budget_mib)),
+            ("max_links", self.max_links),
+            ("max_link_ttl_hours", u64::from(self.max_link_ttl_hours)),
+            (
+                "intake_deposits_per_hour",
+                u64::from(self.intake_deposits_per_hour),
+            ),
+            ("intake_deposit_burst", u64::from(self.intake_deposit_burst)),
         ];
         if let Some((name, _)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(invalid(name, format!("{name} must be at least 1")));
@@ -344,6 +367,13 @@ impl Config {
                     envelopes / 2,
                     self.disk_quota_bytes
                 ),
+            ));
+        }
+        // The granted time to live goes back to the client in seconds (u32).
+        if self.max_link_ttl_hours > MAX_LINK_TTL_HOURS {
+            return Err(invalid(
+                "max_link_ttl_hours",
+                format!("max_link_ttl_hours must be at most {MAX_LINK_TTL_HOURS} (ten years)"),
             ));
         }
         if self.open_disk_share_percent > 100 {
@@ -392,6 +422,11 @@ impl Config {
             creations_per_hour: self.creations_per_hour_per_address,
             creation_burst_per_address: self.creation_burst_per_address,
             creation_burst_per_connection: self.creation_burst_per_connection,
+            max_links: self.max_links,
+            max_link_ttl_hours: self.max_link_ttl_hours,
+            intake_deposits_per_hour: self.intake_deposits_per_hour,
+            intake_deposit_burst: self.intake_deposit_burst,
+            max_tracked_intake: crate::service::MAX_TRACKED_INTAKE,
         }
     }
 
@@ -457,6 +492,9 @@ impl Config {
         f.sync_all().map_err(io)
     }
 }
+
+/// The longest `max_link_ttl_hours` allowed: ten years.
+const MAX_LINK_TTL_HOURS: u32 = 10 * 365 * 24;
 
 /// Every option of relay.toml, in the order the file lists them: key, what
 /// it does, and an example for the optional ones (unset by default).
@@ -553,6 +591,26 @@ const FIELDS: &[(&str, &str, &str)] = &[
         "",
     ),
     (
+        "max_links",
+        "Short links (invitation and address data, about 2.2 KB each on disk)\nthe relay holds at most. A new link also counts as a creation above.",
+        "",
+    ),
+    (
+        "max_link_ttl_hours",
+        "Hours a short link lives at most (default 90 days); its owner\nrefreshes it before then. At most 87600 (ten years).",
+        "",
+    ),
+    (
+        "intake_deposits_per_hour",
+        "Contact requests one public intake address (intake mailbox) takes\nper hour on average; beyond, the sender is told to retry later.",
+        "",
+    ),
+    (
+        "intake_deposit_burst",
+        "Contact requests one intake address takes in a burst.",
+        "",
+    ),
+    (
         "memory_budget_mib",
         "MiB for requests and deliveries in flight, all connections together,\nand as much again for open streams. Beyond it the relay answers busy.",
         "",
@@ -637,6 +695,59 @@ mod tests {
             let text = format!("public_host = {good:?}\n");
             assert!(Config::parse(&text, "relay.toml").is_ok(), "{good}");
         }
+    }
+
+    /// Issue 11: the link and intake knobs are checked like the others and
+    /// reach the service's policy.
+    #[test]
+    fn link_and_intake_limits_are_checked_and_applied() {
+        for (text, want) in [
+            (
+                "max_links = 0\n",
+                "relay.toml line 1: max_links must be at least 1",
+            ),
+            (
+                "\nmax_link_ttl_hours = 0\n",
+                "relay.toml line 2: max_link_ttl_hours must be at least 1",
+            ),
+            (
+                "max_link_ttl_hours = 87601\n",
+                "relay.toml line 1: max_link_ttl_hours must be at most 87600",
+            ),
+            (
+                "intake_deposits_per_hour = 0\n",
+                "relay.toml line 1: intake_deposits_per_hour must be at least 1",
+            ),
+            (
+                "intake_deposit_burst = 0\n",
+                "relay.toml line 1: intake_deposit_burst must be at least 1",
+            ),
+        ] {
+            let shown = Config::parse(text, "relay.toml").unwrap_err().to_string();
+            assert!(shown.starts_with(want), "{text:?}: {shown}");
+        }
+        let cfg = Config::parse(
+            "max_links = 5\nmax_link_ttl_hours = 87600\nintake_deposits_per_hour = 7\n\
+             intake_deposit_burst = 2\n",
+            "relay.toml",
+        )
+        .unwrap();
+        let p = cfg.policy();
+        assert_eq!(
+            (
+                p.max_links,
+                p.max_link_ttl_hours,
+                p.intake_deposits_per_hour,
+                p.intake_deposit_burst
+            ),
+            (5, 87_600, 7, 2)
+        );
+        let d = Config::default().policy();
+        assert_eq!((d.max_links, d.max_link_ttl_hours), (100_000, 2160));
+        assert_eq!(
+            (d.intake_deposits_per_hour, d.intake_deposit_burst),
+            (30, 10)
+        );
     }
 
     /// Addresses users elsewhere cannot reach are flagged; public ones and

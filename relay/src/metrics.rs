@@ -37,6 +37,14 @@ pub struct Metrics {
     pub commits: AtomicU64,
     /// Answers those syncs confirmed (committed / commits = batch size).
     pub committed: AtomicU64,
+    /// Links stored or refreshed.
+    pub links_stored: AtomicU64,
+    /// Links served.
+    pub link_fetches: AtomicU64,
+    /// Links deleted by their owners.
+    pub links_deleted: AtomicU64,
+    /// Deposits refused by an intake mailbox's rate limit.
+    pub intake_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -75,6 +83,10 @@ impl Metrics {
             ("write_timeouts", &self.write_timeouts),
             ("commits", &self.commits),
             ("committed", &self.committed),
+            ("links_stored", &self.links_stored),
+            ("link_fetches", &self.link_fetches),
+            ("links_deleted", &self.links_deleted),
+            ("intake_refused", &self.intake_refused),
         ];
         let mut out = String::new();
         for (name, c) in counters {
@@ -92,6 +104,7 @@ impl Metrics {
             ("creation_budget", &self.creations_refused),
             ("memory", &self.memory_refusals),
             ("auth", &self.auth_failures),
+            ("intake_rate", &self.intake_refused),
         ] {
             out.push_str(&format!(
                 "tropa_relay_refusals_total{{reason=\"{reason}\"}} {}\n",
@@ -108,6 +121,8 @@ impl Metrics {
             ("disk_quota_bytes", config.disk_quota_bytes),
             ("mailboxes", totals.mailboxes),
             ("max_mailboxes", config.max_mailboxes),
+            ("links", totals.links),
+            ("max_links", config.max_links),
             ("memory_in_use_bytes", memory_in_use),
         ] {
             out.push_str(&format!(

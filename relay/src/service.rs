@@ -8,6 +8,10 @@
 //! envelopes that no longer open, so the shell only ever holds one frame per
 //! subscription.
 //!
+//! It also stores, serves and deletes short links' data (`PutLink`,
+//! `GetLink`, `DeleteLink`), and rate-limits deposits into intake
+//! mailboxes per mailbox.
+//!
 //! It never touches sockets or clocks, never logs identifiers, and never
 //! tells an unauthenticated party whether a mailbox exists (recipient
 //! commands for unknown mailboxes fail exactly like bad signatures).
@@ -37,6 +41,13 @@ use crate::store::{EnvelopeId, MailboxRecord, RecipientId, Store, StoreError, St
 /// addresses are refused until the table has been pruned (fail closed).
 const MAX_TRACKED_ADDRESSES: usize = 100_000;
 
+/// Intake mailboxes whose deposit budget is tracked at once (under 100
+/// bytes each); beyond this, deposits into intake mailboxes not in the table
+/// are refused until it has room again (fail closed). An entry is forgotten
+/// once its bucket has refilled: 20 minutes after a whole burst at the
+/// defaults (10 at 30 an hour).
+pub const MAX_TRACKED_INTAKE: usize = 100_000;
+
 /// Relay-wide limits and policy.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -59,6 +70,17 @@ pub struct Policy {
     pub creation_burst_per_address: u32,
     /// Mailboxes one connection may create in a burst.
     pub creation_burst_per_connection: u32,
+    /// Links the relay may hold.
+    pub max_links: u64,
+    /// Hours a link may live at most (a longer `ttl_secs` is cut to this).
+    pub max_link_ttl_hours: u32,
+    /// Deposits one intake mailbox takes per hour on average.
+    pub intake_deposits_per_hour: u32,
+    /// Deposits one intake mailbox takes in a burst.
+    pub intake_deposit_burst: u32,
+    /// Intake mailboxes whose deposit budget is tracked at once
+    /// ([`MAX_TRACKED_INTAKE`]; smaller in tests).
+    pub max_tracked_intake: usize,
 }
 
 impl Default for Policy {
@@ -73,6 +95,11 @@ impl Default for Policy {
             creations_per_hour: 30,
             creation_burst_per_address: 32,
             creation_burst_per_connection: 8,
+            max_links: 100_000,
+            max_link_ttl_hours: 90 * 24,
+            intake_deposits_per_hour: 30,
+            intake_deposit_burst: 10,
+            max_tracked_intake: MAX_TRACKED_INTAKE,
         }
     }
 }
@@ -215,6 +242,10 @@ fn store_error(e: &StoreError) -> Response {
         StoreError::Quota => error(ErrorCode::Quota, "mailbox is full"),
         StoreError::DiskFull => error(ErrorCode::Quota, "relay storage is full"),
         StoreError::SecurityChanged => error(ErrorCode::AuthFailed, "deposit signature invalid"),
+        StoreError::LinkOwner => auth_failed(),
+        StoreError::TooManyLinks => {
+            error(ErrorCode::Quota, "relay holds its maximum number of links")
+        }
         StoreError::Collision
         | StoreError::Corrupt
         | StoreError::NewerFormat { .. }
@@ -227,6 +258,24 @@ fn key32(raw: &[u8]) -> Option<[u8; 32]> {
     raw.try_into().ok()
 }
 
+/// A valid Ed25519 public key, or `None`.
+fn ed25519_key(raw: &[u8]) -> Option<[u8; 32]> {
+    key32(raw).filter(|k| ed25519_dalek::VerifyingKey::from_bytes(k).is_ok())
+}
+
+fn check_password(want: Option<&String>, given: &str) -> Result<(), Response> {
+    if let Some(want) = want {
+        let ok: bool = want.as_bytes().ct_eq(given.as_bytes()).into();
+        if !ok {
+            return Err(error(
+                ErrorCode::AuthFailed,
+                "wrong mailbox creation password",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The mailbox service.
 pub struct Service {
     store: Arc<dyn Store>,
@@ -235,6 +284,9 @@ pub struct Service {
     /// Creation budgets per address key, in memory only. An entry whose
     /// bucket has refilled carries no information and is pruned.
     creations: Mutex<HashMap<IpAddr, RateLimiter>>,
+    /// Deposit budgets per intake mailbox, in memory only, pruned the same
+    /// way and bounded by [`Policy::max_tracked_intake`].
+    intake: Mutex<HashMap<RecipientId, RateLimiter>>,
 }
 
 impl std::fmt::Debug for Service {
@@ -251,6 +303,7 @@ impl Service {
             policy,
             metrics,
             creations: Mutex::new(HashMap::new()),
+            intake: Mutex::new(HashMap::new()),
         }
     }
 
@@ -273,10 +326,18 @@ impl Service {
         }
     }
 
-    /// Forgets creation budgets that have refilled completely.
+    /// Forgets creation and intake budgets that have refilled completely.
     pub fn prune(&self, now: Now) {
         let mut map = self.creations.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, bucket| !bucket.is_full(now.instant));
+        drop(map);
+        let mut map = self.intake.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, bucket| !bucket.is_full(now.instant));
+    }
+
+    /// Intake budgets tracked now (for tests of the bound).
+    pub fn tracked_intake(&self) -> usize {
+        self.intake.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Decides what to do with one request.
@@ -290,9 +351,32 @@ impl Service {
         match req.command {
             None => Outcome::reply(error(ErrorCode::Malformed, "unknown or missing command")),
             Some(request::Command::CreateMailbox(c)) => self.create(&c, peer, now),
-            Some(request::Command::Deposit(d)) => self.deposit(&d, now.hour),
+            Some(request::Command::Deposit(d)) => self.deposit(&d, now),
             Some(request::Command::Signed(s)) => self.recipient(&s, &peer.binding, now.hour),
+            Some(request::Command::PutLink(p)) => self.put_link(&p, peer, now),
+            Some(request::Command::GetLink(g)) => self.get_link(&g, now.hour),
+            Some(request::Command::DeleteLink(d)) => self.delete_link(&d, &peer.binding),
         }
+    }
+
+    /// Whether the intake mailbox `rid` may take one more deposit now.
+    fn may_deposit_intake(&self, rid: &RecipientId, now: Instant) -> bool {
+        let mut map = self.intake.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= self.policy.max_tracked_intake && !map.contains_key(rid) {
+            map.retain(|_, bucket| !bucket.is_full(now));
+            if map.len() >= self.policy.max_tracked_intake {
+                return false;
+            }
+        }
+        map.entry(*rid)
+            .or_insert_with(|| {
+                RateLimiter::per_hour(
+                    self.policy.intake_deposits_per_hour,
+                    self.policy.intake_deposit_burst,
+                    now,
+                )
+            })
+            .try_take(now)
     }
 
     /// Whether `peer` may create one more mailbox now (per connection and
@@ -326,14 +410,8 @@ impl Service {
     }
 
     fn create(&self, c: &relay::CreateMailbox, peer: &Peer, now: Now) -> Outcome {
-        if let Some(want) = &self.policy.creation_password {
-            let ok: bool = want.as_bytes().ct_eq(c.password.as_bytes()).into();
-            if !ok {
-                return Outcome::reply(error(
-                    ErrorCode::AuthFailed,
-                    "wrong mailbox creation password",
-                ));
-            }
+        if let Err(refused) = check_password(self.policy.creation_password.as_ref(), &c.password) {
+            return Outcome::reply(refused);
         }
         let (Some(auth), Some(dh)) = (key32(&c.recipient_auth_pub), key32(&c.recipient_dh_pub))
         else {
@@ -372,6 +450,7 @@ impl Service {
             count: 0,
             created_hour: now.hour,
             fresh: true,
+            intake: c.intake,
         };
         if let Err(e) = self.store.create_mailbox(&recipient_id, &rec) {
             return Outcome::reply(store_error(&e));
@@ -387,7 +466,7 @@ impl Service {
         })
     }
 
-    fn deposit(&self, d: &relay::Deposit, now: Hour) -> Outcome {
+    fn deposit(&self, d: &relay::Deposit, now: Now) -> Outcome {
         if d.envelope.len() > ENVELOPE_SIZE {
             return Outcome::reply(error(ErrorCode::TooLarge, "envelope too large"));
         }
@@ -402,11 +481,21 @@ impl Service {
             Ok(None) => return Outcome::reply(store_error(&StoreError::NoMailbox)),
             Err(e) => return Outcome::reply(store_error(&e)),
         };
-        if !rec.is_open() {
+        if rec.needs_signature() {
             let signed = crypto::deposit_signed_bytes(&d.sender_id, &d.envelope);
             if !crypto::verify(&rec.secured_sender, &signed, &d.signature) {
                 return Outcome::reply(error(ErrorCode::AuthFailed, "deposit signature invalid"));
             }
+        }
+        // Anyone may deposit into an intake mailbox: what bounds a flood of
+        // one address is its own budget, on top of the per-connection rate
+        // and the mailbox quota, so its owner never has more to process.
+        if rec.intake && !self.may_deposit_intake(&rid, now.instant) {
+            self.metrics.inc(&self.metrics.intake_refused);
+            return Outcome::reply(error(
+                ErrorCode::RateLimited,
+                "this address takes no more requests now; try again later",
+            ));
         }
         let Some(secret) = key32(&rec.relay_dh_secret) else {
             return Outcome::reply(store_error(&StoreError::Corrupt));
@@ -428,7 +517,7 @@ impl Service {
             secured_as_checked: rec.secured_sender.clone(),
         };
         let seal = |id: &EnvelopeId| at_rest.seal(id, &d.envelope);
-        match self.store.put_envelope(&rid, now, &limits, &seal) {
+        match self.store.put_envelope(&rid, now.hour, &limits, &seal) {
             Ok(_) => {
                 self.metrics.inc(&self.metrics.deposits);
                 Outcome::Reply {
@@ -479,11 +568,17 @@ impl Service {
                     self.metrics.inc(&self.metrics.acks);
                 })
             }
-            Some(Action::Secure(sec)) => match key32(&sec.sender_auth_pub) {
-                Some(k) if ed25519_dalek::VerifyingKey::from_bytes(&k).is_ok() => {
-                    self.store.secure(&rid, &k)
-                }
-                _ => return Outcome::reply(error(ErrorCode::Malformed, "invalid sender key")),
+            // An intake mailbox takes requests from anyone for as long as
+            // it exists: securing it would silently stop them all.
+            Some(Action::Secure(_)) if rec.intake => {
+                return Outcome::reply(error(
+                    ErrorCode::Malformed,
+                    "an intake mailbox cannot be secured",
+                ));
+            }
+            Some(Action::Secure(sec)) => match ed25519_key(&sec.sender_auth_pub) {
+                Some(k) => self.store.secure(&rid, &k),
+                None => return Outcome::reply(error(ErrorCode::Malformed, "invalid sender key")),
             },
             Some(Action::Delete(_)) => self.store.delete_mailbox(&rid),
         };
@@ -557,5 +652,6 @@ pub fn accepted() -> Response {
     }
 }
 
+mod links;
 #[cfg(test)]
 mod tests;

@@ -27,8 +27,8 @@ use tropa_relay::crypto::SealingKey;
 use tropa_relay::identity::RelayIdentity;
 use tropa_relay::server::Server;
 use tropa_relay::store::{
-    EnvelopeId, MailboxRecord, RecipientId, SenderId, SledStore, Store, StoreError, StoreLimits,
-    StoredEnvelope, SweepPolicy, SweepStats, Totals,
+    EnvelopeId, LinkId, LinkRecord, MailboxRecord, RecipientId, SenderId, SledStore, Store,
+    StoreError, StoreLimits, StoredEnvelope, SweepPolicy, SweepStats, Totals,
 };
 use x25519_dalek::StaticSecret;
 
@@ -246,6 +246,24 @@ impl Store for HostileStore {
             return Ok(true);
         }
         self.inner.ack(rid, id)
+    }
+
+    fn put_link(
+        &self,
+        id: &LinkId,
+        rec: &LinkRecord,
+        now: tropa_relay::Hour,
+        max_links: u64,
+    ) -> Result<(), StoreError> {
+        self.inner.put_link(id, rec, now, max_links)
+    }
+
+    fn link(&self, id: &LinkId) -> Result<Option<LinkRecord>, StoreError> {
+        self.inner.link(id)
+    }
+
+    fn delete_link(&self, id: &LinkId, owner: &[u8]) -> Result<bool, StoreError> {
+        self.inner.delete_link(id, owner)
     }
 
     fn sweep(

@@ -365,8 +365,9 @@ async fn metrics_are_aggregate_counters_on_loopback() {
         "tropa_relay_refusals_total{reason=\"quota\"} 0\n".to_owned(),
         "tropa_relay_refusals_total{reason=\"rate_limited\"} 0\n".to_owned(),
         format!(
-            "tropa_relay_build_info{{version=\"{}\",store_format=\"1\"}} 1\n",
-            env!("CARGO_PKG_VERSION")
+            "tropa_relay_build_info{{version=\"{}\",store_format=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION"),
+            tropa_relay::store::FORMAT_VERSION
         ),
     ] {
         assert!(body.contains(&want), "{want} not in {body}");

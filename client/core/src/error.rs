@@ -303,7 +303,9 @@ impl From<RequestError> for RelayError {
         match e {
             RequestError::Relay { code, message } => RelayError::Refused {
                 reason: match code {
-                    C::NoMailbox => Refusal::NoMailbox,
+                    // A short link that is gone is as permanent as a
+                    // mailbox that is gone.
+                    C::NoMailbox | C::NoLink => Refusal::NoMailbox,
                     C::AuthFailed => Refusal::AuthFailed,
                     C::Quota => Refusal::Quota,
                     C::RateLimited => Refusal::RateLimited,

@@ -318,6 +318,16 @@ impl Invitation {
     /// The `tropa:invite#<base64url>` link; all key material is in the
     /// fragment, which browsers and HTTP clients never send to a server.
     pub fn to_link(&self) -> String {
+        let mut raw = self.to_encoded();
+        let sum = link_checksum(&raw);
+        raw.extend_from_slice(&sum);
+        format!("{LINK_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
+    }
+
+    /// The encoded protobuf `tropa.e2e.v1.Invitation` (`E` in
+    /// docs/protocol.md §3): what a link carries before its checksum, what
+    /// short-link data seals (§11) and what a contact request embeds (§12).
+    pub fn to_encoded(&self) -> Vec<u8> {
         let p = tropa_proto::e2e::Invitation {
             version: INVITATION_VERSION,
             inviter_identity: self.inviter.to_bytes().to_vec(),
@@ -329,10 +339,7 @@ impl Invitation {
             created_at: self.created_at,
             expires_at: self.expires_at,
         };
-        let mut raw = p.encode_to_vec();
-        let sum = link_checksum(&raw);
-        raw.extend_from_slice(&sum);
-        format!("{LINK_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
+        p.encode_to_vec()
     }
 
     /// Parses a link made by [`Invitation::to_link`]. Surrounding whitespace is
@@ -363,6 +370,13 @@ impl Invitation {
         if link_checksum(encoded) != sum {
             return Err(LinkError::BadChecksum);
         }
+        Self::from_encoded(encoded)
+    }
+
+    /// Decodes and checks what [`Invitation::to_encoded`] wrote, with the
+    /// checks of [`Invitation::from_link`] after its checksum (errors from
+    /// [`LinkError::BadProtobuf`] on).
+    pub fn from_encoded(encoded: &[u8]) -> Result<Invitation, LinkError> {
         let p =
             tropa_proto::e2e::Invitation::decode(encoded).map_err(|_| LinkError::BadProtobuf)?;
         if p.version != INVITATION_VERSION {

@@ -13,7 +13,8 @@
 //!   [`Identity::to_bytes`] / [`Identity::from_bytes`] for the encrypted store.
 //! - Invitations — [`PendingInvitation::create`]`(rng, &identity, `[`InviteParams`]`)`
 //!   → `(PendingInvitation, Invitation)`; [`Invitation::to_link`] /
-//!   [`Invitation::from_link`] (errors: [`LinkError`]); accessors
+//!   [`Invitation::from_link`] (errors: [`LinkError`]), the bare protobuf
+//!   [`Invitation::to_encoded`] / [`Invitation::from_encoded`]; accessors
 //!   [`Invitation::relay`], [`Invitation::sender_id`],
 //!   [`Invitation::reply_sender_auth`], [`Invitation::inviter`].
 //!   [`PendingInvitation::to_bytes`] / [`PendingInvitation::from_bytes`].
@@ -31,6 +32,19 @@
 //! - Content — prost types [`Content`], [`Text`], [`Receipt`], [`Body`]; build them
 //!   with [`ContentExt`]: `Content::text(&mut rng, "hi")`, `Content::receipt(..)`.
 //!   Limits: [`MAX_CONTENT_LEN`], [`MAX_TEXT_LEN`].
+//! - Short links (docs/protocol.md §11) — [`ShortLink`] (`Display` /
+//!   `FromStr`, errors [`ShortLinkError`]): [`ShortLink::for_invitation`]`(rng,
+//!   `[`LinkKind`]`, &invitation)`, [`ShortLink::locator`]; the invitation is
+//!   stored on the relay as [`seal_link_data`]`(rng, link.secret(), kind,
+//!   &invitation)` → `[u8; `[`LINK_DATA_SIZE`]`]` and read back with
+//!   [`open_link_data`]`(&link, &data)` → [`Invitation`] (errors
+//!   [`LinkDataError`]).
+//! - Contact requests (docs/protocol.md §12) — requester:
+//!   [`seal_request`]`(rng, &identity, &address, &own_invitation, text, now)`
+//!   → [`Envelope`]; address owner: [`open_request`]`(&identity, &pending,
+//!   envelope, now)` → [`OpenedRequest`] (errors [`RequestError`]).
+//!   [`Session::accept`] refuses a request
+//!   ([`HandshakeError::ContactRequest`]).
 //! - Safety numbers — [`safety_number`]`(&a, &b)` → [`SafetyNumber`]
 //!   (`digits()`, `groups()`, `qr_payload()`, `verify_scanned()`), and
 //!   [`verify_peer`]`(&known, &seen)` → `Err(`[`IdentityChanged`]`)` when a
@@ -46,8 +60,13 @@ mod envelope;
 mod identity;
 mod invitation;
 mod primitives;
+mod request;
 mod safety;
 mod session;
+mod shortlink;
+
+#[cfg(fuzzing)]
+pub mod fuzzing;
 
 #[cfg(test)]
 mod handshake_tests;
@@ -57,6 +76,8 @@ mod test_rng;
 mod tests;
 #[cfg(test)]
 mod vectors;
+#[cfg(test)]
+mod vectors_links;
 
 pub use codec::StateError;
 pub use content::{
@@ -71,6 +92,9 @@ pub use invitation::{
     INVITATION_GRACE_SECS, INVITATION_VERSION, Invitation, InviteError, InviteParams, KEM_CT_LEN,
     KEM_KEY_LEN, LINK_PREFIX, LinkError, MAX_LINK_LEN, PendingInvitation,
 };
+pub use request::{
+    MAX_REQUEST_TEXT_LEN, OpenedRequest, REQUEST_ID_LEN, RequestError, open_request, seal_request,
+};
 pub use safety::{
     SAFETY_NUMBER_DIGITS, SAFETY_NUMBER_ITERATIONS, SAFETY_NUMBER_VERSION, SAFETY_QR_LEN,
     SafetyNumber, ScanError, safety_number,
@@ -78,4 +102,9 @@ pub use safety::{
 pub use session::{
     HandshakeError, MAX_SKIP, MAX_SKIPPED_AGE_STEPS, MAX_SKIPPED_KEYS, OpenError, SealError,
     Session,
+};
+pub use shortlink::{
+    FINGERPRINT_PREFIX_LEN, LINK_DATA_SIZE, LINK_SECRET_LEN, LOCATOR_LEN, LinkDataError, LinkKind,
+    LinkSecret, MAX_LINK_INVITATION_LEN, MAX_SHORT_LINK_LEN, SHORT_LINK_SCHEME, ShortLink,
+    ShortLinkError, open_link_data, seal_link_data,
 };

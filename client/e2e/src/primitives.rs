@@ -30,6 +30,14 @@ pub(crate) const LABEL_TRANSCRIPT: &[u8] = b"tropa/v1/transcript";
 pub(crate) const LABEL_AD: &[u8] = b"tropa/v1/ad";
 /// Hash suffix of safety-number fingerprints.
 pub(crate) const LABEL_SAFETY: &[u8] = b"tropa/v1/safety-number";
+/// HKDF info of a short link's locator (the only value the relay sees).
+pub(crate) const LABEL_LINK_LOCATOR: &[u8] = b"tropa/v1/link/locator";
+/// HKDF info of the key that seals a short link's data.
+pub(crate) const LABEL_LINK_KEY: &[u8] = b"tropa/v1/link/key";
+/// Prefix of the associated data of a short link's sealed data.
+pub(crate) const LABEL_LINK_DATA: &[u8] = b"tropa/v1/link-data";
+/// Hash prefix of a contact request's id.
+pub(crate) const LABEL_REQUEST_ID: &[u8] = b"tropa/v1/request-id";
 
 /// X25519 with a rejection of non-contributory (low-order) results.
 pub(crate) fn dh(secret: &Key32, public: &Key32) -> Option<Zeroizing<Key32>> {

@@ -24,21 +24,21 @@ use crate::*;
 const SEED: &[u8] = b"tropa e2e test vectors v1";
 const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/vectors.txt");
 
-struct Out(String);
+pub(crate) struct Out(pub(crate) String);
 
 impl Out {
-    fn section(&mut self, name: &str) {
+    pub(crate) fn section(&mut self, name: &str) {
         let _ = write!(self.0, "\n[{name}]\n");
     }
-    fn hex(&mut self, k: &str, v: &[u8]) {
+    pub(crate) fn hex(&mut self, k: &str, v: &[u8]) {
         let _ = writeln!(self.0, "{k} = {}", hex::encode(v));
     }
-    fn val(&mut self, k: &str, v: impl std::fmt::Display) {
+    pub(crate) fn val(&mut self, k: &str, v: impl std::fmt::Display) {
         let _ = writeln!(self.0, "{k} = {v}");
     }
 }
 
-fn draw<const N: usize>(rng: &mut TestRng) -> [u8; N] {
+pub(crate) fn draw<const N: usize>(rng: &mut TestRng) -> [u8; N] {
     let mut b = [0u8; N];
     rng.fill_bytes(&mut b);
     b
@@ -49,7 +49,7 @@ fn arr32(b: &[u8]) -> Key32 {
 }
 
 /// Decrypts a ratchet message header independently and returns its plaintext.
-fn open_header(hk: &Key32, ad: &Key32, env: &[u8], r0: usize) -> [u8; 40] {
+pub(crate) fn open_header(hk: &Key32, ad: &Key32, env: &[u8], r0: usize) -> [u8; 40] {
     let nonce: [u8; NONCE_LEN] = env[r0..r0 + NONCE_LEN].try_into().unwrap();
     let h0 = r0 + NONCE_LEN;
     let mut hdr: [u8; 40] = env[h0..h0 + 40].try_into().unwrap();
@@ -59,7 +59,7 @@ fn open_header(hk: &Key32, ad: &Key32, env: &[u8], r0: usize) -> [u8; 40] {
 }
 
 /// Decrypts a ratchet message body independently; returns the padded plaintext.
-fn open_body(mk: &Key32, ad: &Key32, env: &[u8], r0: usize) -> Vec<u8> {
+pub(crate) fn open_body(mk: &Key32, ad: &Key32, env: &[u8], r0: usize) -> Vec<u8> {
     let nonce: [u8; NONCE_LEN] = env[r0..r0 + NONCE_LEN].try_into().unwrap();
     let b0 = r0 + MSG_PREFIX;
     let end = ENVELOPE_SIZE - TAG_LEN;
@@ -72,7 +72,15 @@ fn open_body(mk: &Key32, ad: &Key32, env: &[u8], r0: usize) -> Vec<u8> {
     body
 }
 
-fn message(out: &mut Out, name: &str, hk: &Key32, mk: &Key32, ad: &Key32, env: &[u8], r0: usize) {
+pub(crate) fn message(
+    out: &mut Out,
+    name: &str,
+    hk: &Key32,
+    mk: &Key32,
+    ad: &Key32,
+    env: &[u8],
+    r0: usize,
+) {
     let hdr = open_header(hk, ad, env, r0);
     let body = open_body(mk, ad, env, r0);
     let len = u16::from_be_bytes([body[0], body[1]]) as usize;

@@ -9,15 +9,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use tokio::sync::Semaphore;
-use tropa_proto::RelayAddress;
 use tropa_proto::relay::{Request, Response, recipient_command::Action};
+use tropa_proto::{Fingerprint, FingerprintPrefix, Host, LINK_LOCATOR_LEN, RelayAddress};
 use tropa_relay_protocol::REQUESTS_IN_FLIGHT;
 use tropa_relay_protocol::crypto::ChannelBinding;
 use tropa_relay_protocol::frame::{self, ReadError};
 use x25519_dalek::PublicKey;
 
 use crate::requests::{self, CreatedMailbox, Delivery, Event, RequestError};
-use crate::tls;
+use crate::tls::{self, Pin};
 
 /// How long a single request may take before the client gives up.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -39,8 +39,9 @@ pub enum ConnectError {
     /// The QUIC connection could not be started.
     #[error("cannot connect: {0}")]
     Connect(#[from] quinn::ConnectError),
-    /// Whoever answered holds another key than the address names: a wrong
-    /// address, or someone in the middle (S11).
+    /// Whoever answered holds another key than the address (or the short
+    /// link's fingerprint prefix) names: a wrong address, or someone in the
+    /// middle (S11).
     #[error("the relay's key does not match the address")]
     WrongKey,
     /// The handshake failed.
@@ -56,6 +57,8 @@ pub struct RelayClient {
     endpoint: quinn::Endpoint,
     conn: quinn::Connection,
     binding: ChannelBinding,
+    /// The relay's address with the fingerprint of the key it presented.
+    address: RelayAddress,
     /// At most [`REQUESTS_IN_FLIGHT`] requests at once: the relay refuses
     /// what its per-connection budget cannot hold instead of queueing it.
     in_flight: Arc<Semaphore>,
@@ -67,11 +70,11 @@ impl std::fmt::Debug for RelayClient {
     }
 }
 
-async fn resolve(addr: &RelayAddress) -> Result<SocketAddr, ConnectError> {
-    if let Some(sa) = addr.socket_addr() {
-        return Ok(sa);
+async fn resolve(host: &Host, port: u16) -> Result<SocketAddr, ConnectError> {
+    if let Host::Ip(ip) = host {
+        return Ok(SocketAddr::new(*ip, port));
     }
-    tokio::net::lookup_host(addr.host_port())
+    tokio::net::lookup_host(format!("{host}:{port}"))
         .await
         .map_err(ConnectError::Resolve)?
         .next()
@@ -100,16 +103,36 @@ impl RelayClient {
         addr: &RelayAddress,
         local: Option<SocketAddr>,
     ) -> Result<Self, ConnectError> {
-        let target = resolve(addr).await?;
-        let local: SocketAddr = local.unwrap_or_else(|| {
-            if target.is_ipv6() {
-                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-            } else {
-                (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-            }
-        });
-        let endpoint = quinn::Endpoint::client(local).map_err(ConnectError::Socket)?;
-        Self::connect_to(endpoint, addr, target).await
+        let target = resolve(&addr.host, addr.port).await?;
+        let endpoint = client_endpoint(target, local)?;
+        Self::connect_to(endpoint, Pin::Key(addr.fingerprint), addr.clone(), target).await
+    }
+
+    /// Connects to the relay at `host:port` whose key's fingerprint starts
+    /// with `prefix` (what a short link carries), and refuses any other key
+    /// with [`ConnectError::WrongKey`], exactly as a full address does. The
+    /// full fingerprint is then [`fingerprint`](Self::fingerprint), and
+    /// [`address`](Self::address) the relay's full address (without a
+    /// creation password): check it against what the link's data says
+    /// before trusting that data.
+    ///
+    /// # Errors
+    /// [`ConnectError`].
+    pub async fn connect_prefix(
+        host: &Host,
+        port: u16,
+        prefix: &FingerprintPrefix,
+    ) -> Result<Self, ConnectError> {
+        let target = resolve(host, port).await?;
+        let endpoint = client_endpoint(target, None)?;
+        // The fingerprint is replaced by the one the relay presents.
+        let address = RelayAddress {
+            fingerprint: Fingerprint([0; 32]),
+            password: None,
+            host: host.clone(),
+            port,
+        };
+        Self::connect_to(endpoint, Pin::Prefix(*prefix), address, target).await
     }
 
     /// [`connect`](Self::connect) through an existing client `endpoint`
@@ -123,16 +146,17 @@ impl RelayClient {
         endpoint: quinn::Endpoint,
         addr: &RelayAddress,
     ) -> Result<Self, ConnectError> {
-        let target = resolve(addr).await?;
-        Self::connect_to(endpoint, addr, target).await
+        let target = resolve(&addr.host, addr.port).await?;
+        Self::connect_to(endpoint, Pin::Key(addr.fingerprint), addr.clone(), target).await
     }
 
     async fn connect_to(
         endpoint: quinn::Endpoint,
-        addr: &RelayAddress,
+        pin: Pin,
+        mut address: RelayAddress,
         target: SocketAddr,
     ) -> Result<Self, ConnectError> {
-        let (config, mismatch) = tls::pinned_config(addr.fingerprint)?;
+        let (config, mismatch) = tls::pin_config(pin)?;
         let connecting = endpoint.connect_with(config, target, crate::SERVER_NAME)?;
         let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Err(_) => return Err(ConnectError::Timeout),
@@ -142,13 +166,43 @@ impl RelayClient {
             Ok(Err(e)) => return Err(e.into()),
             Ok(Ok(conn)) => conn,
         };
+        // The key the relay proved it holds in this handshake. The verifier
+        // already accepted it; checking again here keeps the reported
+        // fingerprint and the pin from ever disagreeing.
+        let seen = conn
+            .peer_identity()
+            .and_then(|id| {
+                id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                    .ok()
+            })
+            .and_then(|certs| certs.first().and_then(tls::fingerprint_of_cert));
+        let Some(seen) = seen.filter(|fp| pin.accepts(fp)) else {
+            conn.close(0u32.into(), b"wrong key");
+            return Err(ConnectError::WrongKey);
+        };
+        address.fingerprint = seen;
         let binding = tls::channel_binding(&conn)?;
         Ok(Self {
             endpoint,
             conn,
             binding,
+            address,
             in_flight: Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT)),
         })
+    }
+
+    /// The fingerprint of the key the relay proved it holds: the pinned one,
+    /// or, after [`connect_prefix`](Self::connect_prefix), the full
+    /// fingerprint that starts with the prefix.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.address.fingerprint
+    }
+
+    /// The relay's address with [`fingerprint`](Self::fingerprint): the
+    /// address connected to, or, after [`connect_prefix`](Self::connect_prefix),
+    /// the full `tropa://FP@host:port` address (no creation password).
+    pub fn address(&self) -> &RelayAddress {
+        &self.address
     }
 
     /// This connection's channel binding, for signing recipient commands.
@@ -245,6 +299,69 @@ impl RelayClient {
         requests::created(self.exchange(&requests::create(auth, dh, password)).await?)
     }
 
+    /// Creates an intake mailbox (the mailbox of a public contact address):
+    /// anyone with its sender ID may deposit unsigned, at most the relay's
+    /// `intake_deposits_per_hour` (beyond: `RateLimited`), and it can never
+    /// be secured.
+    ///
+    /// # Errors
+    /// [`RequestError`], as [`create_mailbox`](Self::create_mailbox).
+    pub async fn create_intake_mailbox(
+        &self,
+        auth: &SigningKey,
+        dh: &PublicKey,
+        password: Option<&str>,
+    ) -> Result<CreatedMailbox, RequestError> {
+        let req = requests::create_intake(auth, dh, password);
+        requests::created(self.exchange(&req).await?)
+    }
+
+    /// Stores (or, with the same `owner`, refreshes) a short link's data
+    /// under `locator`; returns once the relay has it on disk, with the time
+    /// to live granted (the relay rounds up to hours and caps it at its
+    /// `max_link_ttl_hours`: refresh before it runs out).
+    ///
+    /// # Errors
+    /// [`RequestError`]: `AuthFailed` if another owner holds the locator (or
+    /// the creation password is wrong), `Quota` if the relay holds its
+    /// maximum of links, `RateLimited` beyond the creation budget,
+    /// `TooLarge`/`Malformed` unless `data` is `LINK_DATA_SIZE` bytes.
+    pub async fn put_link(
+        &self,
+        owner: &SigningKey,
+        locator: &[u8; LINK_LOCATOR_LEN],
+        data: Bytes,
+        ttl_secs: u32,
+        password: Option<&str>,
+    ) -> Result<Duration, RequestError> {
+        let req = requests::put_link(&self.binding, owner, locator, data, ttl_secs, password);
+        requests::link_stored(self.exchange(&req).await?)
+    }
+
+    /// Fetches a short link's data (exactly `LINK_DATA_SIZE` bytes).
+    ///
+    /// # Errors
+    /// [`RequestError`]: `NoLink` if it was never stored, has expired or was
+    /// deleted; `Unexpected` if the relay answers data of another size.
+    pub async fn get_link(&self, locator: &[u8; LINK_LOCATOR_LEN]) -> Result<Bytes, RequestError> {
+        requests::link_data(self.exchange(&requests::get_link(locator)).await?)
+    }
+
+    /// Deletes a short link's data.
+    ///
+    /// # Errors
+    /// [`RequestError`]: `NoLink` if it is already gone (a caller deleting a
+    /// used invitation can take that as done), `AuthFailed` if `owner` is
+    /// not the link's owner key.
+    pub async fn delete_link(
+        &self,
+        owner: &SigningKey,
+        locator: &[u8; LINK_LOCATOR_LEN],
+    ) -> Result<(), RequestError> {
+        let req = requests::delete_link(&self.binding, owner, locator);
+        self.send_expect_ok(&req).await
+    }
+
     /// Deposits one envelope; returns once the relay has it on disk.
     ///
     /// # Errors
@@ -334,6 +451,22 @@ impl RelayClient {
         requests::ok(resp)?;
         Ok(Subscription { send, recv })
     }
+}
+
+/// A client endpoint for `target`, bound to `local` or any address of
+/// the same family.
+fn client_endpoint(
+    target: SocketAddr,
+    local: Option<SocketAddr>,
+) -> Result<quinn::Endpoint, ConnectError> {
+    let local: SocketAddr = local.unwrap_or_else(|| {
+        if target.is_ipv6() {
+            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+        }
+    });
+    quinn::Endpoint::client(local).map_err(ConnectError::Socket)
 }
 
 /// An open subscription stream.

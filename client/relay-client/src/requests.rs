@@ -5,11 +5,15 @@
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use prost::Message;
+use std::time::Duration;
 use tropa_proto::relay::{
     self, ErrorCode, RecipientCommand, Request, Response, recipient_command::Action, request,
     response,
 };
-use tropa_proto::{ENVELOPE_ID_LEN, MAILBOX_ID_LEN, PROTOCOL_VERSION};
+
+use tropa_proto::{
+    ENVELOPE_ID_LEN, LINK_DATA_SIZE, LINK_LOCATOR_LEN, MAILBOX_ID_LEN, PROTOCOL_VERSION,
+};
 use tropa_relay_protocol::crypto::{self, ChannelBinding, SealingKey};
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -118,10 +122,67 @@ fn request(command: request::Command) -> Request {
 /// `CreateMailbox` for a mailbox whose recipient commands `auth` signs and
 /// whose deliveries are sealed to `dh`.
 pub fn create(auth: &SigningKey, dh: &PublicKey, password: Option<&str>) -> Request {
+    create_kind(auth, dh, password, false)
+}
+
+/// `CreateMailbox` for an intake mailbox (a public contact address): open
+/// to unsigned deposits from anyone, rate-limited per mailbox by the relay,
+/// never securable. Answered like [`create`] (read it with [`created`]).
+pub fn create_intake(auth: &SigningKey, dh: &PublicKey, password: Option<&str>) -> Request {
+    create_kind(auth, dh, password, true)
+}
+
+fn create_kind(auth: &SigningKey, dh: &PublicKey, password: Option<&str>, intake: bool) -> Request {
     request(request::Command::CreateMailbox(relay::CreateMailbox {
         recipient_auth_pub: auth.verifying_key().to_bytes().to_vec().into(),
         recipient_dh_pub: dh.to_bytes().to_vec().into(),
         password: password.unwrap_or_default().to_owned(),
+        intake,
+    }))
+}
+
+/// `PutLink`: store (or, with the same `owner`, refresh) a short link's
+/// `data` (exactly `LINK_DATA_SIZE` bytes) under `locator` for `ttl_secs`,
+/// signed by `owner` for the connection with `binding`. `password` is the
+/// relay's creation password, if it has one (a new link is a creation).
+/// Read the answer with [`link_stored`].
+pub fn put_link(
+    binding: &ChannelBinding,
+    owner: &SigningKey,
+    locator: &[u8; LINK_LOCATOR_LEN],
+    data: Bytes,
+    ttl_secs: u32,
+    password: Option<&str>,
+) -> Request {
+    let signature = crypto::sign_link_put(owner, binding, locator, ttl_secs, &data);
+    request(request::Command::PutLink(relay::PutLink {
+        locator: Bytes::copy_from_slice(locator),
+        data,
+        owner_auth_pub: owner.verifying_key().to_bytes().to_vec().into(),
+        ttl_secs,
+        signature: signature.to_vec().into(),
+        password: password.unwrap_or_default().to_owned(),
+    }))
+}
+
+/// `GetLink`: fetch a short link's data. Read the answer with [`link_data`].
+pub fn get_link(locator: &[u8; LINK_LOCATOR_LEN]) -> Request {
+    request(request::Command::GetLink(relay::GetLink {
+        locator: Bytes::copy_from_slice(locator),
+    }))
+}
+
+/// `DeleteLink`, signed by the link's `owner` for the connection with
+/// `binding`. Answered `Ok` (read it with [`ok`]) or `NO_LINK`.
+pub fn delete_link(
+    binding: &ChannelBinding,
+    owner: &SigningKey,
+    locator: &[u8; LINK_LOCATOR_LEN],
+) -> Request {
+    let signature = crypto::sign_link_delete(owner, binding, locator);
+    request(request::Command::DeleteLink(relay::DeleteLink {
+        locator: Bytes::copy_from_slice(locator),
+        signature: signature.to_vec().into(),
     }))
 }
 
@@ -248,6 +309,30 @@ pub fn accepted(resp: Response) -> Result<(), RequestError> {
     }
 }
 
+/// Reads the answer to [`put_link`]: the time to live the relay granted
+/// (whole hours, at most its `max_link_ttl_hours`).
+///
+/// # Errors
+/// [`RequestError`].
+pub fn link_stored(resp: Response) -> Result<Duration, RequestError> {
+    match check(resp)? {
+        response::Result::LinkStored(s) => Ok(Duration::from_secs(u64::from(s.ttl_secs))),
+        _ => Err(RequestError::Unexpected),
+    }
+}
+
+/// Reads the answer to [`get_link`]: the link's data, exactly
+/// `LINK_DATA_SIZE` bytes (anything else is `Unexpected`).
+///
+/// # Errors
+/// [`RequestError`]; `Relay { code: NoLink, .. }` if there is no such link.
+pub fn link_data(resp: Response) -> Result<Bytes, RequestError> {
+    match check(resp)? {
+        response::Result::LinkData(d) if d.data.len() == LINK_DATA_SIZE => Ok(d.data),
+        _ => Err(RequestError::Unexpected),
+    }
+}
+
 /// Reads the answer to a recipient command (also the first frame of a
 /// subscription).
 ///
@@ -276,5 +361,79 @@ pub fn event(resp: Response) -> Result<Event, RequestError> {
         })),
         response::Result::Idle(_) => Ok(Event::Idle),
         _ => Err(RequestError::Unexpected),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn answer(result: response::Result) -> Response {
+        Response {
+            result: Some(result),
+        }
+    }
+
+    /// Link data of any other size than LINK_DATA_SIZE is the relay
+    /// misbehaving, not data to hand to the decoder; NO_LINK keeps its code.
+    #[test]
+    fn link_answers_are_checked() {
+        let data = |n: usize| {
+            answer(response::Result::LinkData(relay::LinkData {
+                data: Bytes::from(vec![1u8; n]),
+            }))
+        };
+        assert_eq!(
+            link_data(data(LINK_DATA_SIZE)).unwrap().len(),
+            LINK_DATA_SIZE
+        );
+        for n in [0, LINK_DATA_SIZE - 1, LINK_DATA_SIZE + 1] {
+            assert!(matches!(link_data(data(n)), Err(RequestError::Unexpected)));
+        }
+        let gone = answer(response::Result::Error(relay::Error {
+            code: ErrorCode::NoLink as i32,
+            message: "no such link".into(),
+        }));
+        assert_eq!(link_data(gone).unwrap_err().code(), Some(ErrorCode::NoLink));
+        let stored = answer(response::Result::LinkStored(relay::LinkStored {
+            ttl_secs: 7200,
+        }));
+        assert_eq!(link_stored(stored).unwrap(), Duration::from_secs(7200));
+        assert!(matches!(
+            link_stored(answer(response::Result::Ok(relay::Ok {}))),
+            Err(RequestError::Unexpected)
+        ));
+    }
+
+    /// The builders sign what the relay checks: the put over binding,
+    /// locator, TTL and data; the delete over binding and locator.
+    #[test]
+    fn link_requests_are_signed_for_the_connection() {
+        let owner = SigningKey::from_bytes(&[7; 32]);
+        let public = owner.verifying_key().to_bytes();
+        let (binding, locator) = ([3u8; 32], [4u8; LINK_LOCATOR_LEN]);
+        let data = Bytes::from(vec![5u8; LINK_DATA_SIZE]);
+        let Some(request::Command::PutLink(p)) =
+            put_link(&binding, &owner, &locator, data.clone(), 60, Some("pw")).command
+        else {
+            panic!("not a PutLink");
+        };
+        assert_eq!((p.ttl_secs, p.password.as_str()), (60, "pw"));
+        assert_eq!(p.owner_auth_pub.as_ref(), public.as_slice());
+        let signed = crypto::link_put_signed_bytes(&binding, &locator, 60, &data);
+        assert!(crypto::verify(&public, &signed, &p.signature));
+        let Some(request::Command::DeleteLink(d)) = delete_link(&binding, &owner, &locator).command
+        else {
+            panic!("not a DeleteLink");
+        };
+        let signed = crypto::link_delete_signed_bytes(&binding, &locator);
+        assert!(crypto::verify(&public, &signed, &d.signature));
+        let dh = PublicKey::from(&StaticSecret::from([8; 32]));
+        let Some(request::Command::CreateMailbox(c)) = create_intake(&owner, &dh, None).command
+        else {
+            panic!("not a CreateMailbox");
+        };
+        assert!(c.intake);
     }
 }

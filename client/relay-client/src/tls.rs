@@ -3,8 +3,9 @@
 //!
 //! A client trusts no certificate authority. It accepts a relay if and only if
 //! the SHA-256 of the SubjectPublicKeyInfo in the relay's certificate equals
-//! the fingerprint in the relay address, and the TLS 1.3 handshake signature
-//! verifies under that key. The certificate's names, dates and issuer are
+//! the fingerprint in the relay address (or, for a short link, starts with
+//! the 16-byte prefix the link carries: [`Pin::Prefix`]), and the TLS 1.3
+//! handshake signature verifies under that key. The certificate's names, dates and issuer are
 //! irrelevant by design. SNI is disabled so the network does not see a name.
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
-use tropa_proto::{ALPN, Fingerprint};
+use tropa_proto::{ALPN, Fingerprint, FingerprintPrefix};
 use tropa_relay_protocol::crypto::{BINDING_LEN, ChannelBinding, EXPORTER_LABEL};
 
 /// Why a TLS configuration could not be built.
@@ -29,10 +30,39 @@ pub enum TlsConfigError {
     Quic(String),
 }
 
-/// Accepts exactly one relay key, and notes when it saw another one.
+/// Which relay keys a connection accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pin {
+    /// Exactly the key with this fingerprint (a `tropa://` relay address).
+    Key(Fingerprint),
+    /// A key whose fingerprint starts with these 16 bytes (a short link).
+    /// Another key matching would take a second preimage on 128 bits of
+    /// SHA-256; the connection then reports the full fingerprint
+    /// ([`crate::RelayClient::fingerprint`]).
+    Prefix(FingerprintPrefix),
+}
+
+impl Pin {
+    /// Whether a relay whose key has fingerprint `seen` is accepted.
+    pub fn accepts(&self, seen: &Fingerprint) -> bool {
+        // Fingerprints are public; a plain comparison leaks nothing secret.
+        match self {
+            Pin::Key(fp) => seen == fp,
+            Pin::Prefix(prefix) => seen.starts_with(prefix),
+        }
+    }
+}
+
+/// The fingerprint of the key in a DER certificate, if it parses.
+pub(crate) fn fingerprint_of_cert(der: &CertificateDer<'_>) -> Option<Fingerprint> {
+    let cert = webpki::EndEntityCert::try_from(der).ok()?;
+    Some(Fingerprint::of_spki(&cert.subject_public_key_info()))
+}
+
+/// Accepts the relay keys its [`Pin`] names, and notes when it saw another one.
 #[derive(Debug)]
 struct PinnedKey {
-    fingerprint: Fingerprint,
+    pin: Pin,
     provider: Arc<CryptoProvider>,
     mismatch: Arc<AtomicBool>,
 }
@@ -46,11 +76,10 @@ impl ServerCertVerifier for PinnedKey {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = webpki::EndEntityCert::try_from(end_entity)
-            .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
-        let seen = Fingerprint::of_spki(&cert.subject_public_key_info());
-        // Fingerprints are public; a plain comparison leaks nothing secret.
-        if seen == self.fingerprint {
+        let seen = fingerprint_of_cert(end_entity).ok_or(rustls::Error::InvalidCertificate(
+            CertificateError::BadEncoding,
+        ))?;
+        if self.pin.accepts(&seen) {
             Ok(ServerCertVerified::assertion())
         } else {
             self.mismatch.store(true, Ordering::Relaxed);
@@ -132,13 +161,21 @@ pub fn client_config(fingerprint: Fingerprint) -> Result<quinn::ClientConfig, Tl
 pub fn pinned_config(
     fingerprint: Fingerprint,
 ) -> Result<(quinn::ClientConfig, Arc<AtomicBool>), TlsConfigError> {
+    pin_config(Pin::Key(fingerprint))
+}
+
+/// [`pinned_config`] for any [`Pin`], a full fingerprint or a prefix.
+///
+/// # Errors
+/// [`TlsConfigError`] if rustls or quinn refuse the configuration.
+pub fn pin_config(pin: Pin) -> Result<(quinn::ClientConfig, Arc<AtomicBool>), TlsConfigError> {
     let mismatch = Arc::new(AtomicBool::new(false));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedKey {
-            fingerprint,
+            pin,
             provider,
             mismatch: mismatch.clone(),
         }))
@@ -163,4 +200,26 @@ pub fn channel_binding(conn: &quinn::Connection) -> Result<ChannelBinding, TlsCo
     conn.export_keying_material(&mut out, EXPORTER_LABEL, b"")
         .map_err(|_| TlsConfigError::Quic("TLS exporter unavailable".into()))?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pin_accepts_its_key_or_its_prefix_only() {
+        let fp = Fingerprint([9; 32]);
+        let mut tail = fp;
+        tail.0[31] ^= 1;
+        let mut head = fp;
+        head.0[0] ^= 1;
+        assert!(Pin::Key(fp).accepts(&fp));
+        assert!(
+            !Pin::Key(fp).accepts(&tail),
+            "a full pin takes all 32 bytes"
+        );
+        let prefix = Pin::Prefix(fp.prefix());
+        assert!(prefix.accepts(&fp) && prefix.accepts(&tail));
+        assert!(!prefix.accepts(&head));
+    }
 }

@@ -359,6 +359,7 @@ async fn sweep_loop(ctx: Arc<Ctx>) {
                 expired_envelopes = stats.expired_envelopes,
                 expired_mailboxes = stats.expired_mailboxes,
                 unused_mailboxes = stats.unused_mailboxes,
+                expired_links = stats.expired_links,
                 corrupt_records = stats.corrupt,
                 "expiry sweep"
             ),

@@ -68,6 +68,10 @@ fn code(r: &Response) -> Option<ErrorCode> {
 
 impl Fixture {
     fn create_on(&self, peer: &Peer) -> Result<Mailbox, ErrorCode> {
+        self.create_kind(peer, false)
+    }
+
+    fn create_kind(&self, peer: &Peer, intake: bool) -> Result<Mailbox, ErrorCode> {
         let auth = SigningKey::generate(&mut rand::rng());
         let dh = StaticSecret::random_from_rng(&mut rand::rng());
         let (resp, durable, _) = reply(self.service.handle(
@@ -75,6 +79,7 @@ impl Fixture {
                 recipient_auth_pub: auth.verifying_key().to_bytes().to_vec().into(),
                 recipient_dh_pub: PublicKey::from(&dh).to_bytes().to_vec().into(),
                 password: String::new(),
+                intake,
             })),
             peer,
             self.now,
@@ -162,6 +167,8 @@ impl Fixture {
         out
     }
 }
+
+mod links;
 
 #[test]
 fn deposit_deliver_ack_round_trip() {

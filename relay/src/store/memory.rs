@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use super::{
-    EnvelopeId, MailboxRecord, RecipientId, SenderId, Store, StoreError, StoreLimits,
-    StoredEnvelope, SweepPolicy, SweepStats, Totals, check_deposit, new_envelope_id, seq_of,
-    sweep_verdict,
+    EnvelopeId, LinkId, LinkRecord, MailboxRecord, RecipientId, SenderId, Store, StoreError,
+    StoreLimits, StoredEnvelope, SweepPolicy, SweepStats, Totals, check_deposit, check_put_link,
+    new_envelope_id, seq_of, sweep_verdict,
 };
 use crate::Hour;
 
@@ -18,6 +18,7 @@ struct State {
     mailboxes: HashMap<RecipientId, MailboxRecord>,
     senders: HashMap<SenderId, RecipientId>,
     envelopes: BTreeMap<(RecipientId, u64), StoredEnvelope>,
+    links: HashMap<LinkId, LinkRecord>,
 }
 
 impl State {
@@ -31,6 +32,7 @@ impl State {
                 .filter(|r| r.is_open())
                 .map(|r| u64::from(r.count))
                 .sum(),
+            links: self.links.len() as u64,
         }
     }
 
@@ -189,9 +191,39 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    fn put_link(
+        &self,
+        id: &LinkId,
+        rec: &LinkRecord,
+        now: Hour,
+        max_links: u64,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let links = s.links.len() as u64;
+        check_put_link(s.links.get(id), rec, now, links, max_links)?;
+        s.links.insert(*id, rec.clone());
+        Ok(())
+    }
+
+    fn link(&self, id: &LinkId) -> Result<Option<LinkRecord>, StoreError> {
+        Ok(self.lock().links.get(id).cloned())
+    }
+
+    fn delete_link(&self, id: &LinkId, owner: &[u8]) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        if s.links.get(id).is_none_or(|l| l.owner_auth_pub != owner) {
+            return Ok(false);
+        }
+        s.links.remove(id);
+        Ok(true)
+    }
+
     fn sweep(&self, now: Hour, policy: &SweepPolicy) -> Result<SweepStats, StoreError> {
         let mut s = self.lock();
         let mut stats = SweepStats::default();
+        let before = s.links.len();
+        s.links.retain(|_, l| !l.is_expired(now));
+        stats.expired_links = (before - s.links.len()) as u64;
         let doomed: Vec<_> = s
             .mailboxes
             .iter()

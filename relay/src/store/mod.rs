@@ -4,8 +4,10 @@
 //! What is stored (S8): per mailbox its IDs, the recipient's public keys, the
 //! relay's DH secret for the mailbox, the secured sender key, and
 //! hour-resolution timestamps; per envelope its ID, the hour it arrived and
-//! the envelope sealed under the mailbox's at-rest key. Never an IP address,
-//! never a finer timestamp, never the deposited bytes verbatim.
+//! the envelope sealed under the mailbox's at-rest key; per short link a
+//! hash of its locator, its owner's public key, the hour it expires and its
+//! data sealed under a key derived from the locator. Never an IP address,
+//! never a finer timestamp, never the deposited bytes or a locator verbatim.
 //!
 //! Every limit that must hold against concurrent writers (mailbox quota,
 //! "the mailbox was not secured meanwhile") is checked inside the write.
@@ -13,6 +15,7 @@
 //! answering; no method here flushes on its own.
 
 use prost::Message;
+use sha2::{Digest as _, Sha256};
 use tropa_proto::{ENVELOPE_ID_LEN, MAILBOX_ID_LEN};
 
 use crate::Hour;
@@ -31,6 +34,23 @@ pub type RecipientId = [u8; MAILBOX_ID_LEN];
 pub type SenderId = [u8; MAILBOX_ID_LEN];
 /// An envelope ID: per-mailbox sequence number (8 bytes, big endian) ‖ 8 random bytes.
 pub type EnvelopeId = [u8; ENVELOPE_ID_LEN];
+/// The key a short link is stored under: [`link_id`] of its locator.
+pub type LinkId = [u8; 32];
+
+/// Domain separation of [`link_id`].
+const LINK_ID_CONTEXT: &[u8] = b"tropa/1 link-id\0";
+
+/// The key a link with this locator is stored under: SHA-256 of a context
+/// and the locator. The locator itself never reaches the disk, so the data
+/// directory does not hold what a `GetLink` must present, nor the key the
+/// data is sealed under at rest.
+pub fn link_id(locator: &[u8]) -> LinkId {
+    Sha256::new()
+        .chain_update(LINK_ID_CONTEXT)
+        .chain_update(locator)
+        .finalize()
+        .into()
+}
 
 /// What the relay keeps about a mailbox.
 #[derive(Clone, PartialEq, Message)]
@@ -69,19 +89,33 @@ pub struct MailboxRecord {
     /// this field existed decode as `false` and are never treated as fresh.)
     #[prost(bool, tag = "10")]
     pub fresh: bool,
+    /// An intake mailbox (a public contact address): unsigned deposits from
+    /// anyone, rate-limited per mailbox by the service, never secured, and
+    /// the quota of a secured mailbox. Fixed at creation.
+    #[prost(bool, tag = "11")]
+    pub intake: bool,
 }
 
 impl MailboxRecord {
-    /// Whether deposits are still open to anyone (no `Secure` yet).
+    /// Whether this is an open mailbox in the quota sense: anyone with its
+    /// address may deposit (no `Secure` yet) and the small open quotas
+    /// apply. An intake mailbox is not open in this sense: it has its own
+    /// rate limit and the quota of a secured mailbox.
     pub fn is_open(&self) -> bool {
-        self.secured_sender.is_empty()
+        self.secured_sender.is_empty() && !self.intake
+    }
+
+    /// Whether deposits must be signed by the secured sender key.
+    pub fn needs_signature(&self) -> bool {
+        !self.secured_sender.is_empty()
     }
 }
 
 impl std::fmt::Debug for MailboxRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MailboxRecord")
-            .field("secured", &!self.is_open())
+            .field("secured", &self.needs_signature())
+            .field("intake", &self.intake)
             .field("count", &self.count)
             .finish_non_exhaustive()
     }
@@ -90,6 +124,38 @@ impl std::fmt::Debug for MailboxRecord {
 impl Drop for MailboxRecord {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.relay_dh_secret);
+    }
+}
+
+/// What the relay keeps about a short link (stored under its [`LinkId`]).
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub struct LinkRecord {
+    /// Ed25519 key that signs puts and deletes of this link.
+    #[prost(bytes = "vec", tag = "1")]
+    pub owner_auth_pub: Vec<u8>,
+    /// The last hour in which the link is served; the sweep removes it after.
+    #[prost(uint32, tag = "2")]
+    pub expires_hour: u32,
+    /// Nonce ‖ ciphertext ‖ tag of the link data under
+    /// `SealingKey::link_at_rest(locator)`, with the link ID as associated data.
+    #[prost(bytes = "vec", tag = "3")]
+    pub sealed: Vec<u8>,
+}
+
+impl LinkRecord {
+    /// Whether the link has expired by `now` (it is then served to nobody
+    /// and replaced by whoever puts it next, even before the sweep).
+    pub fn is_expired(&self, now: Hour) -> bool {
+        self.expires_hour < now
+    }
+}
+
+impl std::fmt::Debug for LinkRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LinkRecord")
+            .field("expires_hour", &self.expires_hour)
+            .finish_non_exhaustive()
     }
 }
 
@@ -145,6 +211,12 @@ pub enum StoreError {
     /// signature check and its write; the deposit must be checked again.
     #[error("mailbox security changed during the deposit")]
     SecurityChanged,
+    /// The link exists and belongs to another owner key.
+    #[error("the link belongs to another key")]
+    LinkOwner,
+    /// The relay holds its maximum number of links.
+    #[error("the relay holds its maximum number of links")]
+    TooManyLinks,
     /// A randomly chosen ID already exists (astronomically unlikely).
     #[error("ID collision")]
     Collision,
@@ -208,6 +280,8 @@ pub struct SweepStats {
     pub expired_mailboxes: u64,
     /// Fresh mailboxes nobody ever used.
     pub unused_mailboxes: u64,
+    /// Links past their expiry hour.
+    pub expired_links: u64,
     /// Records skipped because they do not decode.
     pub corrupt: u64,
 }
@@ -221,6 +295,8 @@ pub struct Totals {
     pub envelopes: u64,
     /// Envelopes in open (not yet secured) mailboxes.
     pub open_envelopes: u64,
+    /// Short links (including expired ones the sweep has not removed yet).
+    pub links: u64,
 }
 
 /// Durable relay state.
@@ -263,7 +339,24 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(Option<StoredEnvelope>, u64), StoreError>;
     /// Deletes one envelope; `false` if it was not there.
     fn ack(&self, recipient_id: &RecipientId, id: &EnvelopeId) -> Result<bool, StoreError>;
-    /// Removes expired envelopes and idle or unused mailboxes.
+    /// Stores a link under `id`, or replaces the one stored there if it has
+    /// the same owner key or has expired by `now`. Fails with `LinkOwner`
+    /// if a live link of another owner is there, and with `TooManyLinks` if
+    /// there is none and the relay holds `max_links` already (both checked
+    /// inside the write).
+    fn put_link(
+        &self,
+        id: &LinkId,
+        rec: &LinkRecord,
+        now: Hour,
+        max_links: u64,
+    ) -> Result<(), StoreError>;
+    /// The link stored under `id`, expired or not.
+    fn link(&self, id: &LinkId) -> Result<Option<LinkRecord>, StoreError>;
+    /// Deletes the link under `id` if its owner key is still `owner`
+    /// (checked inside the write); whether it did.
+    fn delete_link(&self, id: &LinkId, owner: &[u8]) -> Result<bool, StoreError>;
+    /// Removes expired envelopes, idle or unused mailboxes and expired links.
     fn sweep(&self, now: Hour, policy: &SweepPolicy) -> Result<SweepStats, StoreError>;
     /// Relay-wide totals.
     fn totals(&self) -> Totals;
@@ -310,6 +403,25 @@ pub(crate) fn check_deposit(
         return Err(StoreError::Quota);
     }
     Ok(())
+}
+
+/// Whether a link may be written over `existing`: there is none, it has
+/// expired, or it has the same owner. One place, so both stores agree.
+pub(crate) fn check_put_link(
+    existing: Option<&LinkRecord>,
+    rec: &LinkRecord,
+    now: Hour,
+    links: u64,
+    max_links: u64,
+) -> Result<(), StoreError> {
+    match existing {
+        Some(old) if !old.is_expired(now) && old.owner_auth_pub != rec.owner_auth_pub => {
+            Err(StoreError::LinkOwner)
+        }
+        Some(_) => Ok(()),
+        None if links >= max_links => Err(StoreError::TooManyLinks),
+        None => Ok(()),
+    }
 }
 
 /// Whether the sweep removes this mailbox, and why.

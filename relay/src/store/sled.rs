@@ -1,7 +1,8 @@
-//! [`Store`] on sled: three trees (mailboxes by recipient ID, sender ID →
-//! recipient ID, envelopes by recipient ID ‖ sequence number), multi-tree
-//! transactions for every write that must be atomic, and in-memory counters
-//! for the relay-wide totals (rebuilt from the trees at open).
+//! [`Store`] on sled: four trees (mailboxes by recipient ID, sender ID →
+//! recipient ID, envelopes by recipient ID ‖ sequence number, links by link
+//! ID), multi-tree transactions for every write that must be atomic, and
+//! in-memory counters for the relay-wide totals (rebuilt from the trees at
+//! open).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,9 +12,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use tropa_proto::MAILBOX_ID_LEN;
 
 use super::{
-    EnvelopeId, MailboxRecord, RecipientId, SenderId, Store, StoreError, StoreLimits,
-    StoredEnvelope, SweepPolicy, SweepStats, Totals, check_deposit, new_envelope_id, seq_of,
-    sweep_verdict,
+    EnvelopeId, LinkId, LinkRecord, MailboxRecord, RecipientId, SenderId, Store, StoreError,
+    StoreLimits, StoredEnvelope, SweepPolicy, SweepStats, Totals, check_deposit, check_put_link,
+    new_envelope_id, seq_of, sweep_verdict,
 };
 use crate::Hour;
 
@@ -32,7 +33,9 @@ pub struct SledStore {
     mailboxes: sled::Tree,
     senders: sled::Tree,
     envelopes: sled::Tree,
+    links: sled::Tree,
     total: AtomicU64,
+    link_count: AtomicU64,
     open_total: AtomicU64,
     mailbox_count: AtomicU64,
 }
@@ -68,10 +71,21 @@ fn decode_record(raw: &[u8]) -> Result<MailboxRecord, StoreError> {
     MailboxRecord::decode(raw).map_err(|_| StoreError::Corrupt)
 }
 
+fn decode_link(raw: &[u8]) -> Result<LinkRecord, StoreError> {
+    LinkRecord::decode(raw).map_err(|_| StoreError::Corrupt)
+}
+
 /// The store format this build writes and reads. Bump it with any change
 /// to the trees or records an older build could misread; an upgrade then
 /// converts older stores in `check_format`.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// Format 2 (issue 11) added the `links` tree and intake mailboxes. A
+/// format-1 relay would never expire the links (their data must go when
+/// they expire) and would treat an intake mailbox as an ordinary open one
+/// (securable, no rate limit), so it must not run on a format-2 store.
+/// A format-1 store needs no conversion: it has no links, and its records
+/// decode as non-intake mailboxes.
+pub const FORMAT_VERSION: u32 = 2;
 const FORMAT_KEY: &[u8] = b"format";
 
 /// Refuses a store written in a newer format (an upgrade rolled back,
@@ -90,6 +104,12 @@ fn check_format(db: &sled::Db) -> Result<(), StoreError> {
                     found,
                     supported: FORMAT_VERSION,
                 });
+            }
+            if found < FORMAT_VERSION {
+                // Older formats read as they are (see FORMAT_VERSION); the
+                // new stamp keeps an older relay off the upgraded store.
+                meta.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())?;
+                meta.flush()?;
             }
         }
         None => {
@@ -128,6 +148,7 @@ impl SledStore {
         let log = std::fs::File::open(path.join("db")).map_err(StoreError::Io)?;
         let envelopes = db.open_tree("envelopes")?;
         let mailboxes = db.open_tree("mailboxes")?;
+        let links = db.open_tree("links")?;
         // Walk the trees once at start, then keep counting.
         let total = envelopes.len() as u64;
         let (mut count, mut open) = (0u64, 0u64);
@@ -146,6 +167,8 @@ impl SledStore {
             open_total: open.into(),
             senders: db.open_tree("senders")?,
             envelopes,
+            link_count: (links.len() as u64).into(),
+            links,
             total: total.into(),
             db,
             log,
@@ -200,6 +223,29 @@ impl SledStore {
         }
         self.remove_envelopes(recipient_id)?;
         Ok(true)
+    }
+
+    /// Deletes the link under `id` if `doomed` still says so of its current
+    /// record (checked in the same transaction). Returns whether it did.
+    fn remove_link_if(
+        &self,
+        id: &LinkId,
+        doomed: impl Fn(&LinkRecord) -> bool,
+    ) -> Result<bool, StoreError> {
+        let removed = untx(self.links.transaction(|l| {
+            let Some(raw) = l.get(id)? else {
+                return Ok(false);
+            };
+            if !doomed(&decode_link(&raw).or_else(abort)?) {
+                return Ok(false);
+            }
+            l.remove(id.as_slice())?;
+            Ok(true)
+        }))?;
+        if removed {
+            decrease(&self.link_count, 1);
+        }
+        Ok(removed)
     }
 
     /// Applies `f` to the record in one transaction; `f` returns whether to
@@ -376,8 +422,59 @@ impl Store for SledStore {
         Ok(true)
     }
 
+    fn put_link(
+        &self,
+        id: &LinkId,
+        rec: &LinkRecord,
+        now: Hour,
+        max_links: u64,
+    ) -> Result<(), StoreError> {
+        let links = self.link_count.load(Ordering::Relaxed);
+        let value = rec.encode_to_vec();
+        let added = untx(self.links.transaction(|l| {
+            // A record that no longer decodes counts as expired: it is
+            // overwritten, and not counted again.
+            let existing = l.get(id)?.map(|raw| decode_link(&raw).unwrap_or_default());
+            check_put_link(existing.as_ref(), rec, now, links, max_links).or_else(abort)?;
+            l.insert(id.as_slice(), value.as_slice())?;
+            Ok(existing.is_none())
+        }))?;
+        if added {
+            self.link_count.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn link(&self, id: &LinkId) -> Result<Option<LinkRecord>, StoreError> {
+        self.links.get(id)?.map(|raw| decode_link(&raw)).transpose()
+    }
+
+    fn delete_link(&self, id: &LinkId, owner: &[u8]) -> Result<bool, StoreError> {
+        self.remove_link_if(id, |l| l.owner_auth_pub == owner)
+    }
+
     fn sweep(&self, now: Hour, policy: &SweepPolicy) -> Result<SweepStats, StoreError> {
         let mut stats = SweepStats::default();
+        let mut expired_links = Vec::new();
+        for kv in self.links.iter() {
+            let (id, raw) = kv?;
+            let Ok(link) = decode_link(&raw) else {
+                stats.corrupt += 1;
+                continue;
+            };
+            if link.is_expired(now)
+                && let Ok(id) = LinkId::try_from(id.as_ref())
+            {
+                expired_links.push(id);
+            }
+        }
+        for id in expired_links {
+            // Re-checked in the deleting transaction: a link refreshed since
+            // the scan stays.
+            if self.remove_link_if(&id, |l| l.is_expired(now))? {
+                stats.expired_links += 1;
+            }
+        }
         let mut doomed = Vec::new();
         for kv in self.mailboxes.iter() {
             let (rid, raw) = kv?;
@@ -431,6 +528,7 @@ impl Store for SledStore {
             mailboxes: self.mailbox_count.load(Ordering::Relaxed),
             envelopes: self.total.load(Ordering::Relaxed),
             open_envelopes: self.open_total.load(Ordering::Relaxed),
+            links: self.link_count.load(Ordering::Relaxed),
         }
     }
 
@@ -474,5 +572,20 @@ mod tests {
         ));
         stamp_format_for_tests(&path, FORMAT_VERSION).unwrap();
         assert!(SledStore::open(&path).is_ok());
+    }
+
+    /// Issue 11: a format-1 store (no links, no intake mailboxes) opens
+    /// as it is and is stamped with the current format, so the older relay
+    /// that cannot expire links refuses it from then on.
+    #[test]
+    fn an_older_store_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        drop(SledStore::open(&path).unwrap());
+        stamp_format_for_tests(&path, 1).unwrap();
+        drop(SledStore::open(&path).unwrap());
+        let db = sled::Config::new().path(&path).open().unwrap();
+        let stamp = db.open_tree("meta").unwrap().get(FORMAT_KEY).unwrap();
+        assert_eq!(stamp.as_deref(), Some(&FORMAT_VERSION.to_be_bytes()[..]));
     }
 }

@@ -30,6 +30,15 @@ fn record(sender: u8, hour: Hour) -> MailboxRecord {
         count: 0,
         created_hour: hour,
         fresh: true,
+        intake: false,
+    }
+}
+
+fn link(owner: u8, expires_hour: Hour) -> LinkRecord {
+    LinkRecord {
+        owner_auth_pub: vec![owner; 32],
+        expires_hour,
+        sealed: vec![owner; 40],
     }
 }
 
@@ -233,6 +242,7 @@ fn sled_reopen_keeps_everything_and_recounts() {
         s.secure(&rid, &[7; 32]).unwrap();
         put(&s, &rid, 0).unwrap();
         put(&s, &open, 0).unwrap();
+        s.put_link(&[1; 32], &link(1, 10), 0, 10).unwrap();
         s.flush().unwrap();
     }
     let s = SledStore::open(dir.path()).unwrap();
@@ -241,7 +251,8 @@ fn sled_reopen_keeps_everything_and_recounts() {
         Totals {
             mailboxes: 2,
             envelopes: 2,
-            open_envelopes: 1
+            open_envelopes: 1,
+            links: 1,
         }
     );
     assert_eq!(all(&s, &rid).len(), 1);
@@ -337,4 +348,85 @@ fn counters_survive_deletes_racing_acks_and_secures() {
         let recount = SledStore::open(dir.path()).unwrap().totals();
         assert_eq!(counted, recount, "counters drifted from the trees");
     }
+}
+
+/// Issue 11: a link is stored, replaced by its owner only, refused to
+/// another owner while it lives and when the relay holds its maximum, and
+/// deleted only by its owner; an expired link counts as absent.
+#[test]
+fn links_put_replace_owner_limit_delete() {
+    both(|s| {
+        let (a, b, c) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        assert!(s.link(&a).unwrap().is_none());
+        s.put_link(&a, &link(7, 100), 50, 2).unwrap();
+        assert_eq!(s.link(&a).unwrap(), Some(link(7, 100)));
+        // The owner replaces it (a refresh), without counting it again.
+        let mut newer = link(7, 200);
+        newer.sealed = vec![9; 40];
+        s.put_link(&a, &newer, 60, 2).unwrap();
+        assert_eq!(s.link(&a).unwrap(), Some(newer.clone()));
+        assert_eq!(s.totals().links, 1);
+        // Another owner may not, while it lives.
+        assert!(matches!(
+            s.put_link(&a, &link(8, 300), 60, 2),
+            Err(StoreError::LinkOwner)
+        ));
+        assert_eq!(s.link(&a).unwrap(), Some(newer));
+        s.put_link(&b, &link(8, 100), 60, 2).unwrap();
+        assert!(matches!(
+            s.put_link(&c, &link(8, 100), 60, 2),
+            Err(StoreError::TooManyLinks)
+        ));
+        assert_eq!(s.totals().links, 2);
+        // Only its owner deletes it.
+        assert!(!s.delete_link(&b, &[7; 32]).unwrap());
+        assert!(s.delete_link(&b, &[8; 32]).unwrap());
+        assert!(!s.delete_link(&b, &[8; 32]).unwrap());
+        assert!(s.link(&b).unwrap().is_none());
+        assert_eq!(s.totals().links, 1);
+        // Once expired, anyone may take the locator over (it is not counted twice).
+        s.put_link(&a, &link(8, 400), 201, 1).unwrap();
+        assert_eq!(s.link(&a).unwrap().unwrap().owner_auth_pub, vec![8; 32]);
+        assert_eq!(s.totals().links, 1);
+    });
+}
+
+/// Links are removed by the sweep after their last hour, not before;
+/// mailboxes and envelopes are untouched by it.
+#[test]
+fn sweep_removes_expired_links() {
+    both(|s| {
+        s.create_mailbox(&[1; 24], &record(11, 100)).unwrap();
+        s.touch(&[1; 24], 100).unwrap();
+        s.put_link(&[1; 32], &link(1, 110), 100, 10).unwrap();
+        s.put_link(&[2; 32], &link(2, 120), 100, 10).unwrap();
+        assert_eq!(s.sweep(110, &KEEP).unwrap(), SweepStats::default());
+        let st = s.sweep(111, &KEEP).unwrap();
+        assert_eq!(st.expired_links, 1);
+        assert!(s.link(&[1; 32]).unwrap().is_none());
+        assert!(s.link(&[2; 32]).unwrap().is_some());
+        assert_eq!(s.totals().links, 1);
+        assert_eq!(s.totals().mailboxes, 1);
+    });
+}
+
+/// An intake mailbox takes unsigned deposits, yet is not "open" for the
+/// quotas: it has the quota of a secured mailbox and does not count in the
+/// open share (its flood control is the service's per-mailbox rate limit).
+#[test]
+fn intake_mailboxes_use_the_secured_quota() {
+    both(|s| {
+        let rid = [4u8; 24];
+        let mut rec = record(14, 0);
+        rec.intake = true;
+        s.create_mailbox(&rid, &rec).unwrap();
+        let rec = s.mailbox(&rid).unwrap().unwrap();
+        assert!(rec.intake && !rec.is_open() && !rec.needs_signature());
+        // Open quota 2 and open share 3 do not apply; the mailbox quota 3 does.
+        for _ in 0..3 {
+            put(s, &rid, 0).unwrap();
+        }
+        assert!(matches!(put(s, &rid, 0), Err(StoreError::Quota)));
+        assert_eq!(s.totals().open_envelopes, 0);
+    });
 }

@@ -6,6 +6,7 @@ use prost::Message as _;
 use rand_core::CryptoRng;
 use zeroize::{Zeroize, Zeroizing};
 
+use super::ratchet::Plan;
 use super::{Core, HandshakeError, OpenError, Session, arr32, random32};
 use crate::content::{Content, ContentExt, Hello};
 use crate::envelope::{
@@ -113,16 +114,30 @@ impl Session {
         first: Option<&Content>,
         now: u64,
     ) -> Result<(Session, Envelope, Schedule), HandshakeError> {
-        if invitation.is_expired(now) {
-            return Err(HandshakeError::Expired);
-        }
-        if invitation.inviter() == identity.public() {
-            return Err(HandshakeError::OwnInvitation);
-        }
+        check_invitation(identity, invitation, now)?;
         let hello = hello.to_proto()?;
         if let Some(c) = first {
             c.validate()?;
         }
+        let plaintext = tropa_proto::e2e::Plaintext {
+            hello: Some(hello),
+            content: first.cloned(),
+            ..Default::default()
+        };
+        Self::initiate_plaintext(rng, identity, invitation, &plaintext, now)
+    }
+
+    /// The joiner's handshake with any initial `plaintext` (a Hello, or a
+    /// contact request, docs/protocol.md §12), which the caller has
+    /// validated and which fits the initial envelope.
+    pub(crate) fn initiate_plaintext<R: CryptoRng + ?Sized>(
+        rng: &mut R,
+        identity: &Identity,
+        invitation: &Invitation,
+        plaintext: &tropa_proto::e2e::Plaintext,
+        now: u64,
+    ) -> Result<(Session, Envelope, Schedule), HandshakeError> {
+        check_invitation(identity, invitation, now)?;
         let ek_kem = parse_kem_key(&invitation.kem_key).ok_or(HandshakeError::BadKemKey)?;
         let inviter = invitation.inviter();
         let prekey = invitation.prekey;
@@ -185,12 +200,7 @@ impl Session {
             peer: inviter,
             initial_ek: None,
         };
-        let plaintext = tropa_proto::e2e::Plaintext {
-            hello: Some(hello),
-            content: first.cloned(),
-            ..Default::default()
-        };
-        session.seal_into(rng, &mut env, &plaintext);
+        session.seal_into(rng, &mut env, plaintext);
         let schedule = Schedule {
             dh1,
             dh2,
@@ -229,6 +239,46 @@ impl Session {
         envelope: &[u8],
         now: u64,
     ) -> Result<(Session, IdentityPublic, Hello, Option<Content>), HandshakeError> {
+        let OpenedInitial {
+            mut session,
+            joiner,
+            plan,
+            plaintext: pt,
+        } = Self::open_initial(identity, pending, envelope, now)?;
+        if pt.request.is_some() {
+            return Err(HandshakeError::ContactRequest);
+        }
+        let hello = Hello::from_proto(pt.hello.as_ref().ok_or(HandshakeError::MissingHello)?)?;
+        if let Some(c) = &pt.content {
+            c.validate()?;
+        }
+        session.commit(plan);
+        Ok((session, joiner, hello, pt.content))
+    }
+
+    /// Opens an initial envelope as for a contact request (docs/protocol.md
+    /// §12): the authenticated joiner's identity and the decrypted
+    /// `Plaintext`, unchecked beyond its protobuf decoding. The session is
+    /// dropped: a request starts no conversation of its own.
+    pub(crate) fn open_initial_plaintext(
+        identity: &Identity,
+        pending: &PendingInvitation,
+        envelope: &[u8],
+        now: u64,
+    ) -> Result<(IdentityPublic, tropa_proto::e2e::Plaintext), HandshakeError> {
+        let opened = Self::open_initial(identity, pending, envelope, now)?;
+        Ok((opened.joiner, opened.plaintext))
+    }
+
+    /// The inviter's half of the handshake up to the decoded plaintext of
+    /// the embedded ratchet message; the caller checks the plaintext and
+    /// commits the plan.
+    fn open_initial(
+        identity: &Identity,
+        pending: &PendingInvitation,
+        envelope: &[u8],
+        now: u64,
+    ) -> Result<OpenedInitial, HandshakeError> {
         if envelope.len() != ENVELOPE_SIZE {
             return Err(HandshakeError::BadSize);
         }
@@ -292,7 +342,7 @@ impl Session {
             send_step_due: false,
             recv_steps: 0,
         };
-        let mut session = Session {
+        let session = Session {
             core,
             skipped: Vec::new(),
             ad,
@@ -301,13 +351,37 @@ impl Session {
             initial_ek: Some(ek_pub),
         };
         let (plan, pt) = session.decrypt(envelope, INITIAL_RATCHET)?;
-        let pt = tropa_proto::e2e::Plaintext::decode(pt.message())
+        let plaintext = tropa_proto::e2e::Plaintext::decode(pt.message())
             .map_err(|_| HandshakeError::Open(OpenError::Malformed))?;
-        let hello = Hello::from_proto(pt.hello.as_ref().ok_or(HandshakeError::MissingHello)?)?;
-        if let Some(c) = &pt.content {
-            c.validate()?;
-        }
-        session.commit(plan);
-        Ok((session, joiner, hello, pt.content))
+        Ok(OpenedInitial {
+            session,
+            joiner,
+            plan,
+            plaintext,
+        })
     }
+}
+
+/// An initial envelope opened by the inviter, before its plaintext is
+/// checked and the ratchet plan committed.
+struct OpenedInitial {
+    session: Session,
+    joiner: IdentityPublic,
+    plan: Plan,
+    plaintext: tropa_proto::e2e::Plaintext,
+}
+
+/// The joiner's checks on an invitation before any key is drawn.
+fn check_invitation(
+    identity: &Identity,
+    invitation: &Invitation,
+    now: u64,
+) -> Result<(), HandshakeError> {
+    if invitation.is_expired(now) {
+        return Err(HandshakeError::Expired);
+    }
+    if invitation.inviter() == identity.public() {
+        return Err(HandshakeError::OwnInvitation);
+    }
+    Ok(())
 }

@@ -107,6 +107,10 @@ pub enum HandshakeError {
     /// The initial message has no Hello.
     #[error("the handshake message carries no Hello")]
     MissingHello,
+    /// The initial envelope is a contact request to an intake address
+    /// (docs/protocol.md §12): open it with [`crate::open_request`].
+    #[error("this is a contact request, not a reply to an invitation")]
+    ContactRequest,
     /// The Hello is malformed.
     #[error(transparent)]
     Hello(#[from] HelloError),
