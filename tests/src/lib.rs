@@ -377,7 +377,8 @@ pub fn connect_profiles(
         .stdout
         .trim()
         .to_owned();
-    assert!(link.starts_with("tropa:"), "{link}");
+    // A short `TROPA:I/...` link, or a long `tropa:invite#...` one.
+    assert!(link.to_ascii_lowercase().starts_with("tropa:"), "{link}");
     joiner
         .tropa(&["accept", &link, "--name", as_seen_by_joiner])
         .ok();

@@ -116,8 +116,13 @@ async fn write_seed_corpora_from_real_traffic() {
 
     // A real invitation link and a real key file, through the CLI.
     let alice = Profile::init(tmp.path(), "alice", &addr);
-    let link = alice.tropa(&["invite", "--name", "bob"]).ok().stdout;
+    let link = alice
+        .tropa(&["invite", "--name", "bob", "--long"])
+        .ok()
+        .stdout;
     seed("invitation_link", "real", link.trim().as_bytes());
+    let short = alice.tropa(&["invite", "--name", "carol"]).ok().stdout;
+    seed("short_link", "real", short.trim().as_bytes());
     let key = std::fs::read(alice.home.join(tropa_client::store::KEY_FILE_NAME)).unwrap();
     seed("key_file", "real", &key);
     eprintln!("seeds written under {}", corpus("").display());

@@ -6,8 +6,8 @@
 //! security review: on a seized phone, shell history undoes S9).
 //!
 //! The transcript's rules: a line `$ CMD` is a command; `Paste the link: X`
-//! and `Message: X` are prompts answered with X (`tropa:invite#…` stands for
-//! the link the invite printed); in a `chat`, lines after its banner are
+//! and `Message: X` are prompts answered with X (`TROPA:I/…` stands for
+//! the short link the invite printed); in a `chat`, lines after its banner are
 //! typed (except `  #N state` lines, which it shows) and `^D` leaves;
 //! passphrase prompts are skipped (the test gives the
 //! passphrase in TROPA_PASSPHRASE); other lines are expected output, except
@@ -22,7 +22,7 @@ use rexpect::reader::Options;
 use tropa_tests::{RelayProcess, bin};
 
 const PROMPT: &str = "README$ ";
-const PLACEHOLDER_LINK: &str = "tropa:invite#…";
+const PLACEHOLDER_LINK: &str = "TROPA:I/…";
 
 /// One `$` command with the lines that follow it.
 struct Step {
@@ -134,8 +134,10 @@ fn the_readme_walkthrough_runs_and_leaves_no_secrets_in_shell_history() {
             } else if in_chat {
                 typed.push(line.clone());
                 sh.send_line(&line).unwrap();
-            } else if line.starts_with("tropa:invite#") {
-                let (_, got) = sh.exp_regex(r"tropa:invite#[A-Za-z0-9_-]+").unwrap();
+            } else if line.starts_with("TROPA:I/") {
+                let (_, got) = sh
+                    .exp_regex(r"TROPA:I/[A-Z0-9.:\[\]-]+/[A-Z2-7]{26}/[A-Z2-7]{26}")
+                    .unwrap();
                 link = got;
             } else if !line.contains('…') && !line.trim().is_empty() {
                 if line.starts_with("  ") {
@@ -165,7 +167,12 @@ fn the_readme_walkthrough_runs_and_leaves_no_secrets_in_shell_history() {
         );
     }
     assert!(!link.is_empty(), "the walkthrough made a link");
-    for secret in typed.iter().chain([&link, &"tropa:invite".to_owned()]) {
+    // The link's secret part alone, too (its last 26 characters).
+    let secret_part = link[link.len().saturating_sub(26)..].to_owned();
+    for secret in typed
+        .iter()
+        .chain([&link, &secret_part, &"TROPA:I/".to_owned()])
+    {
         assert!(
             !saved.contains(secret.as_str()),
             "shell history holds {secret:?}:\n{saved}"

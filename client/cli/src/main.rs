@@ -28,6 +28,10 @@ use tropa_client::error::{ClientError, ProfileError};
 /// `tropa send ALIAS` (type the text), `tropa sync`, `tropa read`, or
 /// `tropa chat ALIAS`.
 ///
+/// Every day: `tropa` alone shows who wrote (new messages per contact),
+/// `tropa read ALIAS` the last 20 messages, and `tropa search` finds a
+/// message by its words.
+///
 /// Message text and links are asked for when left out, so they stay out of
 /// your shell history. The passphrase is asked on the terminal; scripts can
 /// set TROPA_PASSPHRASE or use --passphrase-file.
@@ -40,7 +44,8 @@ struct Cli {
     /// Read the passphrase from this file (first line).
     #[arg(long, global = true, value_name = "FILE")]
     passphrase_file: Option<PathBuf>,
-    /// Print JSON: lines for `contacts` and `read`, one value for `case`.
+    /// Print JSON: lines for `tropa` alone, `contacts`, `read` and
+    /// `search`; one value for `case`.
     #[arg(long, global = true)]
     json: bool,
     /// Show technical detail: events and bytes for `sync`, and what lies
@@ -50,8 +55,9 @@ struct Cli {
     /// Show times in UTC instead of local time.
     #[arg(long, global = true)]
     utc: bool,
+    /// Without one: who wrote (new messages per contact).
     #[command(subcommand)]
-    command: Cmd,
+    command: Option<Cmd>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,12 +90,25 @@ enum Cmd {
         #[command(subcommand)]
         action: Option<RelayCmd>,
     },
+    /// Show or change this profile's settings.
+    ///
+    /// `tropa config` prints them; `tropa config metered on` saves data
+    /// when you pay for every megabyte (see `tropa config metered --help`).
+    #[command(override_usage = "tropa config [metered on|off]")]
+    Config {
+        #[command(subcommand)]
+        action: Option<ConfigCmd>,
+    },
     /// Make a one-time invitation link for one person.
     ///
-    /// Send the link over a channel you trust (or show the QR). Whoever
-    /// accepts it becomes ALIAS in your contacts after your next `sync`.
-    /// `--list` shows the invitations nobody accepted yet; `--cancel ALIAS`
-    /// withdraws one (its link stops working).
+    /// Prints a short link (TROPA:I/..., under 100 characters): send it
+    /// over a channel you trust, or show its QR code (--qr, 39 columns).
+    /// Whoever accepts it becomes ALIAS in your contacts after your next
+    /// `sync`. The invitation waits on your relay, sealed with a key only
+    /// the link holds, and is deleted from it once used. `--long` prints
+    /// the long link instead (about 1,900 characters; works with older
+    /// versions). `--list` shows the invitations nobody accepted yet;
+    /// `--cancel ALIAS` withdraws one (its link stops working).
     Invite {
         /// What you will call the person who accepts.
         #[arg(long = "name", value_name = "ALIAS", conflicts_with_all = ["list", "cancel"])]
@@ -97,6 +116,9 @@ enum Cmd {
         /// Also print the link as a QR code.
         #[arg(long)]
         qr: bool,
+        /// Print the long tropa:invite#… link instead of the short one.
+        #[arg(long, conflicts_with_all = ["list", "cancel"])]
+        long: bool,
         /// List invitations not accepted yet.
         #[arg(long, conflicts_with = "cancel")]
         list: bool,
@@ -106,15 +128,43 @@ enum Cmd {
     },
     /// Accept an invitation link and call its sender ALIAS.
     ///
-    /// Leave LINK out (or give -) to paste it at the prompt or pipe it in:
-    /// a link typed on the command line stays in your shell history.
+    /// LINK is a short TROPA:I/… link (its invitation is fetched from the
+    /// relay it names, checked by that relay's key) or a long
+    /// tropa:invite#… link. Leave it out (or give -) to paste it at the
+    /// prompt or pipe it in: a link typed on the command line stays in
+    /// your shell history.
+    ///
+    /// An organisation's public address (TROPA:A/…) sends them a contact
+    /// request instead: your first message is asked for (or piped in), and
+    /// they become ALIAS once they accept it.
     #[command(override_usage = "tropa accept --name ALIAS [LINK]")]
     Accept {
-        /// The tropa:invite#… link [default: asked for].
+        /// The TROPA:I/… or tropa:invite#… link [default: asked for].
         link: Option<String>,
         /// What you will call them.
         #[arg(long = "name", value_name = "ALIAS")]
         alias: String,
+    },
+    /// Your public address (for organisations).
+    ///
+    /// One reusable link (and QR code) to publish. Whoever uses it sends a
+    /// contact request with a first message; `tropa requests` lists them.
+    /// Deleting it stops new requests; contacts made through it stay.
+    #[command(override_usage = "tropa address [create|show|delete]")]
+    Address {
+        #[command(subcommand)]
+        action: Option<AddressCmd>,
+    },
+    /// Requests to your public address.
+    ///
+    /// Each shows its id, when it came, the first digits of the safety
+    /// number with the requester, and their first message. Accepting makes
+    /// them a contact with mailboxes of their own; rejecting deletes the
+    /// request and sends nothing.
+    #[command(override_usage = "tropa requests [list|accept|reject]")]
+    Requests {
+        #[command(subcommand)]
+        action: Option<RequestsCmd>,
     },
     /// List contacts (or delete or rename one).
     #[command(override_usage = "tropa contacts [COMMAND]")]
@@ -195,10 +245,46 @@ enum Cmd {
         #[arg(long, value_name = "SECONDS", default_value_t = 600)]
         resend_after: u64,
     },
-    /// Show messages: with ALIAS the conversation, else all unread.
+    /// Show messages: with ALIAS the conversation, else all new ones.
+    ///
+    /// With ALIAS: its last 20 messages, oldest at the top; -n sets how
+    /// many, --page 2 shows the ones before those, and so on. Without
+    /// ALIAS: everyone's new messages, oldest first, 20 at a time. Only
+    /// what is shown is marked read. With --json and no -n: all.
+    ///
+    /// Example: `tropa read bob -n 5 --page 2`
+    #[command(override_usage = "tropa read [ALIAS] [-n N]\n       [--page K] [OPTIONS]")]
     Read {
-        /// Contact.
+        /// Contact [default: everyone's new messages].
         alias: Option<String>,
+        /// How many messages [default: 20].
+        #[arg(short = 'n', long = "last", value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..))]
+        last: Option<u32>,
+        /// Which page, counting back from the newest (1).
+        #[arg(long, value_name = "K", requires = "alias", default_value_t = 1,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        page: u32,
+    },
+    /// Find messages containing TEXT (any case), in memory only.
+    ///
+    /// Searches your messages with ALIAS, or with everyone, and shows the
+    /// 20 newest hits (-n for more), one line each. Nothing is written:
+    /// no index, no record of the search. Leave TEXT out (or give -) to
+    /// type it when asked, so it stays out of your shell history.
+    ///
+    /// Example: `tropa search - bob`, then type
+    /// the words to find when asked.
+    #[command(override_usage = "tropa search [TEXT] [ALIAS]\n       [-n N] [OPTIONS]")]
+    Search {
+        /// What to look for [default: asked for].
+        text: Option<String>,
+        /// Only messages with this contact.
+        alias: Option<String>,
+        /// How many hits, the newest [default: 20].
+        #[arg(short = 'n', long = "last", value_name = "N",
+              value_parser = clap::value_parser!(u32).range(1..))]
+        last: Option<u32>,
     },
     /// Chat with ALIAS live.
     ///
@@ -301,6 +387,37 @@ impl From<VerdictArg> for tropa_client::Verdict {
 }
 
 #[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Print the settings (the default).
+    Show,
+    /// Pay for less data: let receipts wait for your reply.
+    ///
+    /// Each message you receive is confirmed to its sender by a receipt.
+    /// On its own a receipt costs as much as a message, about 17 KB each
+    /// way; inside your next message to that person it costs nothing.
+    ///
+    /// With metered on, a receipt with nothing to ride on waits for your
+    /// reply up to 5 minutes, then goes alone with your next `sync` (or
+    /// sooner, with any `sync` that sends something anyway). The sender
+    /// sees `delivered` later. Not longer: after 10 minutes without a
+    /// receipt the sender sends the message again, which costs more than
+    /// the receipt saved.
+    #[command(override_usage = "tropa config metered on|off")]
+    Metered {
+        /// on: hold receipts; off: send them at once (the default).
+        #[arg(value_name = "on|off")]
+        state: OnOff,
+    },
+}
+
+/// A setting's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Subcommand)]
 enum RelayCmd {
     /// Print your relay's address (the default).
     Show,
@@ -312,6 +429,42 @@ enum RelayCmd {
         /// Do not check that the relay answers with its key.
         #[arg(long)]
         offline: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AddressCmd {
+    /// Print the address and its QR code (the default).
+    Show,
+    /// Make the address (one per profile) on your relay.
+    Create,
+    /// Delete the address: its link stops working.
+    #[command(override_usage = "tropa address delete [--yes]")]
+    Delete {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RequestsCmd {
+    /// List the requests waiting, oldest first (the default).
+    List,
+    /// Accept request ID and call the requester ALIAS.
+    #[command(override_usage = "tropa requests accept ID --name ALIAS")]
+    Accept {
+        /// The request's id (its first characters are enough).
+        id: String,
+        /// What you will call them.
+        #[arg(long = "name", value_name = "ALIAS")]
+        alias: String,
+    },
+    /// Reject request ID: it is deleted, nothing is sent.
+    #[command(override_usage = "tropa requests reject ID")]
+    Reject {
+        /// The request's id (its first characters are enough).
+        id: String,
     },
 }
 
@@ -366,6 +519,10 @@ enum CliError {
     Runtime(std::io::Error),
     #[error("wipe failed: {0}")]
     Wipe(String),
+    #[error(
+        "no profile here yet. Create one:\n  tropa init --name NAME --relay ADDRESS\nADDRESS is your relay's tropa://…\naddress, from whoever runs it."
+    )]
+    NoProfileYet,
 }
 
 impl From<ProfileError> for CliError {
@@ -379,6 +536,10 @@ impl CliError {
     fn detail(&self) -> Option<&str> {
         match self {
             CliError::Client(ClientError::Relay(e)) | CliError::BadRelay(e) => Some(e.detail()),
+            CliError::Client(ClientError::Link(
+                tropa_client::LinkResolveError::Unreachable(e)
+                | tropa_client::LinkResolveError::Refused(e),
+            )) => Some(e.detail()),
             CliError::Client(ClientError::Profile(ProfileError::Storage(d)))
             | CliError::Client(ClientError::Profile(ProfileError::Corrupt(d))) => Some(d),
             _ => None,
@@ -392,6 +553,7 @@ impl CliError {
         use ClientError as C;
         match self {
             CliError::Usage(_) | CliError::NoPassphrase => 2,
+            CliError::NoProfileYet => 4,
             CliError::Network(_) | CliError::Queued { .. } | CliError::BadRelay(_) => 5,
             CliError::Client(c) => match c {
                 C::Profile(ProfileError::WrongPassphrase) => 3,
@@ -403,7 +565,9 @@ impl CliError {
                     | ProfileError::WeakPassphrase(_),
                 ) => 6,
                 C::Relay(_) | C::ContactBroken(_) => 5,
+                C::Link(l) if !l.is_bad_link() => 5,
                 C::BadLink(_)
+                | C::Link(_)
                 | C::BadAlias
                 | C::AliasTaken(_)
                 | C::TooLong { .. }
@@ -416,6 +580,14 @@ impl CliError {
                 | C::EmptyText
                 | C::Vetting(_) => 6,
                 C::IdentityChanged(_) | C::SafetyMismatch(_) => 7,
+                C::Intake(i) => {
+                    use tropa_client::IntakeError as I;
+                    match i {
+                        I::NoAddress | I::UnknownRequest(_) => 4,
+                        I::AddressGone => 5,
+                        _ => 6,
+                    }
+                }
                 _ => 1,
             },
             _ => 1,
@@ -424,7 +596,10 @@ impl CliError {
 }
 
 fn run(cli: &Cli) -> Result<(), CliError> {
-    match &cli.command {
+    let Some(command) = &cli.command else {
+        return cmd::messages::inbox(cli);
+    };
+    match command {
         Cmd::Init {
             name,
             relay,
@@ -438,13 +613,39 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Cmd::Relay {
             action: Some(RelayCmd::Set { address, offline }),
         } => cmd::profile::set_relay(cli, address, *offline),
+        Cmd::Config {
+            action: None | Some(ConfigCmd::Show),
+        } => cmd::config::show(cli),
+        Cmd::Config {
+            action: Some(ConfigCmd::Metered { state }),
+        } => cmd::config::set_metered(cli, *state == OnOff::On),
         Cmd::Invite { list: true, .. } => cmd::contacts::invitations(cli),
         Cmd::Invite {
             cancel: Some(alias),
             ..
         } => cmd::contacts::delete(cli, alias, true, true),
-        Cmd::Invite { alias, qr, .. } => cmd::contacts::invite(cli, alias.as_deref(), *qr),
+        Cmd::Invite {
+            alias, qr, long, ..
+        } => cmd::contacts::invite(cli, alias.as_deref(), *qr, *long),
         Cmd::Accept { link, alias } => cmd::contacts::accept(cli, link.as_deref(), alias),
+        Cmd::Address {
+            action: None | Some(AddressCmd::Show),
+        } => cmd::intake::address_show(cli),
+        Cmd::Address {
+            action: Some(AddressCmd::Create),
+        } => cmd::intake::address_create(cli),
+        Cmd::Address {
+            action: Some(AddressCmd::Delete { yes }),
+        } => cmd::intake::address_delete(cli, *yes),
+        Cmd::Requests {
+            action: None | Some(RequestsCmd::List),
+        } => cmd::intake::requests_list(cli),
+        Cmd::Requests {
+            action: Some(RequestsCmd::Accept { id, alias }),
+        } => cmd::intake::requests_accept(cli, id, alias),
+        Cmd::Requests {
+            action: Some(RequestsCmd::Reject { id }),
+        } => cmd::intake::requests_reject(cli, id),
         Cmd::Contacts {
             action: None | Some(ContactsCmd::List),
         } => cmd::contacts::list(cli),
@@ -497,7 +698,10 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Cmd::Sync { wait, resend_after } => {
             cmd::messages::sync(cli, *wait, cli.verbose, *resend_after)
         }
-        Cmd::Read { alias } => cmd::messages::read(cli, alias.as_deref()),
+        Cmd::Read { alias, last, page } => cmd::messages::read(cli, alias.as_deref(), *last, *page),
+        Cmd::Search { text, alias, last } => {
+            cmd::messages::search(cli, text.as_deref(), alias.as_deref(), *last)
+        }
         Cmd::Chat { alias } => cmd::chat::chat(cli, alias),
         Cmd::Shell => cmd::shell::shell(cli),
         Cmd::Verify {

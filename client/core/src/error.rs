@@ -71,6 +71,9 @@ pub enum ClientError {
     /// The invitation link is not valid.
     #[error("invalid invitation link: {0}")]
     BadLink(#[from] tropa_e2e::LinkError),
+    /// A short link could not be resolved into its invitation.
+    #[error(transparent)]
+    Link(#[from] crate::client::LinkResolveError),
     /// The invitation has expired.
     #[error("this invitation has expired; ask for a new one")]
     InvitationExpired,
@@ -122,6 +125,9 @@ pub enum ClientError {
     /// Case work refused (the two-evaluator rule, a bad note or name).
     #[error(transparent)]
     Vetting(#[from] crate::client::cases::VettingError),
+    /// An intake address or contact request problem.
+    #[error(transparent)]
+    Intake(#[from] crate::client::IntakeError),
     /// Stored data is damaged.
     #[error("stored data is damaged: {0}")]
     Corrupt(&'static str),
@@ -156,6 +162,7 @@ impl std::fmt::Debug for ClientError {
             ClientError::BadAlias => "BadAlias",
             ClientError::NotEstablished(_) => "NotEstablished",
             ClientError::BadLink(_) => "BadLink",
+            ClientError::Link(_) => "Link",
             ClientError::InvitationExpired => "InvitationExpired",
             ClientError::InvitationUsed => "InvitationUsed",
             ClientError::OwnInvitation => "OwnInvitation",
@@ -168,6 +175,7 @@ impl std::fmt::Debug for ClientError {
             ClientError::Handshake(_) => "Handshake",
             ClientError::SafetyMismatch(_) => "SafetyMismatch",
             ClientError::Vetting(_) => "Vetting",
+            ClientError::Intake(_) => "Intake",
             ClientError::Corrupt(_) => "Corrupt",
         };
         write!(f, "ClientError::{kind}")

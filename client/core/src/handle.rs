@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::Client;
-use crate::engine::{Command, Mode, Outcome};
+use crate::engine::{Command, InviteLinks, Mode, Outcome};
 use crate::error::{ClientError, RelayError};
 use crate::shell::{self, CommandMsg, Exits};
 use crate::sync::{SyncEvent, SyncOptions, SyncReport};
@@ -50,6 +50,52 @@ impl Submitter {
             reply: Some(reply),
         });
         rx
+    }
+
+    /// Accepts an invitation link, a short one fetched from its relay first
+    /// (on a connection of its own, not the sync's); yields whether the
+    /// handshake was delivered.
+    ///
+    /// # Errors
+    /// As [`Client::accept`].
+    pub async fn accept(&self, link: &str, alias: &str) -> Result<bool, ClientError> {
+        crate::client::check_alias(alias)?;
+        let link = crate::client::invitation_link(link).await?;
+        answer(self.submit(Command::Accept {
+            link: link.as_str().to_owned(),
+            alias: alias.to_owned(),
+        }))
+        .await?
+        .into_accepted()
+    }
+
+    /// Sends a contact request with the first message `text` to the
+    /// organisation whose address is `link` (`TROPA:A/...`), fetched from
+    /// its relay first; yields whether the address's relay has it now.
+    ///
+    /// # Errors
+    /// As [`Client::send_request`].
+    pub async fn send_request(
+        &self,
+        link: &str,
+        alias: &str,
+        text: &str,
+    ) -> Result<bool, ClientError> {
+        crate::client::check_alias(alias)?;
+        if text.trim().is_empty() {
+            return Err(ClientError::EmptyText);
+        }
+        let address = crate::client::address_invitation(link).await?;
+        match answer(self.submit(Command::SendRequest {
+            address: address.to_string(),
+            alias: alias.to_owned(),
+            text: text.to_owned(),
+        }))
+        .await?
+        {
+            Outcome::RequestSent { delivered, .. } => Ok(delivered),
+            _ => Err(ClientError::Corrupt("unexpected outcome")),
+        }
     }
 }
 
@@ -139,26 +185,41 @@ impl SyncHandle {
         .into_queued()
     }
 
-    /// Makes a one-time invitation; returns the link and the alias.
+    /// Makes a one-time invitation; returns the long link and the alias
+    /// ([`invite_links`](Self::invite_links) also gives the short link).
     ///
     /// # Errors
     /// As [`Client::invite`].
     pub async fn invite(&self, alias: Option<&str>) -> Result<(String, String), ClientError> {
+        let links = self.invite_links(alias).await?;
+        Ok((links.long, links.alias))
+    }
+
+    /// Makes a one-time invitation; returns its short link (if the relay
+    /// stores link data), its long link and the alias.
+    ///
+    /// # Errors
+    /// As [`Client::invite`].
+    pub async fn invite_links(&self, alias: Option<&str>) -> Result<InviteLinks, ClientError> {
         self.ask(Command::Invite {
             alias: alias.map(str::to_owned),
             ttl_secs: crate::client::INVITE_TTL_SECS,
         })
         .await?
-        .into_invited()
+        .into_invite_links()
     }
 
-    /// Accepts an invitation; returns whether the handshake was delivered.
+    /// Accepts an invitation, short or long link (a short one is resolved
+    /// first, on a connection of its own); returns whether the handshake
+    /// was delivered.
     ///
     /// # Errors
     /// As [`Client::accept`].
     pub async fn accept(&self, link: &str, alias: &str) -> Result<bool, ClientError> {
+        crate::client::check_alias(alias)?;
+        let link = crate::client::invitation_link(link).await?;
         self.ask(Command::Accept {
-            link: link.to_owned(),
+            link: link.as_str().to_owned(),
             alias: alias.to_owned(),
         })
         .await?

@@ -32,8 +32,12 @@ pub mod sync;
 pub use client::cases::{
     CaseStatus, CaseSummary, CaseView, Evaluation, Note, Verdict, VettingError,
 };
-pub use client::{Client, ContactInfo, MessageStatus, MessageView, SafetyView, Sent};
-pub use engine::{Command, Outcome};
+pub use client::{AddressInfo, IntakeError, RequestView};
+pub use client::{
+    Client, ContactInfo, InboxEntry, LinkResolveError, MessageStatus, MessageView, Page,
+    ResolvedLink, SafetyView, SearchHit, SearchResults, Sent, Unread,
+};
+pub use engine::{Command, InviteLinks, Outcome};
 pub use error::{ClientError, ProfileError, Refusal, RelayError};
 pub use handle::{Pending, Submitter, SyncHandle, answer};
 pub use store::KdfParams;

@@ -27,9 +27,12 @@ pub mod tree {
     pub const OUTBOX: &str = "outbox";
     /// Digest of a processed envelope → recipient id ‖ envelope id, until acked.
     pub const PROCESSED: &str = "processed";
-    /// Contact id ‖ 16-byte message id → nothing: a receipt owed for a text
-    /// received, stored with the text and removed in the same write that
-    /// puts the receipt in the outbox (so a kill in between loses none).
+    /// Contact id ‖ 16-byte message id → since when it is owed (u64 BE
+    /// unix seconds; empty in older profiles, and 0 for a duplicate: due
+    /// at once). A receipt owed for a text received, stored with the text
+    /// and removed in the same write that puts a standalone receipt in the
+    /// outbox, or that records the relay's acceptance of a text carrying
+    /// it (`OutboxRecord::receipts`): a kill in between loses none.
     pub const RECEIPTS_OWED: &str = "receipts-owed";
     /// Digest of every invitation this profile accepted (one-time use).
     pub const USED_INVITATIONS: &str = "used-invitations";
@@ -38,6 +41,24 @@ pub mod tree {
     /// Contact id → [`CaseRecord`](super::CaseRecord): the handler's case
     /// work on a contact (never sent anywhere).
     pub const CASES: &str = "cases";
+    /// Recipient id of its intake mailbox → [`AddressRecord`](super::AddressRecord):
+    /// this profile's public intake address (docs/protocol.md §12).
+    pub const ADDRESSES: &str = "addresses";
+    /// Request id (32 bytes) → [`RequestRecord`](super::RequestRecord): a
+    /// contact request waiting for the handler's accept or reject.
+    pub const REQUESTS: &str = "requests";
+    /// Request id → nothing: a request handled (stored, accepted, rejected
+    /// or expired), remembered while the address exists so that the same
+    /// envelope delivered again is dropped (it always opens again, with the
+    /// same id). Forgotten when the address is deleted.
+    pub const REQUEST_IDS: &str = "request-ids";
+    /// Contact id → [`RequestOutRecord`](super::RequestOutRecord): a
+    /// contact request of ours still to be deposited.
+    pub const REQUESTS_OUT: &str = "requests-out";
+    /// Invitation id → identity public key (64 bytes): the only identity
+    /// whose Hello may complete this pending invitation (one sent with a
+    /// contact request: the address's owner, S10).
+    pub const EXPECTED_IDENTITIES: &str = "expected-identities";
 }
 
 /// The profile itself.
@@ -56,6 +77,10 @@ pub struct ProfileRecord {
     /// Unix seconds.
     #[prost(uint64, tag = "4")]
     pub created_at: u64,
+    /// Data is metered: receipts with no text to ride on are held back
+    /// (`tropa config metered on`; see [`crate::sync::MAX_RECEIPT_HOLD`]).
+    #[prost(bool, tag = "5")]
+    pub metered: bool,
 }
 
 impl Drop for ProfileRecord {
@@ -176,11 +201,20 @@ pub struct PendingRecord {
     /// The contact created for it.
     #[prost(bytes = "vec", tag = "2")]
     pub contact_id: Vec<u8>,
+    /// The locator of its short link's data on the invitation's relay
+    /// (empty: no short link, e.g. an older relay refused the data).
+    #[prost(bytes = "vec", tag = "3")]
+    pub link_locator: Vec<u8>,
+    /// The Ed25519 secret that owns the link data: deletes it once the
+    /// invitation is used, cancelled or expired.
+    #[prost(bytes = "vec", tag = "4")]
+    pub link_owner_secret: Vec<u8>,
 }
 
 impl Drop for PendingRecord {
     fn drop(&mut self) {
         self.pending.zeroize();
+        self.link_owner_secret.zeroize();
     }
 }
 
@@ -299,6 +333,12 @@ pub struct OutboxRecord {
     /// Unix seconds of the last refusal.
     #[prost(uint64, tag = "10")]
     pub refused_at: u64,
+    /// A text's piggybacked receipts: the ids (16 bytes each) of messages
+    /// from the contact acknowledged by `sealed`, or by the last accepted
+    /// attempt. Those receipts stay owed until the relay accepts an attempt
+    /// carrying them; a resend carries them again (duplicates are harmless).
+    #[prost(bytes = "vec", repeated, tag = "11")]
+    pub receipts: Vec<Vec<u8>>,
 }
 
 impl OutboxRecord {
@@ -315,6 +355,7 @@ impl OutboxRecord {
             next_try_at: 0,
             failures: 0,
             refused_at: 0,
+            receipts: Vec::new(),
         }
     }
 }
@@ -428,6 +469,121 @@ pub struct CaseRecord {
     pub identity_alert_at: u64,
 }
 
+/// This profile's intake address: a long-lived invitation whose mailbox is
+/// an intake mailbox, published as a short link of kind `A`.
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub struct AddressRecord {
+    /// Recipient id of its intake mailbox (also the record's key).
+    #[prost(bytes = "vec", tag = "1")]
+    pub mailbox: Vec<u8>,
+    /// The relay of the mailbox and the link data.
+    #[prost(string, tag = "2")]
+    pub relay: String,
+    /// Encoded [`tropa_e2e::PendingInvitation`]: opens requests. Emptied
+    /// when the address is deleted (recorded requests then stay sealed).
+    #[prost(bytes = "vec", tag = "3")]
+    pub pending: Vec<u8>,
+    /// Encoded [`tropa_e2e::Invitation`]: sealed again into the link data
+    /// at each refresh. Emptied when the address is deleted.
+    #[prost(bytes = "vec", tag = "4")]
+    pub invitation: Vec<u8>,
+    /// The short link's 16-byte secret.
+    #[prost(bytes = "vec", tag = "5")]
+    pub link_secret: Vec<u8>,
+    /// The Ed25519 secret that owns the link data (refresh, delete).
+    #[prost(bytes = "vec", tag = "6")]
+    pub link_owner_secret: Vec<u8>,
+    /// Unix seconds.
+    #[prost(uint64, tag = "7")]
+    pub created_at: u64,
+    /// When the relay last stored the link data (0: not yet).
+    #[prost(uint64, tag = "8")]
+    pub link_stored_at: u64,
+    /// For how long it did (the relay caps it; refreshed at half).
+    #[prost(uint64, tag = "9")]
+    pub link_ttl_secs: u64,
+    /// Deleted by the user: no longer shown or opened; the record stays
+    /// until the relay confirmed the deletion of the link and the mailbox.
+    #[prost(bool, tag = "10")]
+    pub withdrawn: bool,
+    /// The relay confirmed the link data's deletion.
+    #[prost(bool, tag = "11")]
+    pub link_deleted: bool,
+    /// Envelopes dropped as invalid requests.
+    #[prost(uint32, tag = "12")]
+    pub dropped: u32,
+    /// Valid requests dropped because the list was full.
+    #[prost(uint32, tag = "13")]
+    pub overflow: u32,
+}
+
+impl Drop for AddressRecord {
+    fn drop(&mut self) {
+        self.pending.zeroize();
+        self.link_secret.zeroize();
+        self.link_owner_secret.zeroize();
+    }
+}
+
+/// A contact request received on the intake address, opened and checked.
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub struct RequestRecord {
+    /// The request id (32 bytes; also the record's key).
+    #[prost(bytes = "vec", tag = "1")]
+    pub id: Vec<u8>,
+    /// The requester's identity public key (64 bytes).
+    #[prost(bytes = "vec", tag = "2")]
+    pub requester: Vec<u8>,
+    /// The requester's own one-time invitation (encoded): accepting the
+    /// request accepts it.
+    #[prost(bytes = "vec", tag = "3")]
+    pub invitation: Vec<u8>,
+    /// The requester's first message.
+    #[prost(string, tag = "4")]
+    pub text: String,
+    /// Unix seconds.
+    #[prost(uint64, tag = "5")]
+    pub received_at: u64,
+    /// When the requester's invitation expires (then it cannot be accepted).
+    #[prost(uint64, tag = "6")]
+    pub expires_at: u64,
+    /// The first two groups of the safety number with the requester.
+    #[prost(string, tag = "7")]
+    pub safety_prefix: String,
+}
+
+impl Drop for RequestRecord {
+    fn drop(&mut self) {
+        self.text.zeroize();
+        self.invitation.zeroize();
+    }
+}
+
+/// A contact request of ours, sealed, waiting to be deposited into the
+/// address's intake mailbox (unsigned). Retried byte for byte: the same
+/// envelope has the same request id, so the owner keeps one.
+#[derive(Clone, PartialEq, Message)]
+#[prost(skip_debug)]
+pub struct RequestOutRecord {
+    /// The address's relay.
+    #[prost(string, tag = "1")]
+    pub relay: String,
+    /// The intake mailbox's sender id.
+    #[prost(bytes = "vec", tag = "2")]
+    pub sender_id: Vec<u8>,
+    /// The sealed request envelope.
+    #[prost(bytes = "vec", tag = "3")]
+    pub envelope: Vec<u8>,
+    /// Consecutive refusals (for backoff).
+    #[prost(uint32, tag = "4")]
+    pub failures: u32,
+    /// Unix seconds of the last refusal.
+    #[prost(uint64, tag = "5")]
+    pub refused_at: u64,
+}
+
 // These records hold keys, names and message text, which must never reach
 // a log or an error: their Debug names the record and nothing else.
 crate::redact::redacted_debug!(ProfileRecord);
@@ -439,3 +595,6 @@ crate::redact::redacted_debug!(OutboxRecord);
 crate::redact::redacted_debug!(NoteRecord);
 crate::redact::redacted_debug!(EvaluationRecord);
 crate::redact::redacted_debug!(CaseRecord);
+crate::redact::redacted_debug!(AddressRecord);
+crate::redact::redacted_debug!(RequestRecord);
+crate::redact::redacted_debug!(RequestOutRecord);

@@ -16,16 +16,24 @@ use zeroize::Zeroizing;
 
 use crate::error::ClientError;
 use crate::records::{
-    CaseRecord, ContactRecord, MessageRecord, OutboxRecord, OwnMailbox, PendingRecord,
-    ProfileRecord, tree,
+    AddressRecord, CaseRecord, ContactRecord, MessageRecord, OutboxRecord, OwnMailbox,
+    PendingRecord, ProfileRecord, RequestOutRecord, RequestRecord, tree,
 };
 use crate::store::{Batch, Kv};
 
 const PROFILE_KEY: &[u8] = b"profile";
 const SEQ_KEY: &[u8] = b"seq";
 
-/// A receipt owed: (contact id, message id).
-pub type ReceiptOwed = (Vec<u8>, [u8; MESSAGE_ID_LEN]);
+/// A receipt owed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiptOwed {
+    /// To this contact.
+    pub contact_id: Vec<u8>,
+    /// For their message with this id.
+    pub id: [u8; MESSAGE_ID_LEN],
+    /// Since when (unix seconds; 0: due at once).
+    pub since: u64,
+}
 
 /// Key of a receipt owed: contact id ‖ message id.
 fn owed_key(contact_id: &[u8], id: &[u8; MESSAGE_ID_LEN]) -> Vec<u8> {
@@ -314,7 +322,7 @@ impl Repo {
         Ok(self.kv.get(tree::PROCESSED, digest)?.is_some())
     }
 
-    /// The receipts owed, as (contact id, message id), by contact.
+    /// The receipts owed, by contact.
     ///
     /// # Errors
     /// Storage errors; [`ClientError::Corrupt`] for a key too short to hold
@@ -323,7 +331,7 @@ impl Repo {
         self.kv
             .iter(tree::RECEIPTS_OWED)?
             .into_iter()
-            .map(|(k, _)| {
+            .map(|(k, v)| {
                 let split = k
                     .len()
                     .checked_sub(MESSAGE_ID_LEN)
@@ -332,7 +340,13 @@ impl Repo {
                 let id = id
                     .try_into()
                     .map_err(|_| ClientError::Corrupt("receipt owed"))?;
-                Ok((contact.to_vec(), id))
+                // Older profiles stored nothing: owed since long ago.
+                let since = <[u8; 8]>::try_from(v.as_slice()).map_or(0, u64::from_be_bytes);
+                Ok(ReceiptOwed {
+                    contact_id: contact.to_vec(),
+                    id,
+                    since,
+                })
             })
             .collect()
     }
@@ -501,14 +515,24 @@ impl Changes {
         self
     }
 
-    /// Notes a receipt owed to `contact_id` for message `id`.
-    pub fn owe_receipt(&mut self, contact_id: &[u8], id: &[u8; MESSAGE_ID_LEN]) -> &mut Self {
-        self.batch
-            .put(tree::RECEIPTS_OWED, &owed_key(contact_id, id), &[]);
+    /// Notes a receipt owed to `contact_id` for message `id`, since `since`
+    /// (unix seconds; 0: due at once).
+    pub fn owe_receipt(
+        &mut self,
+        contact_id: &[u8],
+        id: &[u8; MESSAGE_ID_LEN],
+        since: u64,
+    ) -> &mut Self {
+        self.batch.put(
+            tree::RECEIPTS_OWED,
+            &owed_key(contact_id, id),
+            &since.to_be_bytes(),
+        );
         self
     }
 
-    /// Forgets a receipt owed (it is in the outbox now).
+    /// Forgets a receipt owed (it is in the outbox now, or the relay
+    /// accepted a text carrying it).
     pub fn settle_receipt(&mut self, contact_id: &[u8], id: &[u8; MESSAGE_ID_LEN]) -> &mut Self {
         self.batch
             .remove(tree::RECEIPTS_OWED, &owed_key(contact_id, id));
@@ -524,6 +548,172 @@ impl Changes {
     /// Notes a one-time notice as shown.
     pub fn mark_notice(&mut self, name: &str) -> &mut Self {
         self.batch.put(tree::META, &notice_key(name), &[]);
+        self
+    }
+}
+
+/// Intake addresses and contact requests (see `engine::intake`).
+impl Repo {
+    /// Every intake address record (the active one, and deleted ones whose
+    /// deletion the relay has not confirmed yet).
+    ///
+    /// # Errors
+    /// Storage errors or a damaged record.
+    pub fn addresses(&self) -> Result<Vec<AddressRecord>, ClientError> {
+        Ok(self
+            .all(tree::ADDRESSES, "address")?
+            .into_iter()
+            .map(|(_, a)| a)
+            .collect())
+    }
+
+    /// The intake address whose mailbox is `rid`.
+    ///
+    /// # Errors
+    /// Storage errors or a damaged record.
+    pub fn address(&self, rid: &[u8]) -> Result<Option<AddressRecord>, ClientError> {
+        self.one(tree::ADDRESSES, rid, "address")
+    }
+
+    /// The profile's intake address, unless deleted.
+    ///
+    /// # Errors
+    /// Storage errors or a damaged record.
+    pub fn active_address(&self) -> Result<Option<AddressRecord>, ClientError> {
+        Ok(self.addresses()?.into_iter().find(|a| !a.withdrawn))
+    }
+
+    /// Every contact request waiting, in no particular order.
+    ///
+    /// # Errors
+    /// Storage errors or a damaged record.
+    pub fn requests(&self) -> Result<Vec<RequestRecord>, ClientError> {
+        Ok(self
+            .all(tree::REQUESTS, "request")?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    /// Whether a request with this id was handled (and is still remembered).
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn request_handled(&self, id: &[u8]) -> Result<bool, ClientError> {
+        Ok(self.kv.get(tree::REQUEST_IDS, id)?.is_some())
+    }
+
+    /// The ids of the requests handled while the address exists.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn request_ids(&self) -> Result<Vec<Vec<u8>>, ClientError> {
+        Ok(self
+            .kv
+            .iter(tree::REQUEST_IDS)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+
+    /// Our contact requests still to deposit, by contact id.
+    ///
+    /// # Errors
+    /// Storage errors or a damaged record.
+    pub fn requests_out(&self) -> Result<Vec<(Vec<u8>, RequestOutRecord)>, ClientError> {
+        self.all(tree::REQUESTS_OUT, "request to send")
+    }
+
+    /// Our contact request for contact `contact_id`, if still to deposit.
+    ///
+    /// # Errors
+    /// Storage errors or a damaged record.
+    pub fn request_out(&self, contact_id: &[u8]) -> Result<Option<RequestOutRecord>, ClientError> {
+        self.one(tree::REQUESTS_OUT, contact_id, "request to send")
+    }
+
+    /// The only identity (64 bytes) whose Hello may complete pending
+    /// invitation `invite_id`, if it has one.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn expected_identity(&self, invite_id: &[u8]) -> Result<Option<Vec<u8>>, ClientError> {
+        Ok(self
+            .kv
+            .get(tree::EXPECTED_IDENTITIES, invite_id)?
+            .map(|v| v.to_vec()))
+    }
+
+    /// The invitation ids that have an expected identity.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn expected_identity_ids(&self) -> Result<Vec<Vec<u8>>, ClientError> {
+        Ok(self
+            .kv
+            .iter(tree::EXPECTED_IDENTITIES)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+}
+
+/// Intake addresses and contact requests.
+impl Changes {
+    /// Stores an intake address record.
+    pub fn put_address(&mut self, a: &AddressRecord) -> &mut Self {
+        self.batch.put(tree::ADDRESSES, &a.mailbox, &encode(a));
+        self
+    }
+
+    /// Forgets an intake address record.
+    pub fn remove_address(&mut self, rid: &[u8]) -> &mut Self {
+        self.batch.remove(tree::ADDRESSES, rid);
+        self
+    }
+
+    /// Stores a contact request, and remembers its id.
+    pub fn put_request(&mut self, r: &RequestRecord) -> &mut Self {
+        self.batch
+            .put(tree::REQUESTS, &r.id, &encode(r))
+            .put(tree::REQUEST_IDS, &r.id, &[]);
+        self
+    }
+
+    /// Deletes a contact request (its id stays remembered).
+    pub fn remove_request(&mut self, id: &[u8]) -> &mut Self {
+        self.batch.remove(tree::REQUESTS, id);
+        self
+    }
+
+    /// Forgets a handled request's id.
+    pub fn forget_request_id(&mut self, id: &[u8]) -> &mut Self {
+        self.batch.remove(tree::REQUEST_IDS, id);
+        self
+    }
+
+    /// Stores a contact request of ours to deposit.
+    pub fn put_request_out(&mut self, contact_id: &[u8], r: &RequestOutRecord) -> &mut Self {
+        self.batch.put(tree::REQUESTS_OUT, contact_id, &encode(r));
+        self
+    }
+
+    /// Forgets a contact request of ours (deposited, or given up).
+    pub fn remove_request_out(&mut self, contact_id: &[u8]) -> &mut Self {
+        self.batch.remove(tree::REQUESTS_OUT, contact_id);
+        self
+    }
+
+    /// Accepts a Hello on pending invitation `invite_id` only from `identity`.
+    pub fn expect_identity(&mut self, invite_id: &[u8], identity: &[u8]) -> &mut Self {
+        self.batch
+            .put(tree::EXPECTED_IDENTITIES, invite_id, identity);
+        self
+    }
+
+    /// Forgets the expected identity of pending invitation `invite_id`.
+    pub fn forget_expected_identity(&mut self, invite_id: &[u8]) -> &mut Self {
+        self.batch.remove(tree::EXPECTED_IDENTITIES, invite_id);
         self
     }
 }

@@ -80,6 +80,10 @@ async fn perform(c: &RelayClient, request: Request) -> Result<Reply, RequestErro
             .create_mailbox(&auth, &dh, password.as_deref())
             .await
             .map(Reply::Created),
+        Request::CreateIntake { auth, dh, password } => c
+            .create_intake_mailbox(&auth, &dh, password.as_deref())
+            .await
+            .map(Reply::Created),
         Request::Deposit {
             sender_id,
             envelope,
@@ -105,6 +109,19 @@ async fn perform(c: &RelayClient, request: Request) -> Result<Reply, RequestErro
             .await
             .map(|()| Reply::Done),
         Request::Delete { mailbox, auth } => c.delete(&auth, &mailbox).await.map(|()| Reply::Done),
+        Request::PutLink {
+            locator,
+            data,
+            owner,
+            ttl_secs,
+            password,
+        } => c
+            .put_link(&owner, &locator, data, ttl_secs, password.as_deref())
+            .await
+            .map(Reply::LinkStored),
+        Request::DeleteLink { locator, owner } => {
+            c.delete_link(&owner, &locator).await.map(|()| Reply::Done)
+        }
     }
 }
 

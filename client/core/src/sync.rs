@@ -15,6 +15,22 @@ pub const ONE_SHOT_LIMIT: Duration = Duration::from_secs(60);
 pub const DEFAULT_RESEND_AFTER: Duration = Duration::from_secs(600);
 /// Longest wait between two resends of a text without receipt.
 pub const MAX_RESEND_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+/// Longest a metered profile holds back a receipt that has no text to ride
+/// on, hoping a reply will carry it for free. A held receipt leaves sooner
+/// with a text to the same contact, with any run that deposits something
+/// else, and at once for a text that arrived twice (its sender is already
+/// resending). A one-shot run sends it at the first run after the hold.
+///
+/// The trade-off is against the sender's resend interval
+/// ([`DEFAULT_RESEND_AFTER`], then doubling): a receipt that reaches the
+/// sender after it resent costs the resent envelope on top (about 17 KB up
+/// for the sender, 17 KB down for us), twice what holding it saved. Holding
+/// pays only if the reply comes before the sender resends, so the hold is
+/// half the default resend interval, leaving the other half for the time
+/// the text waited on the relay before we fetched it. A hold of hours would
+/// save a receipt only on replies written hours later, and cost several
+/// resends for every message left unanswered in the meantime.
+pub const MAX_RECEIPT_HOLD: Duration = Duration::from_secs(300);
 
 /// How a sync runs.
 #[derive(Clone, Debug)]
@@ -113,6 +129,17 @@ pub enum SyncEvent {
         /// The alias we had given them.
         alias: String,
     },
+    /// A contact request arrived on our intake address (`tropa requests`).
+    RequestReceived {
+        /// Its short id (hex).
+        id: String,
+    },
+    /// An envelope on our intake address was dropped: not a valid request,
+    /// or too many requests are waiting.
+    RequestDropped {
+        /// Why.
+        reason: String,
+    },
     /// A relay that could not be reached answers again.
     Reachable {
         /// The relay (without password).
@@ -140,6 +167,8 @@ impl std::fmt::Debug for SyncEvent {
             SyncEvent::MailboxRefused { .. } => "SyncEvent::MailboxRefused",
             SyncEvent::ContactBroken { .. } => "SyncEvent::ContactBroken",
             SyncEvent::ContactRemoved { .. } => "SyncEvent::ContactRemoved",
+            SyncEvent::RequestReceived { .. } => "SyncEvent::RequestReceived",
+            SyncEvent::RequestDropped { .. } => "SyncEvent::RequestDropped",
             SyncEvent::Reachable { .. } => "SyncEvent::Reachable",
             SyncEvent::Unreachable { .. } => "SyncEvent::Unreachable",
         })
@@ -159,6 +188,11 @@ pub struct SyncReport {
     pub joined: usize,
     /// Envelopes dropped as tampered or invalid.
     pub dropped: usize,
+    /// New contact requests on our intake address.
+    pub requests: usize,
+    /// Envelopes on our intake address dropped: not valid requests, or
+    /// too many waiting.
+    pub requests_dropped: usize,
     /// Relays that could not be reached (at the end of the run).
     pub unreachable: Vec<String>,
     /// Of those, the ones that answered with another key than their address
@@ -190,6 +224,8 @@ impl std::fmt::Debug for SyncReport {
             .field("delivered", &self.delivered)
             .field("joined", &self.joined)
             .field("dropped", &self.dropped)
+            .field("requests", &self.requests)
+            .field("requests_dropped", &self.requests_dropped)
             .field("unreachable", &self.unreachable.len())
             .field("wrong_key", &self.wrong_key.len())
             .field("refused", &self.refused.len())

@@ -56,14 +56,24 @@ pub enum Dialog {
         /// Waiting for the sync.
         busy: bool,
     },
-    /// Accepting a pasted link.
+    /// Accepting a pasted link (or writing to an organisation's address).
     Accept {
         /// The link.
         link: Zeroizing<String>,
         /// The alias to give the contact.
         alias: String,
+        /// For an organisation's address (`TROPA:A/...`): the first
+        /// message of the contact request.
+        message: Zeroizing<String>,
         /// Waiting for the sync.
         busy: bool,
+    },
+    /// The intake list: contact requests to the public address.
+    Requests {
+        /// The name typed for each request, by short id.
+        names: std::collections::HashMap<String, String>,
+        /// The request being accepted (short id).
+        busy: Option<String>,
     },
     /// The safety number of a case.
     Verify {
@@ -118,6 +128,10 @@ pub struct Desk {
     pub unsent: std::collections::HashMap<String, Zeroizing<String>>,
     /// When disappearing messages were last dropped from the view.
     pub expired_at: Option<Instant>,
+    /// Contact requests waiting on the public address, oldest first.
+    pub requests: Vec<tropa_client::RequestView>,
+    /// The public address's link, if the profile has one.
+    pub address: Option<Zeroizing<String>>,
 }
 
 /// Which screen is up.
@@ -395,7 +409,12 @@ impl App {
                     error: None,
                     unsent: std::collections::HashMap::new(),
                     expired_at: None,
+                    requests: Vec::new(),
+                    address: None,
                 }));
+                if let Some(d) = self.desk() {
+                    d.reload_requests();
+                }
                 Ok(())
             }
             Err(e) => {
@@ -453,8 +472,49 @@ impl Desk {
                 Msg::Event(ev) => match self.ws.apply(&ev) {
                     Follow::Reload => reload = true,
                     Follow::MarkRead(id) => self.mark_read(vec![id]),
+                    Follow::Requests => self.reload_requests(),
                     Follow::None => {}
                 },
+                Msg::RequestAccepted { alias, result } => {
+                    if let Dialog::Requests { busy, .. } = &mut self.dialog {
+                        *busy = None;
+                    }
+                    match result {
+                        Ok(delivered) => {
+                            self.error = (!delivered).then(|| {
+                                format!(
+                                    "{alias} added; the reply is queued until their relay answers."
+                                )
+                            });
+                            reload = true;
+                        }
+                        Err(e) => self.error = Some(plain(&e)),
+                    }
+                    self.reload_requests();
+                }
+                Msg::RequestSent { alias, result } => {
+                    match result {
+                        Ok(delivered) => {
+                            self.dialog = Dialog::None;
+                            self.error = Some(if delivered {
+                                format!(
+                                    "Request sent to {alias}. They become a contact once they accept it."
+                                )
+                            } else {
+                                format!(
+                                    "The request to {alias} is queued: their address takes none now. It goes out later."
+                                )
+                            });
+                        }
+                        Err(e) => {
+                            if let Dialog::Accept { busy, .. } = &mut self.dialog {
+                                *busy = false;
+                            }
+                            self.error = Some(plain(&e));
+                        }
+                    }
+                    reload = true;
+                }
                 Msg::Sent {
                     alias,
                     text,
@@ -701,13 +761,20 @@ impl Desk {
         self.dialog = Dialog::Accept {
             link: Zeroizing::default(),
             alias: String::new(),
+            message: Zeroizing::default(),
             busy: false,
         };
     }
 
-    /// Accepts the link pasted in the dialog.
+    /// Accepts the link pasted in the dialog; for an organisation's
+    /// address, sends it a contact request with the first message.
     pub fn accept(&mut self) {
-        if let Dialog::Accept { link, alias, busy } = &mut self.dialog
+        if let Dialog::Accept {
+            link,
+            alias,
+            message,
+            busy,
+        } = &mut self.dialog
             && !*busy
         {
             let (l, a) = (link.trim().to_owned(), alias.trim().to_owned());
@@ -715,8 +782,80 @@ impl Desk {
                 self.error = Some("Paste the link and give the contact a name.".into());
                 return;
             }
-            self.session.accept(&l, &a);
+            if tropa_client::client::is_address_link(&l) {
+                if message.trim().is_empty() {
+                    self.error = Some(
+                        "This is an organisation's address: write them a first message.".into(),
+                    );
+                    return;
+                }
+                self.session.send_request(&l, &a, message.trim());
+            } else {
+                self.session.accept(&l, &a);
+            }
             *busy = true;
+        }
+    }
+
+    /// Reads the contact requests (and the address) from the profile.
+    pub fn reload_requests(&mut self) {
+        let client = self.session.client();
+        match (client.requests(), client.address()) {
+            (Ok(requests), Ok(address)) => {
+                self.requests = requests;
+                self.address = address.map(|a| Zeroizing::new(a.link.clone()));
+            }
+            (Err(e), _) | (_, Err(e)) => self.error = Some(plain(&e)),
+        }
+    }
+
+    /// Opens the intake list.
+    pub fn open_requests(&mut self) {
+        self.error = None;
+        self.reload_requests();
+        self.dialog = Dialog::Requests {
+            names: std::collections::HashMap::new(),
+            busy: None,
+        };
+    }
+
+    fn request_id(&self, short_id: &str) -> Option<String> {
+        self.requests
+            .iter()
+            .find(|r| r.short_id == short_id)
+            .map(|r| r.id.clone())
+    }
+
+    /// Accepts the request `short_id` of the intake list under the name
+    /// typed for it.
+    pub fn accept_request(&mut self, short_id: &str) {
+        let Some(id) = self.request_id(short_id) else {
+            return;
+        };
+        let Dialog::Requests { names, busy } = &mut self.dialog else {
+            return;
+        };
+        if busy.is_some() {
+            return;
+        }
+        let name = names.get(short_id).map_or("", |n| n.trim()).to_owned();
+        if name.is_empty() {
+            self.error = Some("Give the requester a name first.".into());
+            return;
+        }
+        self.session.accept_request(&id, &name);
+        *busy = Some(short_id.to_owned());
+        self.error = None;
+    }
+
+    /// Rejects the request `short_id`: it is deleted, nothing is sent.
+    pub fn reject_request(&mut self, short_id: &str) {
+        let Some(id) = self.request_id(short_id) else {
+            return;
+        };
+        let r = self.session.client().reject_request(&id);
+        if self.report(r) {
+            self.reload_requests();
         }
     }
 

@@ -42,6 +42,8 @@ pub enum Follow {
     Reload,
     /// A message arrived in the open conversation: mark it read (its id).
     MarkRead(String),
+    /// A contact request arrived: reload the intake list.
+    Requests,
 }
 
 /// The desk's cases and conversations.
@@ -352,7 +354,10 @@ impl Workspace {
                 self.notice_of(event);
                 Follow::None
             }
-            SyncEvent::MailboxRefused { .. } => Follow::None,
+            SyncEvent::RequestReceived { .. } => Follow::Requests,
+            // Junk on a public address is counted on it, not announced:
+            // a flood would bury the notices that matter.
+            SyncEvent::MailboxRefused { .. } | SyncEvent::RequestDropped { .. } => Follow::None,
             SyncEvent::Unreachable { relay, .. } => {
                 self.down.insert(relay.clone());
                 Follow::None

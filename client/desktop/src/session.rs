@@ -43,6 +43,20 @@ pub enum Msg {
         /// Delivered now (or queued), or why not.
         result: Result<bool, ClientError>,
     },
+    /// A contact request was accepted (the requester is a contact now).
+    RequestAccepted {
+        /// The alias given.
+        alias: String,
+        /// The handshake left already (or is queued), or why not.
+        result: Result<bool, ClientError>,
+    },
+    /// A contact request to an organisation's address was sent.
+    RequestSent {
+        /// What we call the organisation.
+        alias: String,
+        /// Delivered now (or queued), or why not.
+        result: Result<bool, ClientError>,
+    },
 }
 
 /// An unlocked profile with its sync running.
@@ -157,19 +171,56 @@ impl Session {
         );
     }
 
-    /// Accepts an invitation link; [`Msg::Accepted`] follows.
+    /// Accepts an invitation link (a short one is fetched from its relay
+    /// first); [`Msg::Accepted`] follows.
     pub fn accept(&self, link: &str, alias: &str) {
+        let (link, alias) = (Zeroizing::new(link.to_owned()), alias.to_owned());
+        let submitter = self.submitter.clone();
+        self.spawn(async move {
+            let result = submitter.accept(&link, &alias).await;
+            Msg::Accepted { alias, result }
+        });
+    }
+
+    /// Runs `work` on the sync's runtime; its message goes to the UI.
+    fn spawn(&self, work: impl std::future::Future<Output = Msg> + Send + 'static) {
+        let tx = self.tx.clone();
+        let wake = self.wake.clone();
+        if let Some(rt) = &self.runtime {
+            rt.spawn(async move {
+                let _ = tx.send(work.await);
+                wake();
+            });
+        }
+    }
+
+    /// Accepts contact request `id` as `alias`; [`Msg::RequestAccepted`]
+    /// follows.
+    pub fn accept_request(&self, id: &str, alias: &str) {
         let a = alias.to_owned();
         self.submit(
-            Command::Accept {
-                link: link.to_owned(),
+            Command::AcceptRequest {
+                id: id.to_owned(),
                 alias: alias.to_owned(),
             },
-            move |r| Msg::Accepted {
+            move |r| Msg::RequestAccepted {
                 alias: a,
                 result: r.and_then(Outcome::into_accepted),
             },
         );
+    }
+
+    /// Sends a contact request with the first message `text` to the
+    /// organisation whose address is `link` (`TROPA:A/...`), fetched from
+    /// its relay first; [`Msg::RequestSent`] follows.
+    pub fn send_request(&self, link: &str, alias: &str, text: &str) {
+        let (link, alias) = (Zeroizing::new(link.to_owned()), alias.to_owned());
+        let text = Zeroizing::new(text.to_owned());
+        let submitter = self.submitter.clone();
+        self.spawn(async move {
+            let result = submitter.send_request(&link, &alias, &text).await;
+            Msg::RequestSent { alias, result }
+        });
     }
 
     /// Stops the sync (texts already handed over are queued durably first)

@@ -357,3 +357,104 @@ fn a_pasted_link_is_accepted_and_the_banner_follows_the_relay() {
     );
     h.state_mut().finish();
 }
+
+/// The intake list: requests to the desk's public address arrive while it
+/// runs; one is accepted under the name the handler types (a case
+/// appears, the requester joins, messages flow), the other rejected (gone,
+/// nobody added on either side). And the other way: an organisation's
+/// address pasted into Accept link asks for a first message and sends a
+/// request.
+#[test]
+fn requests_to_the_public_address_are_accepted_or_rejected_in_the_intake_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start(&dir.path().join("relay"));
+    let desk = Profile::init(dir.path(), "desk", &relay.address);
+    let created = desk.tropa(&["address", "create"]).ok();
+    let link = created.stdout.lines().next().unwrap().to_owned();
+    let karim = Profile::init(dir.path(), "karim", &relay.address);
+    let lena = Profile::init(dir.path(), "lena", &relay.address);
+
+    let mut h = harness(app(&desk.home, None));
+    unlock(&mut h, &desk.passphrase);
+    until(&mut h, "the desk", unlocked);
+    karim
+        .tropa_input(
+            &["accept", "--name", "refuge"],
+            &format!("{link}\nKarim here, a conscript in Rostov"),
+        )
+        .ok();
+    lena.tropa_input(
+        &["accept", "--name", "refuge"],
+        &format!("{link}\nLena, a medic in Belgorod"),
+    )
+    .ok();
+    until(&mut h, "both requests, live", |h| {
+        h.state_mut().desk().unwrap().requests.len() == 2
+    });
+    assert!(shows(&h, "2 waiting"));
+    let short = |h: &mut Harness<'static, App>, text: &str| {
+        h.state_mut()
+            .desk()
+            .unwrap()
+            .requests
+            .iter()
+            .find(|r| r.text.starts_with(text))
+            .map(|r| r.short_id.clone())
+            .unwrap()
+    };
+    let (k, l) = (short(&mut h, "Karim"), short(&mut h, "Lena"));
+
+    click(&mut h, "Requests");
+    assert!(shows(&h, "Karim here, a conscript in Rostov"));
+    assert!(shows(&h, "Lena, a medic in Belgorod"));
+    // Accept asks for a name first.
+    click(&mut h, &format!("Accept request {k}"));
+    assert!(shows(&h, "Give the requester a name first."));
+    type_into(&mut h, &format!("Name for request {k}"), "Karim");
+    click(&mut h, &format!("Accept request {k}"));
+    until(&mut h, "Karim's case, and his request gone", |h| {
+        let d = h.state_mut().desk().unwrap();
+        d.ws.case("Karim").is_some() && d.requests.len() == 1
+    });
+    click(&mut h, &format!("Reject request {l}"));
+    assert!(h.state_mut().desk().unwrap().requests.is_empty());
+    assert!(!shows(&h, "Lena, a medic in Belgorod"));
+    click(&mut h, "Close");
+
+    let joined = karim.tropa(&["sync"]).ok();
+    assert!(joined.stdout.contains("1 joined"), "{joined:?}");
+    let not = lena.tropa(&["sync"]).ok();
+    assert!(not.stdout.contains("0 joined"), "{not:?}");
+    karim
+        .tropa_input(&["send", "refuge"], "I am at the station now")
+        .ok();
+    until(&mut h, "Karim's message, live", |h| {
+        h.state_mut()
+            .desk()
+            .unwrap()
+            .ws
+            .conversation("Karim")
+            .iter()
+            .any(|m| m.text == "I am at the station now")
+    });
+    assert_eq!(h.state_mut().desk().unwrap().ws.cases().len(), 1);
+
+    // The other way: the desk writes to another organisation's address.
+    let ngo = Profile::init(dir.path(), "ngo", &relay.address);
+    let ngo_link = ngo.tropa(&["address", "create"]).ok().stdout;
+    let ngo_link = ngo_link.lines().next().unwrap();
+    click(&mut h, "Accept link");
+    type_into(&mut h, "Invitation link", ngo_link);
+    type_into(&mut h, "Name for this contact", "NGO");
+    click(&mut h, "Accept");
+    assert!(shows(&h, "write them a first message"));
+    type_into(&mut h, "First message", "We have a case for you");
+    click(&mut h, "Accept");
+    until(&mut h, "the request to be sent", |h| {
+        shows(h, "Request sent to NGO")
+    });
+    ngo.tropa(&["sync"]).ok();
+    let listed = ngo.tropa(&["requests", "--json"]).ok().stdout;
+    assert!(listed.contains("We have a case for you"), "{listed}");
+    h.state_mut().finish();
+}

@@ -139,17 +139,22 @@ impl ContentExt for Content {
         match &self.body {
             None => Err(ContentError::NoBody),
             Some(Body::Text(_)) => Ok(()),
-            Some(Body::Receipt(r)) => {
-                if r.ids.is_empty()
-                    || r.ids.len() > MAX_RECEIPT_IDS
-                    || r.ids.iter().any(|i| i.len() != MESSAGE_ID_LEN)
-                {
-                    Err(ContentError::BadReceipt)
-                } else {
-                    Ok(())
-                }
-            }
+            Some(Body::Receipt(r)) => validate_receipt(r),
         }
+    }
+}
+
+/// Checks the ids of a receipt, standalone ([`Body::Receipt`]) or carried
+/// along with other content (`Plaintext.receipts`): 1 to
+/// [`MAX_RECEIPT_IDS`] ids of [`MESSAGE_ID_LEN`] bytes each.
+pub(crate) fn validate_receipt(r: &Receipt) -> Result<(), ContentError> {
+    if r.ids.is_empty()
+        || r.ids.len() > MAX_RECEIPT_IDS
+        || r.ids.iter().any(|i| i.len() != MESSAGE_ID_LEN)
+    {
+        Err(ContentError::BadReceipt)
+    } else {
+        Ok(())
     }
 }
 

@@ -124,6 +124,10 @@ impl Sim {
             Request::Create { auth, dh, password } => {
                 (requests::create(&auth, &dh, password.as_deref()), true)
             }
+            Request::CreateIntake { auth, dh, password } => (
+                requests::create_intake(&auth, &dh, password.as_deref()),
+                true,
+            ),
             Request::Deposit {
                 sender_id,
                 envelope,
@@ -150,6 +154,26 @@ impl Sim {
             } => (requests::secure(&binding, &auth, &mailbox, &sender), false),
             Request::Delete { mailbox, auth } => {
                 (requests::delete(&binding, &auth, &mailbox), false)
+            }
+            Request::PutLink {
+                locator,
+                data,
+                owner,
+                ttl_secs,
+                password,
+            } => (
+                requests::put_link(
+                    &binding,
+                    &owner,
+                    &locator,
+                    data,
+                    ttl_secs,
+                    password.as_deref(),
+                ),
+                false,
+            ),
+            Request::DeleteLink { locator, owner } => {
+                (requests::delete_link(&binding, &owner, &locator), false)
             }
         };
         let now = self.service_now(r);
@@ -179,6 +203,9 @@ impl Sim {
                 tropa_proto::relay::response::Result::Accepted(_)
                 | tropa_proto::relay::response::Result::Ok(_),
             ) => Ok(Reply::Done),
+            Some(tropa_proto::relay::response::Result::LinkStored(s)) => Ok(Reply::LinkStored(
+                std::time::Duration::from_secs(u64::from(s.ttl_secs)),
+            )),
             _ => Err(requests::ok(response).err().map_or_else(lost, Into::into)),
         }
     }

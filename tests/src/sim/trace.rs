@@ -28,6 +28,7 @@ impl Sim {
                 match result {
                     Ok(Reply::Created(_)) => "created".to_owned(),
                     Ok(Reply::Done) => "ok".to_owned(),
+                    Ok(Reply::LinkStored(_)) => "link stored".to_owned(),
                     Err(e) => format!("{e}: {}", e.detail()),
                 }
             ),
@@ -48,10 +49,13 @@ impl Sim {
                 "Request {op} {}",
                 match request {
                     Request::Create { .. } => "create",
+                    Request::CreateIntake { .. } => "create-intake",
                     Request::Deposit { .. } => "deposit",
                     Request::Ack { .. } => "ack",
                     Request::Secure { .. } => "secure",
                     Request::Delete { .. } => "delete",
+                    Request::PutLink { .. } => "put-link",
+                    Request::DeleteLink { .. } => "delete-link",
                 }
             ),
             Action::Emit(e) => format!("{e:?}"),

@@ -4,17 +4,33 @@ use std::io::{IsTerminal as _, Write as _};
 
 use crate::cmd::runtime;
 use crate::input::{open, secret_input};
-use crate::output::{clean, print_qr, when};
+use crate::output::{clean, print_link_qr, print_qr, when};
 use crate::{Cli, CliError};
 
-pub(crate) fn invite(cli: &Cli, alias: Option<&str>, qr: bool) -> Result<(), CliError> {
+/// `invite`: the short link (and its QR code), or with `--long` the long
+/// one, which works without fetching anything from the relay.
+pub(crate) fn invite(cli: &Cli, alias: Option<&str>, qr: bool, long: bool) -> Result<(), CliError> {
     let mut client = open(cli)?;
-    let (link, alias) = runtime()?.block_on(client.invite(alias))?;
+    let links =
+        runtime()?.block_on(client.invite_links(alias, tropa_client::client::INVITE_TTL_SECS))?;
+    let link = if long { &links.long } else { links.link() };
     println!("{link}");
     if qr {
-        print_qr(link.as_bytes());
+        if long {
+            print_qr(link.as_bytes());
+        } else {
+            print_link_qr(link);
+        }
     }
-    eprintln!("one-time link for {alias}; valid 7 days. Send it privately.");
+    if links.short.is_none() && !long {
+        eprintln!(
+            "your relay does not keep short links (an older version): this is the long link, which works as well"
+        );
+    }
+    eprintln!(
+        "one-time link for {}; valid 7 days. Send it privately.",
+        clean(&links.alias)
+    );
     Ok(())
 }
 
@@ -88,6 +104,10 @@ pub(crate) fn rename(cli: &Cli, alias: &str, new_alias: &str) -> Result<(), CliE
 pub(crate) fn accept(cli: &Cli, link: Option<&str>, alias: &str) -> Result<(), CliError> {
     let mut client = open(cli)?;
     let link = secret_input(&client, link, "Paste the link: ", "link")?;
+    if tropa_client::client::is_address_link(link.lines().next().unwrap_or_default()) {
+        // An organisation's address: a contact request with a first message.
+        return crate::cmd::intake::send_request(&mut client, &link, alias);
+    }
     let delivered = runtime()?.block_on(client.accept(link.trim(), alias))?;
     if delivered {
         eprintln!("{alias} added. Compare safety numbers: `tropa verify {alias}`");

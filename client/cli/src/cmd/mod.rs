@@ -2,8 +2,10 @@
 
 pub(crate) mod case;
 pub(crate) mod chat;
+pub(crate) mod config;
 pub(crate) mod console;
 pub(crate) mod contacts;
+pub(crate) mod intake;
 pub(crate) mod messages;
 pub(crate) mod profile;
 pub(crate) mod shell;

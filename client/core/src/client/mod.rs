@@ -141,6 +141,7 @@ impl Client {
             relay: relay.to_string(),
             identity: identity.to_bytes().to_vec(),
             created_at: now(),
+            metered: false,
         };
         let repo = Arc::new(Repo::new(kv));
         let mut changes = Changes::new();
@@ -324,6 +325,7 @@ impl Client {
             relay: self.relay.to_string(),
             identity: Vec::new(),
             created_at: 0,
+            metered: false,
         };
         let encoded = Zeroizing::new(prost::Message::encode_to_vec(&decoy));
         self.vault()?
@@ -392,10 +394,22 @@ fn passphrase_msg(e: &store::PassphraseError) -> &'static str {
 }
 
 pub mod cases;
+mod intake;
+mod reading;
 mod relays;
+mod settings;
+mod shortlinks;
 #[cfg(test)]
 mod tests;
 mod views;
 
+pub(crate) use intake::find_request;
+pub use intake::{
+    AddressInfo, IntakeError, MAX_REQUEST_TEXT_LEN, RequestView, address_invitation,
+    is_address_link,
+};
+pub use reading::{InboxEntry, Page, SearchHit, SearchResults, Unread};
 pub use relays::{SEND_LIMIT, Sent};
+pub(crate) use shortlinks::invitation_link;
+pub use shortlinks::{LinkResolveError, ResolvedLink};
 pub use views::{ContactInfo, MessageStatus, MessageView, SafetyView};

@@ -9,7 +9,7 @@ use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Client, INVITE_TTL_SECS};
-use crate::engine::{Command, Engine, EngineConfig, Mode, Outcome};
+use crate::engine::{Command, Engine, EngineConfig, InviteLinks, Mode, Outcome};
 use crate::error::ClientError;
 use crate::shell::{self, CommandMsg, Exits};
 use crate::sync::{ONE_SHOT_LIMIT, SyncEvent, SyncOptions, SyncReport};
@@ -75,7 +75,7 @@ impl Client {
     }
 
     /// Runs one command with an engine that delivers only what it queues.
-    async fn run_command(
+    pub(super) async fn run_command(
         &mut self,
         command: Command,
         limit: Duration,
@@ -146,8 +146,9 @@ impl Client {
     }
 
     /// Creates a mailbox on this profile's relay and a one-time invitation
-    /// for it. Returns the `tropa:` link and the alias given to whoever
-    /// accepts it.
+    /// for it. Returns the long `tropa:invite#` link and the alias given to
+    /// whoever accepts it; [`invite_links`](Self::invite_links) also gives
+    /// the short link.
     ///
     /// # Errors
     /// [`ClientError`] for a bad or taken alias, or relay failures.
@@ -165,27 +166,50 @@ impl Client {
         alias: Option<&str>,
         ttl_secs: u64,
     ) -> Result<(String, String), ClientError> {
+        let links = self.invite_links(alias, ttl_secs).await?;
+        Ok((links.long, links.alias))
+    }
+
+    /// Creates a mailbox on this profile's relay and a one-time invitation
+    /// for it valid `ttl_secs`, and stores the invitation's short-link data
+    /// on the relay. Returns the short link (`None` if the relay does not
+    /// store link data: an older relay), the long link and the alias.
+    ///
+    /// # Errors
+    /// As [`invite`](Self::invite).
+    pub async fn invite_links(
+        &mut self,
+        alias: Option<&str>,
+        ttl_secs: u64,
+    ) -> Result<InviteLinks, ClientError> {
         let command = Command::Invite {
             alias: alias.map(str::to_owned),
             ttl_secs,
         };
-        match self.run_command(command, ONE_SHOT_LIMIT).await? {
-            (Outcome::Invited { link, alias }, _) => Ok((link, alias)),
-            _ => Err(ClientError::Corrupt("unexpected outcome")),
-        }
+        self.run_command(command, ONE_SHOT_LIMIT)
+            .await?
+            .0
+            .into_invite_links()
     }
 
-    /// Accepts an invitation: creates and secures the reply mailbox on this
+    /// Accepts an invitation, given as a short `TROPA:I/...` link (its data
+    /// fetched from its relay first: [`Client::resolve_link`]) or a long
+    /// `tropa:invite#` link: creates and secures the reply mailbox on this
     /// profile's relay, starts the session and queues `Hello`, then tries to
     /// deliver it. Returns whether the Hello was delivered now (else `sync`
     /// delivers it later).
     ///
     /// # Errors
-    /// [`ClientError`]: bad or expired link, alias problems, a changed
-    /// identity for an existing alias (refused), relay failures.
+    /// [`ClientError`]: bad or expired link, a short link that does not
+    /// resolve ([`ClientError::Link`]: gone, damaged, relay unreachable),
+    /// alias problems, a changed identity for an existing alias (refused),
+    /// relay failures.
     pub async fn accept(&mut self, link: &str, alias: &str) -> Result<bool, ClientError> {
+        // Before the network: a bad alias fails at once.
+        super::check_alias(alias)?;
+        let link = super::invitation_link(link).await?;
         let command = Command::Accept {
-            link: link.to_owned(),
+            link: link.as_str().to_owned(),
             alias: alias.to_owned(),
         };
         match self.run_command(command, ONE_SHOT_LIMIT).await? {

@@ -156,6 +156,15 @@ impl Client {
     /// Storage errors.
     pub fn contacts(&self) -> Result<Vec<ContactInfo>, ClientError> {
         let msgs = self.repo.messages()?;
+        self.contacts_of(&msgs)
+    }
+
+    /// [`contacts`](Self::contacts) counted from `msgs` (every message of
+    /// the profile), for callers that need the messages too.
+    pub(super) fn contacts_of(
+        &self,
+        msgs: &[crate::records::MessageRecord],
+    ) -> Result<Vec<ContactInfo>, ClientError> {
         let invitations: Vec<(Vec<u8>, u64)> = self
             .repo
             .pending_invitations()?
@@ -170,7 +179,7 @@ impl Client {
         // One pass over the messages, not one per contact: a handler's
         // profile holds hundreds of contacts and tens of thousands of
         // messages.
-        let tallies = super::cases::tally(&msgs, now());
+        let tallies = super::cases::tally(msgs, now());
         let mut out: Vec<ContactInfo> = self
             .repo
             .contacts()?

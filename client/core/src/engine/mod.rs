@@ -13,8 +13,10 @@
 //!
 //! - receiving: decrypt → store the message, the new ratchet state, the
 //!   receipt owed and the envelope's digest in one durable batch → ack →
-//!   forget the digest; the receipts owed leave in batches, each queued in
-//!   the outbox in the write that forgets them. A
+//!   forget the digest; the receipts owed ride on the next text to their
+//!   contact (forgotten in the write that records that the relay accepted
+//!   it), or leave in batches, each queued in the outbox in the write that
+//!   forgets them (on a metered profile after a hold). A
 //!   redelivered envelope (crash before the ack) is recognised by its
 //!   digest and acked silently, never reported as tampering;
 //! - sending: a text stays in the outbox until the recipient's receipt
@@ -40,6 +42,7 @@ use crate::repo::Repo;
 use crate::sync::{SyncEvent, SyncOptions, SyncReport};
 
 mod contacts;
+mod intake;
 mod links;
 mod receive;
 mod send;
@@ -47,6 +50,8 @@ mod setup;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use intake::address_link;
+pub use intake::{ADDRESS_TTL_SECS, MAX_REQUESTS};
 pub use links::RelayKey;
 
 /// A mailbox's recipient-side ID.
@@ -132,12 +137,23 @@ pub enum Reply {
     Created(CreatedMailbox),
     /// Done (deposit accepted, ack, secure or delete confirmed).
     Done,
+    /// Link data was stored, for this long (whole hours, capped by the relay).
+    LinkStored(std::time::Duration),
 }
 
 /// A request for the shell to send on a relay connection.
 pub enum Request {
     /// `CreateMailbox`.
     Create {
+        /// Signs the new mailbox's recipient commands.
+        auth: SigningKey,
+        /// Deliveries are sealed to this key.
+        dh: PublicKey,
+        /// The relay's creation password, if any.
+        password: Option<String>,
+    },
+    /// `CreateMailbox` with `intake`: the mailbox of an intake address.
+    CreateIntake {
         /// Signs the new mailbox's recipient commands.
         auth: SigningKey,
         /// Deliveries are sealed to this key.
@@ -178,6 +194,27 @@ pub enum Request {
         mailbox: MailboxId,
         /// Its recipient key.
         auth: SigningKey,
+    },
+    /// `PutLink`: store (or, with the same owner, refresh) a short link's
+    /// data. Answered [`Reply::LinkStored`].
+    PutLink {
+        /// Where the data goes (derived from the link's secret).
+        locator: [u8; tropa_proto::LINK_LOCATOR_LEN],
+        /// The sealed link data, exactly `LINK_DATA_SIZE` bytes.
+        data: Bytes,
+        /// Owns the data: only this key can replace or delete it.
+        owner: SigningKey,
+        /// How long the relay should keep it.
+        ttl_secs: u32,
+        /// The relay's creation password, if any (a new link is a creation).
+        password: Option<String>,
+    },
+    /// `DeleteLink`, signed by the data's owner key.
+    DeleteLink {
+        /// The link data's locator.
+        locator: [u8; tropa_proto::LINK_LOCATOR_LEN],
+        /// Its owner key.
+        owner: SigningKey,
     },
 }
 
@@ -254,6 +291,28 @@ pub enum Command {
         /// The contact.
         alias: String,
     },
+    /// Create this profile's intake address (one per profile).
+    CreateAddress,
+    /// Delete the intake address: it takes no more requests, its waiting
+    /// requests go; contacts made through it stay.
+    DeleteAddress,
+    /// Accept a contact request and call the requester `alias`.
+    AcceptRequest {
+        /// The request's id (hex), or a unique prefix of it.
+        id: String,
+        /// What to call the requester.
+        alias: String,
+    },
+    /// Send a contact request to an intake address.
+    SendRequest {
+        /// The address's invitation, as a long `tropa:invite#` link (a
+        /// front end resolves the `TROPA:A/...` link first).
+        address: String,
+        /// What to call the address's owner.
+        alias: String,
+        /// The first message.
+        text: String,
+    },
 }
 
 impl std::fmt::Debug for Command {
@@ -263,6 +322,10 @@ impl std::fmt::Debug for Command {
             Command::Invite { .. } => "Command::Invite(<redacted>)",
             Command::Accept { .. } => "Command::Accept(<redacted>)",
             Command::Forget { .. } => "Command::Forget(<redacted>)",
+            Command::CreateAddress => "Command::CreateAddress",
+            Command::DeleteAddress => "Command::DeleteAddress",
+            Command::AcceptRequest { .. } => "Command::AcceptRequest(<redacted>)",
+            Command::SendRequest { .. } => "Command::SendRequest(<redacted>)",
         })
     }
 }
@@ -277,13 +340,36 @@ pub enum Outcome {
     },
     /// An invitation was made.
     Invited {
-        /// The `tropa:` link.
+        /// The long `tropa:invite#` link (always accepted).
         link: String,
+        /// The short `TROPA:I/...` link (docs/protocol.md §11), or `None`
+        /// if the relay does not store link data (an older relay): then
+        /// only the long link works.
+        short: Option<String>,
         /// The alias whoever accepts gets.
         alias: String,
     },
     /// A contact (or invitation) was deleted.
     Forgotten,
+    /// The intake address exists.
+    AddressCreated {
+        /// Its short `TROPA:A/...` link.
+        link: String,
+    },
+    /// The intake address was deleted.
+    AddressDeleted {
+        /// The relay confirmed that its link and mailbox are gone (else a
+        /// later sync asks again).
+        confirmed: bool,
+    },
+    /// A contact request was queued durably.
+    RequestSent {
+        /// What we call the address's owner.
+        alias: String,
+        /// Whether the address's relay has it already (else a later sync
+        /// delivers it).
+        delivered: bool,
+    },
     /// An invitation was accepted.
     Accepted {
         /// The inviter's alias.
@@ -292,6 +378,33 @@ pub enum Outcome {
         /// it stays queued and a later sync delivers it).
         delivered: bool,
     },
+}
+
+/// The links of a new invitation.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InviteLinks {
+    /// The short `TROPA:I/HOST:PORT/FP/SECRET` link, or `None` if the relay
+    /// does not store link data (an older relay): give the long one then.
+    pub short: Option<String>,
+    /// The long `tropa:invite#...` link (about 1,900 characters).
+    pub long: String,
+    /// The alias whoever accepts gets.
+    pub alias: String,
+}
+
+impl InviteLinks {
+    /// The link to give: the short one if there is one, else the long one.
+    pub fn link(&self) -> &str {
+        self.short.as_deref().unwrap_or(&self.long)
+    }
+}
+
+impl std::fmt::Debug for InviteLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InviteLinks")
+            .field("short", &self.short.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 fn unexpected() -> ClientError {
@@ -310,13 +423,29 @@ impl Outcome {
         }
     }
 
-    /// The link and alias of [`Command::Invite`]'s outcome.
+    /// The long link and alias of [`Command::Invite`]'s outcome (see
+    /// [`into_invite_links`](Self::into_invite_links) for the short link).
     ///
     /// # Errors
     /// Any other outcome (a bug).
     pub fn into_invited(self) -> Result<(String, String), ClientError> {
         match self {
-            Outcome::Invited { link, alias } => Ok((link, alias)),
+            Outcome::Invited { link, alias, .. } => Ok((link, alias)),
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Both links and the alias of [`Command::Invite`]'s outcome.
+    ///
+    /// # Errors
+    /// Any other outcome (a bug).
+    pub fn into_invite_links(self) -> Result<InviteLinks, ClientError> {
+        match self {
+            Outcome::Invited { link, short, alias } => Ok(InviteLinks {
+                short,
+                long: link,
+                alias,
+            }),
             _ => Err(unexpected()),
         }
     }
@@ -338,6 +467,15 @@ impl std::fmt::Debug for Outcome {
         match self {
             Outcome::Queued { .. } => f.write_str("Outcome::Queued"),
             Outcome::Forgotten => f.write_str("Outcome::Forgotten"),
+            Outcome::AddressCreated { .. } => f.write_str("Outcome::AddressCreated(<redacted>)"),
+            Outcome::AddressDeleted { confirmed } => f
+                .debug_struct("Outcome::AddressDeleted")
+                .field("confirmed", confirmed)
+                .finish(),
+            Outcome::RequestSent { delivered, .. } => f
+                .debug_struct("Outcome::RequestSent")
+                .field("delivered", delivered)
+                .finish_non_exhaustive(),
             Outcome::Invited { .. } => f.write_str("Outcome::Invited(<redacted>)"),
             Outcome::Accepted { delivered, .. } => f
                 .debug_struct("Outcome::Accepted")
@@ -368,6 +506,10 @@ enum Op {
     },
     /// Best effort: nothing to do either way.
     Delete,
+    /// An invitation's link data (see [`setup`]).
+    PutLink(Box<setup::LinkFor>),
+    /// Intake addresses and contact requests (see [`intake`]).
+    Intake(intake::IntakeOp),
 }
 
 /// The sync engine. See the module docs.
@@ -405,6 +547,8 @@ pub struct Engine {
     delivery_keys: BTreeMap<MailboxId, tropa_relay_protocol::crypto::SealingKey>,
     report: SyncReport,
     out: Vec<Action>,
+    /// Addresses and contact requests in progress.
+    intake: intake::IntakeState,
 }
 
 impl std::fmt::Debug for Engine {
@@ -459,6 +603,7 @@ impl Engine {
             delivery_keys: BTreeMap::new(),
             report: SyncReport::default(),
             out: Vec::new(),
+            intake: intake::IntakeState::default(),
         }
     }
 
@@ -540,6 +685,7 @@ impl Engine {
 
     fn complete(&mut self, ticket: Ticket, result: Result<Outcome, ClientError>) {
         self.tickets.remove(&ticket);
+        self.settle_request_accept(ticket, &result);
         self.out.push(Action::Complete { ticket, result });
     }
 
@@ -580,6 +726,8 @@ impl Engine {
                 self.ensure_link(&own);
             }
         }
+        self.intake_housekeeping()?;
+        self.flush_requests()?;
         self.flush_outbox()
     }
 
@@ -593,6 +741,8 @@ impl Engine {
             }
         }
         self.queue_receipts()?;
+        self.intake_housekeeping()?;
+        self.flush_requests()?;
         self.flush_outbox()
     }
 
@@ -638,6 +788,8 @@ impl Engine {
             },
             Op::Secure { mailbox, then } => self.on_secured(mailbox, then, result),
             Op::Delete => Ok(()),
+            Op::PutLink(for_) => self.on_link_stored(*for_, result),
+            Op::Intake(op) => self.on_intake_done(op, result),
         }
     }
 
@@ -656,9 +808,25 @@ impl Engine {
             }
             Command::Invite { alias, ttl_secs } => self.invite(ticket, alias, ttl_secs),
             Command::Accept { link, alias } => self.accept(ticket, &link, &alias),
+            Command::CreateAddress => self.create_address(ticket),
+            Command::DeleteAddress => self.delete_address(ticket),
+            Command::AcceptRequest { id, alias } => self.accept_request(ticket, &id, &alias),
+            Command::SendRequest {
+                address,
+                alias,
+                text,
+            } => self.send_request(ticket, &address, &alias, &text),
             Command::Forget { alias } => {
                 let result = match self.repo.contact_by_alias(&alias)? {
-                    Some(c) => self.forget_contact(&c.id).map(|_| Outcome::Forgotten),
+                    Some(c) => {
+                        // A cancelled invitation's link data goes too.
+                        let links = self.links_of_contact(&c.id)?;
+                        let result = self.forget_contact(&c.id).map(|_| Outcome::Forgotten);
+                        if result.is_ok() {
+                            self.delete_links(links)?;
+                        }
+                        result
+                    }
                     None => Err(self.repo.unknown_contact(&alias)?),
                 };
                 self.complete(ticket, result);

@@ -6,6 +6,8 @@
 //! the new ratchet state and the envelope's digest → ack → forget the
 //! digest once the relay confirms.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use prost::Message as _;
 use sha2::{Digest as _, Sha256};
 use tropa_e2e::{Body, Content, OpenError, PendingInvitation, Session};
@@ -23,7 +25,7 @@ use crate::error::{ClientError, Refusal, RelayError};
 use crate::records::{
     ContactRecord, ContactState, Direction, MessageRecord, OwnMailbox, Status, expiry,
 };
-use crate::repo::Changes;
+use crate::repo::{Changes, ReceiptOwed};
 use crate::sync::SyncEvent;
 
 /// Context of the digest of a processed envelope.
@@ -170,7 +172,10 @@ impl Engine {
         }
         let mut changes = Changes::new();
         changes.mark_processed(&digest);
-        if mb.invite_id.is_empty() {
+        if self.is_intake(&mailbox)? {
+            // A contact request to our address (see `intake`).
+            self.on_request(&mailbox, &plain, changes)?;
+        } else if mb.invite_id.is_empty() {
             self.on_message(key, &mb, &plain, changes)?;
         } else {
             self.on_hello(mb.clone(), &plain, changes)?;
@@ -254,6 +259,16 @@ impl Engine {
                 return self.drop_envelope(&mb, &format!("invalid handshake: {e}"));
             }
         };
+        if !self.hello_expected(&mb.invite_id, &joiner)? {
+            // S10: our invitation went with a contact request to an
+            // address; only that address's owner may answer it. The
+            // invitation stays open for them.
+            self.repo.apply(changes)?;
+            return self.drop_envelope(
+                &mb,
+                "a reply from another identity than the address you wrote to: refused",
+            );
+        }
         let Some(mut contact) = self.repo.contact(&pending_rec.contact_id)? else {
             return self.repo.apply(changes);
         };
@@ -275,6 +290,9 @@ impl Engine {
         self.emit(SyncEvent::Joined {
             alias: contact.alias.clone(),
         });
+        // The short link's data is of no more use: deleted, best effort
+        // (the relay drops it at its expiry otherwise).
+        self.delete_used_link(&pending_rec, &mb.relay)?;
         // Only the joiner may deposit here from now on.
         self.send_pending_secure(&mb, None)
     }
@@ -345,7 +363,7 @@ impl Engine {
             self.repo.apply(changes)?;
             return self.drop_envelope(mb, "no session with this contact");
         };
-        let content = match session.open(plain) {
+        let (content, receipts) = match session.open_with_receipts(plain) {
             Ok(c) => c,
             Err(OpenError::AlreadyProcessed) => return self.repo.apply(changes),
             Err(e) => {
@@ -363,11 +381,27 @@ impl Engine {
             }
         };
         changes.put_session(&contact.id, &session);
-        match content.body {
-            Some(Body::Text(text)) => self.on_text(&contact, &content.id, text, changes),
-            Some(Body::Receipt(r)) => self.on_receipt(&contact, &r.ids, changes),
-            None => self.repo.apply(changes),
+        // Receipts carried along with a text (or a receipt) mean what a
+        // receipt of their own would: settled in the same write.
+        let mut ids: Vec<Vec<u8>> = receipts.iter().map(|id| id.to_vec()).collect();
+        if let Some(Body::Receipt(r)) = &content.body {
+            ids.extend(r.ids.iter().cloned());
         }
+        ids.sort_unstable();
+        ids.dedup();
+        let delivered = self.take_receipts(&contact, &ids, &mut changes)?;
+        match content.body {
+            Some(Body::Text(text)) => self.on_text(&contact, &content.id, text, changes)?,
+            Some(Body::Receipt(_)) | None => self.repo.apply(changes)?,
+        }
+        self.report.delivered += delivered.len();
+        for id in delivered {
+            self.emit(SyncEvent::Delivered {
+                alias: contact.alias.clone(),
+                id,
+            });
+        }
+        Ok(())
     }
 
     fn on_text(
@@ -382,9 +416,12 @@ impl Engine {
             .map_err(|_| ClientError::Corrupt("message id"))?;
         // Receipt again even for a duplicate: the first receipt may be lost.
         // Owed in the same write that stores the text, so a kill before the
-        // batch's receipts are queued loses none.
-        changes.owe_receipt(&contact.id, &id);
-        if self.repo.message_seen(&contact.id, &id)? {
+        // batch's receipts are queued loses none. A duplicate is a resend:
+        // its sender waits for the receipt already, so it is due at once,
+        // even on a metered profile.
+        let seen = self.repo.message_seen(&contact.id, &id)?;
+        changes.owe_receipt(&contact.id, &id, if seen { 0 } else { self.now });
+        if seen {
             return self.repo.apply(changes);
         }
         let seq = self.repo.next_seq()?;
@@ -415,12 +452,15 @@ impl Engine {
         Ok(())
     }
 
-    fn on_receipt(
+    /// Adds to `changes` what receipts for `ids` settle (our texts
+    /// delivered, their outbox entries done) and returns the ids (hex) of
+    /// the texts newly delivered, to report once `changes` is applied.
+    fn take_receipts(
         &mut self,
         contact: &ContactRecord,
         ids: &[Vec<u8>],
-        mut changes: Changes,
-    ) -> Result<(), ClientError> {
+        changes: &mut Changes,
+    ) -> Result<Vec<String>, ClientError> {
         let mut delivered = Vec::new();
         for id in ids {
             let Some(mut m) = self.repo.message_by_id(&contact.id, id)? else {
@@ -437,28 +477,61 @@ impl Engine {
                 delivered.push(hex::encode(id));
             }
         }
-        self.repo.apply(changes)?;
-        self.report.delivered += delivered.len();
-        for id in delivered {
-            self.emit(SyncEvent::Delivered {
-                alias: contact.alias.clone(),
-                id,
-            });
-        }
-        Ok(())
+        Ok(delivered)
     }
 
-    /// Moves the receipts owed into the outbox (one envelope per contact
-    /// for up to `MAX_RECEIPT_IDS` ids), each batch in one write with
-    /// forgetting the receipts it carries, so they leave with the next
-    /// flush and none is lost or queued twice.
+    /// Moves the receipts owed that have no text to ride on into the
+    /// outbox (one envelope per contact for up to `MAX_RECEIPT_IDS` ids),
+    /// each batch in one write with forgetting the receipts it carries, so
+    /// they leave with the next flush and none is lost or queued twice.
+    ///
+    /// Left owed: receipts a waiting sealed text carries, receipts to a
+    /// contact with a text that the next flush seals (they ride on it), and
+    /// on a metered profile receipts held back (see
+    /// [`crate::sync::MAX_RECEIPT_HOLD`]).
     pub(super) fn queue_receipts(&mut self) -> Result<(), ClientError> {
-        let mut owed: std::collections::BTreeMap<Vec<u8>, Vec<[u8; tropa_e2e::MESSAGE_ID_LEN]>> =
-            std::collections::BTreeMap::new();
-        for (contact_id, id) in self.repo.receipts_owed()? {
-            owed.entry(contact_id).or_default().push(id);
+        let owed = self.repo.receipts_owed()?;
+        if owed.is_empty() {
+            return Ok(());
         }
-        for (contact_id, ids) in owed {
+        let outbox = self.repo.outbox()?;
+        let carried = super::send::carried_receipts(&outbox, &[]);
+        let rides: BTreeSet<&[u8]> = outbox
+            .iter()
+            .filter(|(key, r)| self.will_carry_receipts(key, r))
+            .map(|(_, r)| r.contact_id.as_slice())
+            .collect();
+        let mut free: BTreeMap<Vec<u8>, Vec<ReceiptOwed>> = BTreeMap::new();
+        for o in owed {
+            if !rides.contains(o.contact_id.as_slice())
+                && !carried.contains(&(o.contact_id.clone(), o.id.to_vec()))
+            {
+                free.entry(o.contact_id.clone()).or_default().push(o);
+            }
+        }
+        if free.is_empty() {
+            return Ok(());
+        }
+        let hold = if self.metered()? {
+            Some((
+                self.sends_anything(),
+                self.now
+                    .saturating_sub(crate::sync::MAX_RECEIPT_HOLD.as_secs()),
+            ))
+        } else {
+            None
+        };
+        for (contact_id, list) in free {
+            if let Some((sending, cutoff)) = hold {
+                // Held until this run sends to this contact's scope anyway,
+                // or until the oldest has waited long enough.
+                let release = (sending && self.in_scope(&contact_id))
+                    || list.iter().any(|o| o.since <= cutoff);
+                if !release {
+                    continue;
+                }
+            }
+            let ids: Vec<[u8; tropa_e2e::MESSAGE_ID_LEN]> = list.iter().map(|o| o.id).collect();
             for chunk in ids.chunks(tropa_e2e::MAX_RECEIPT_IDS) {
                 let content = <Content as tropa_e2e::ContentExt>::receipt(&mut self.rng, chunk)
                     .map_err(|_| ClientError::Corrupt("receipt"))?;

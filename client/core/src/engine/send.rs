@@ -7,10 +7,21 @@
 //! refused or lost deposit is retried with the same bytes. A text stays
 //! until its receipt arrives and is sent again, as a new ratchet message
 //! with the same id, after `resend_after` (doubling, capped).
+//!
+//! A text carries the receipts owed to its contact (`Plaintext.receipts`):
+//! which ones is recorded with the sealed envelope, in the same batch
+//! (`OutboxRecord::receipts`), and they stay owed until the relay accepts
+//! that envelope. Until then no other envelope takes them; if the text
+//! leaves the outbox unsent (its own receipt came, it disappeared), they
+//! are free again. So a receipt is forgotten only once an envelope carrying
+//! it is on the relay, and a kill at any point loses none: at worst it is
+//! sent twice, which the recipient ignores.
+
+use std::collections::BTreeSet;
 
 use bytes::Bytes;
 use prost::Message as _;
-use tropa_e2e::{Content, ContentExt as _};
+use tropa_e2e::{Content, ContentExt as _, MESSAGE_ID_LEN};
 use tropa_proto::RelayAddress;
 
 use super::links::RelayKey;
@@ -175,7 +186,8 @@ impl Engine {
     }
 
     /// Seals the entry's content with the contact's session and stores the
-    /// advanced session and the sealed envelope in one durable batch.
+    /// advanced session and the sealed envelope in one durable batch; a
+    /// text carries the receipts owed to the contact (see the module docs).
     /// Returns `false` if the entry cannot be sealed (then it is useless).
     fn seal_into(
         &mut self,
@@ -189,10 +201,16 @@ impl Engine {
         let Ok(content) = Content::decode(r.payload.as_slice()) else {
             return Ok(false);
         };
-        let Ok(env) = session.seal(&mut self.rng, &content) else {
+        let receipts = if r.kind == OutboxKind::Text as i32 {
+            self.receipts_to_carry(&contact.id, key, r)?
+        } else {
+            Vec::new()
+        };
+        let Ok((env, n)) = session.seal_with_receipts(&mut self.rng, &content, &receipts) else {
             return Ok(false);
         };
         r.sealed = env.as_bytes().to_vec();
+        r.receipts = receipts[..n].iter().map(|id| id.to_vec()).collect();
         let mut changes = Changes::new();
         changes
             .put_session(&contact.id, &session)
@@ -222,6 +240,13 @@ impl Engine {
                 self.report.deposited += 1;
                 let mut changes = Changes::new();
                 if r.kind == OutboxKind::Text as i32 {
+                    // The receipts it carried are on the relay now. (Kept
+                    // in `r.receipts`: a resend carries them again.)
+                    for id in &r.receipts {
+                        if let Ok(id) = <[u8; MESSAGE_ID_LEN]>::try_from(id.as_slice()) {
+                            changes.settle_receipt(contact_id, &id);
+                        }
+                    }
                     r.attempts += 1;
                     r.sent_at = self.now;
                     r.failures = 0;
@@ -243,6 +268,10 @@ impl Engine {
                     changes.remove_outbox(key);
                 }
                 self.repo.apply(changes)?;
+                if self.metered()? {
+                    // This run sends: held receipts may go along now.
+                    self.queue_receipts()?;
+                }
                 if let Some((ticket, alias)) = hello {
                     self.complete(
                         ticket,
@@ -310,5 +339,82 @@ impl Engine {
             }
         }
         self.flush_outbox()
+    }
+}
+
+/// The receipts carried by sealed envelopes still waiting in `outbox` (not
+/// yet accepted by a relay), other than entry `except`'s, as (contact id,
+/// message id).
+pub(super) fn carried_receipts(
+    outbox: &[(Vec<u8>, OutboxRecord)],
+    except: &[u8],
+) -> BTreeSet<(Vec<u8>, Vec<u8>)> {
+    outbox
+        .iter()
+        .filter(|(key, r)| !r.sealed.is_empty() && key.as_slice() != except)
+        .flat_map(|(_, r)| {
+            r.receipts
+                .iter()
+                .map(|id| (r.contact_id.clone(), id.clone()))
+        })
+        .collect()
+}
+
+impl Engine {
+    /// Whether the profile is on metered data (its receipts may wait).
+    pub(super) fn metered(&self) -> Result<bool, ClientError> {
+        Ok(self.repo.profile()?.is_some_and(|p| p.metered))
+    }
+
+    /// Whether this run deposits something (or did already).
+    pub(super) fn sends_anything(&self) -> bool {
+        self.report.deposited > 0
+            || self
+                .ops
+                .values()
+                .any(|(_, op)| matches!(op, Op::Deposit { .. }))
+    }
+
+    /// Whether outbox entry `key` is a text that the next flush seals anew
+    /// (new, or due for a resend), so the receipts owed to its contact can
+    /// ride on it instead of taking an envelope of their own.
+    pub(super) fn will_carry_receipts(&self, key: &[u8], r: &OutboxRecord) -> bool {
+        r.kind == OutboxKind::Text as i32
+            && r.sealed.is_empty()
+            && (r.attempts == 0 || self.is_due(key, r))
+    }
+
+    /// The receipts text `key` for `contact_id` carries: every receipt owed
+    /// to the contact that no other waiting envelope carries (oldest
+    /// first), then the ones its last accepted attempt carried (a resend
+    /// may need them again: that attempt may be lost). `seal_with_receipts`
+    /// takes as many as fit.
+    fn receipts_to_carry(
+        &self,
+        contact_id: &[u8],
+        key: &[u8],
+        r: &OutboxRecord,
+    ) -> Result<Vec<[u8; MESSAGE_ID_LEN]>, ClientError> {
+        let carried = carried_receipts(&self.repo.outbox()?, key);
+        let mut owed: Vec<_> = self
+            .repo
+            .receipts_owed()?
+            .into_iter()
+            .filter(|o| {
+                o.contact_id == contact_id
+                    && !carried.contains(&(o.contact_id.clone(), o.id.to_vec()))
+            })
+            .collect();
+        owed.sort_by_key(|o| o.since);
+        let mut ids: Vec<[u8; MESSAGE_ID_LEN]> = owed.into_iter().map(|o| o.id).collect();
+        for id in &r.receipts {
+            if let Ok(id) = <[u8; MESSAGE_ID_LEN]>::try_from(id.as_slice())
+                && !ids.contains(&id)
+            {
+                ids.push(id);
+            }
+        }
+        ids.truncate(tropa_e2e::MAX_RECEIPT_IDS);
+        Ok(ids)
     }
 }

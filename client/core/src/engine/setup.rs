@@ -1,21 +1,31 @@
 //! Making and accepting invitations, and forgetting those nobody used.
 //!
-//! Invite: create a mailbox on our relay → store the one-time secrets, a
-//! placeholder contact and the mailbox → the link. Accept: create our reply
-//! mailbox → secure it for the inviter → start the session and queue the
-//! Hello in the outbox, which delivers it like any other envelope.
+//! Invite: create a mailbox on our relay → make the invitation and its
+//! short link, store the link data on the relay (`PutLink`, owned by a
+//! fresh key) → store the one-time secrets, the link's locator and owner
+//! key, a placeholder contact and the mailbox → both links. A relay that
+//! does not store link data (older) gets the long link only. The link data
+//! is deleted (`DeleteLink`) once the invitation is used, cancelled or
+//! expired. Accept: create our reply mailbox → secure it for the inviter →
+//! start the session and queue the Hello in the outbox, which delivers it
+//! like any other envelope. (A short link is resolved into its invitation
+//! before it gets here: [`crate::client::shortlinks`].)
 
+use bytes::Bytes;
 use ed25519_dalek::SigningKey;
 use sha2::{Digest as _, Sha256};
-use tropa_e2e::{Hello, IdentityPublic, Invitation, InviteParams, PendingInvitation, Session};
-use tropa_proto::RelayAddress;
+use tropa_e2e::{
+    Hello, IdentityPublic, Invitation, InviteParams, LinkKind, PendingInvitation, Session,
+    ShortLink, seal_link_data,
+};
+use tropa_proto::{LINK_LOCATOR_LEN, RelayAddress};
 use tropa_relay_client::CreatedMailbox;
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use super::links::RelayKey;
 use super::{Engine, MailboxId, Mode, Op, Outcome, Reply, Request, Ticket};
 use crate::client::{check_alias, signing_key};
-use crate::error::{ClientError, RelayError};
+use crate::error::{ClientError, Refusal, RelayError};
 use crate::records::{
     ContactRecord, ContactState, OutboxKind, OutboxRecord, OwnMailbox, PendingRecord,
 };
@@ -75,6 +85,27 @@ pub(super) enum CreateFor {
         keys: NewMailbox,
     },
     Accept(Box<AcceptState>),
+}
+
+/// An invitation whose link data is being stored: everything written once
+/// the relay has it (or refused it as an older relay would).
+pub(super) struct LinkFor {
+    ticket: Ticket,
+    alias: String,
+    keys: NewMailbox,
+    created: CreatedMailbox,
+    pending: PendingInvitation,
+    invitation: Invitation,
+    reply_sender: SigningKey,
+    link: ShortLink,
+    owner: SigningKey,
+}
+
+/// Link data of ours to delete: where, and with which key.
+pub(super) struct LinkToDelete {
+    relay: RelayAddress,
+    locator: [u8; LINK_LOCATOR_LEN],
+    owner: SigningKey,
 }
 
 /// An accept in progress.
@@ -162,6 +193,11 @@ impl Engine {
     /// Checks an invitation link before anything is created for it.
     fn check_link(&self, link: &str, alias: &str) -> Result<(Invitation, Vec<u8>), ClientError> {
         check_alias(alias)?;
+        if ShortLink::is_short_link(link) {
+            // The engine does no I/O of its own: a short link's data is
+            // fetched by the front end first (`invitation_link`).
+            return Err(crate::client::LinkResolveError::NotResolved.into());
+        }
         let inv = Invitation::from_link(link)?;
         if inv.is_expired(self.now) {
             return Err(ClientError::InvitationExpired);
@@ -250,7 +286,7 @@ impl Engine {
                 alias,
                 ttl_secs,
                 keys,
-            } => self.finish_invite(ticket, alias, ttl_secs, &keys, &created),
+            } => self.finish_invite(ticket, alias, ttl_secs, keys, created),
             CreateFor::Accept(mut state) => {
                 let mailbox = created.recipient_id;
                 let sender = *state.invitation.reply_sender_auth();
@@ -280,8 +316,8 @@ impl Engine {
         ticket: Ticket,
         alias: String,
         ttl_secs: u64,
-        keys: &NewMailbox,
-        created: &CreatedMailbox,
+        keys: NewMailbox,
+        created: CreatedMailbox,
     ) -> Result<(), ClientError> {
         let reply_sender = SigningKey::generate(&mut self.rng);
         let made = PendingInvitation::create(
@@ -299,6 +335,86 @@ impl Engine {
             self.complete(ticket, Err(ClientError::Corrupt("invitation parameters")));
             return Ok(());
         };
+        let link = ShortLink::for_invitation(&mut self.rng, LinkKind::Invite, &invitation);
+        let Ok(data) = seal_link_data(&mut self.rng, link.secret(), LinkKind::Invite, &invitation)
+        else {
+            self.complete(ticket, Err(ClientError::Corrupt("invitation too large")));
+            return Ok(());
+        };
+        let owner = SigningKey::generate(&mut self.rng);
+        // Kept until the invitation can no longer be used (its Hello is
+        // still accepted during the grace period); the relay rounds up to
+        // whole hours and may cap it, and a deletion ends it earlier.
+        let link_ttl = ttl_secs.saturating_add(self.opts.invitation_grace.as_secs());
+        let request = Request::PutLink {
+            locator: link.locator(),
+            data: Bytes::copy_from_slice(&data),
+            owner: owner.clone(),
+            ttl_secs: u32::try_from(link_ttl).unwrap_or(u32::MAX),
+            password: self.relay.password.clone(),
+        };
+        let relay = self.relay.clone();
+        let for_ = LinkFor {
+            ticket,
+            alias,
+            keys,
+            created,
+            pending,
+            invitation,
+            reply_sender,
+            link,
+            owner,
+        };
+        self.request(&relay, Op::PutLink(Box::new(for_)), request, true)
+    }
+
+    /// The relay answered the `PutLink` of a new invitation: keep it and
+    /// give both links; without link data (an older relay refuses the
+    /// request as not understood), the long link only. Any other failure
+    /// fails the invitation, and its new mailbox is deleted (best effort).
+    pub(super) fn on_link_stored(
+        &mut self,
+        for_: LinkFor,
+        result: Result<Reply, RelayError>,
+    ) -> Result<(), ClientError> {
+        let LinkFor {
+            ticket,
+            alias,
+            keys,
+            created,
+            pending,
+            invitation,
+            reply_sender,
+            link,
+            owner,
+        } = for_;
+        let short = match result {
+            Ok(Reply::LinkStored(_)) => true,
+            Err(RelayError::Refused {
+                reason: Refusal::Invalid,
+                ..
+            }) => false,
+            other => {
+                let e = match other {
+                    Err(e) => e,
+                    Ok(_) => RelayError::Misbehaved {
+                        detail: "no link stored in the answer".into(),
+                    },
+                };
+                let relay = self.relay.clone();
+                self.request(
+                    &relay,
+                    Op::Delete,
+                    Request::Delete {
+                        mailbox: created.recipient_id,
+                        auth: keys.auth.clone(),
+                    },
+                    false,
+                )?;
+                self.complete(ticket, Err(ClientError::Relay(e)));
+                return Ok(());
+            }
+        };
         let contact_id = random16(&mut self.rng).to_vec();
         let contact = ContactRecord {
             id: contact_id.clone(),
@@ -315,7 +431,12 @@ impl Engine {
             created_at: self.now,
             broken: false,
         };
-        let own = keys.record(&self.relay, created, &contact_id, &pending.id());
+        let own = keys.record(&self.relay, &created, &contact_id, &pending.id());
+        let (link_locator, link_owner_secret) = if short {
+            (link.locator().to_vec(), owner.to_bytes().to_vec())
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let mut changes = Changes::new();
         changes
             .put_contact(&contact)
@@ -325,6 +446,8 @@ impl Engine {
                 &PendingRecord {
                     pending: pending.to_bytes().to_vec(),
                     contact_id,
+                    link_locator,
+                    link_owner_secret,
                 },
             );
         self.repo.apply(changes)?;
@@ -333,14 +456,76 @@ impl Engine {
             ticket,
             Ok(Outcome::Invited {
                 link: invitation.to_link(),
+                short: short.then(|| link.to_string()),
                 alias,
             }),
         );
         Ok(())
     }
 
+    /// The link data of a pending invitation, if it has any, on `relay`
+    /// (where its mailbox is: both were made there together).
+    fn link_to_delete(rec: &PendingRecord, relay: &str) -> Option<LinkToDelete> {
+        Some(LinkToDelete {
+            relay: relay.parse().ok()?,
+            locator: rec.link_locator.as_slice().try_into().ok()?,
+            owner: signing_key(&rec.link_owner_secret)?,
+        })
+    }
+
+    /// The link data of the invitations still open for a contact.
+    pub(super) fn links_of_contact(
+        &self,
+        contact_id: &[u8],
+    ) -> Result<Vec<LinkToDelete>, ClientError> {
+        let mailboxes = self.repo.mailboxes()?;
+        let mut out = Vec::new();
+        for (invite_id, rec) in self.repo.pending_invitations()? {
+            if rec.contact_id != contact_id {
+                continue;
+            }
+            if let Some(mb) = mailboxes.iter().find(|m| m.invite_id == invite_id)
+                && let Some(l) = Self::link_to_delete(&rec, &mb.relay)
+            {
+                out.push(l);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes link data on its relay, best effort: a relay that is down or
+    /// refuses leaves it there until its time to live runs out (the
+    /// invitation's own validity plus the grace period), after which the
+    /// relay drops it unasked. What it holds is sealed under a key only
+    /// the link carries, and the invitation it holds is single-use anyway.
+    pub(super) fn delete_links(&mut self, links: Vec<LinkToDelete>) -> Result<(), ClientError> {
+        for l in links {
+            self.request(
+                &l.relay,
+                Op::Delete,
+                Request::DeleteLink {
+                    locator: l.locator,
+                    owner: l.owner,
+                },
+                false,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The invitation of `rec` was used (its Hello arrived on a mailbox on
+    /// `relay`): its link data goes, best effort (see [`Self::delete_links`]).
+    pub(super) fn delete_used_link(
+        &mut self,
+        rec: &PendingRecord,
+        relay: &str,
+    ) -> Result<(), ClientError> {
+        let links = Self::link_to_delete(rec, relay).into_iter().collect();
+        self.delete_links(links)
+    }
+
     /// A new mailbox of ours: a running sync listens to it at once.
-    fn listen(&mut self, mb: &OwnMailbox) -> Result<(), ClientError> {
+    pub(super) fn listen(&mut self, mb: &OwnMailbox) -> Result<(), ClientError> {
         if self.mode != Mode::Sync {
             return Ok(());
         }
@@ -491,6 +676,9 @@ impl Engine {
                 .contact(&rec.contact_id)?
                 .map(|c| c.alias.clone())
                 .unwrap_or_default();
+            let link = mailbox
+                .as_ref()
+                .and_then(|mb| Self::link_to_delete(&rec, &mb.relay));
             let mut changes = Changes::new();
             changes
                 .remove_pending_invitation(&invite_id)
@@ -499,6 +687,9 @@ impl Engine {
                 changes.remove_mailbox(&mb.recipient_id);
             }
             self.repo.apply(changes)?;
+            // Usually gone already: the relay keeps it no longer than the
+            // invitation plus the grace period.
+            self.delete_links(link.into_iter().collect())?;
             if let Some(mb) = mailbox
                 && let Ok(address) = mb.relay.parse::<RelayAddress>()
                 && let Some(auth) = signing_key(&mb.auth_secret)

@@ -20,6 +20,10 @@ use crate::records::{ContactRecord, ContactState, OwnMailbox};
 use crate::repo::Changes;
 use crate::store::MemoryKv;
 
+mod intake;
+mod links;
+mod receipts;
+
 const NOW: u64 = 1_750_000_000;
 
 fn relay(port: u16) -> RelayAddress {
@@ -89,6 +93,7 @@ fn pair() -> (Side, Side) {
             relay: relay(4433).to_string(),
             identity: id.to_bytes().to_vec(),
             created_at: NOW,
+            metered: false,
         });
         let relay_secret = StaticSecret::from([n; 32]);
         let dh = StaticSecret::from([n + 1; 32]);

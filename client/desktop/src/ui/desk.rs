@@ -68,6 +68,12 @@ fn top_bar(desk: &mut Desk, ui: &mut Ui, name: &str) -> Top {
         if ui.button("Accept link").clicked() {
             desk.open_accept();
         }
+        if ui.button("Requests").clicked() {
+            desk.open_requests();
+        }
+        if !desk.requests.is_empty() {
+            ui.strong(format!("{} waiting", desk.requests.len()));
+        }
         if ui.button("Settings").clicked() {
             desk.error = None;
             desk.dialog = Dialog::Settings {

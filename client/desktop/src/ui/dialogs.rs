@@ -1,12 +1,14 @@
-//! Dialogs over the desk: invite (link and QR code), accept a link, verify
-//! a safety number (digits and QR code), settings, wipe.
+//! Dialogs over the desk: invite (link and QR code), accept a link (or
+//! write to an organisation's address), the intake list of contact
+//! requests, verify a safety number (digits and QR code), settings, wipe.
 
 use std::time::Duration;
 
 use egui::{Color32, RichText, TextEdit, Ui, Vec2};
 
-use super::{WARN, desk::labelled};
+use super::{WARN, desk::labelled, when};
 use crate::app::{Desk, Dialog, WIPE_WORD};
+use tropa_client::display::neutralise;
 
 /// What a dialog asks of the app.
 #[derive(Default)]
@@ -24,7 +26,11 @@ pub(super) fn draw(desk: &mut Desk, ui: &mut Ui) -> Out {
     let mut close = false;
     let mut act = false;
     let mut to_wipe = false;
+    // A request of the intake list to accept (true) or reject.
+    let mut request_action: Option<(bool, String)> = None;
     let error = desk.error.clone();
+    let requests = std::mem::take(&mut desk.requests);
+    let address = desk.address.clone();
     // Small screens: the content scrolls, the Close button stays in view.
     let max_h = (ctx.content_rect().height() - 140.0).max(200.0);
     let r = egui::Modal::new(egui::Id::unique("dialog")).show(&ctx, |ui| {
@@ -71,7 +77,12 @@ pub(super) fn draw(desk: &mut Desk, ui: &mut Ui) -> Out {
                             }
                         }
                     }
-                    Dialog::Accept { link, alias, busy } => {
+                    Dialog::Accept {
+                        link,
+                        alias,
+                        message,
+                        busy,
+                    } => {
                         ui.heading("Accept an invitation");
                         let l = ui.label("Invitation link");
                         ui.add(
@@ -81,11 +92,35 @@ pub(super) fn draw(desk: &mut Desk, ui: &mut Ui) -> Out {
                         )
                         .labelled_by(l.id);
                         labelled(ui, "Name for this contact", alias);
+                        if tropa_client::client::is_address_link(link) {
+                            ui.label(
+                                "This is an organisation's public address: they receive a \
+                                 contact request with your first message and your key, and \
+                                 become a contact once they accept it.",
+                            );
+                            let l = ui.label("First message");
+                            ui.add(
+                                TextEdit::multiline(&mut **message)
+                                    .desired_rows(3)
+                                    .desired_width(f32::INFINITY),
+                            )
+                            .labelled_by(l.id);
+                        }
                         if *busy {
                             ui.spinner();
                         } else {
                             act = ui.button("Accept").clicked();
                         }
+                    }
+                    Dialog::Requests { names, busy } => {
+                        requests_list(
+                            ui,
+                            &requests,
+                            address.as_ref().map(|a| a.as_str()),
+                            names,
+                            busy.as_deref(),
+                            &mut request_action,
+                        );
                     }
                     Dialog::Verify {
                         alias,
@@ -145,10 +180,17 @@ pub(super) fn draw(desk: &mut Desk, ui: &mut Ui) -> Out {
     if r.should_close() {
         close = true;
     }
+    desk.requests = requests;
+    match request_action {
+        Some((true, id)) => desk.accept_request(&id),
+        Some((false, id)) => desk.reject_request(&id),
+        None => {}
+    }
     if act {
         match &desk.dialog {
             Dialog::Invite { .. } => desk.invite(),
             Dialog::Accept { .. } => desk.accept(),
+            Dialog::Requests { .. } => {}
             Dialog::Verify { .. } => desk.confirm_verified(),
             Dialog::Wipe { .. } => out.wipe = true,
             Dialog::Settings { minutes } => match minutes.trim().parse::<u64>() {
@@ -175,6 +217,74 @@ pub(super) fn draw(desk: &mut Desk, ui: &mut Ui) -> Out {
         desk.close_dialog();
     }
     out
+}
+
+/// The intake list: each request with when it came, the first digits of
+/// the safety number, the requester's first message, a name field and
+/// Accept and Reject. Labels carry the request's short id, so a screen
+/// reader (and a test) tells the rows apart.
+fn requests_list(
+    ui: &mut Ui,
+    requests: &[tropa_client::RequestView],
+    address: Option<&str>,
+    names: &mut std::collections::HashMap<String, String>,
+    busy: Option<&str>,
+    action: &mut Option<(bool, String)>,
+) {
+    ui.heading("Contact requests");
+    match address {
+        Some(link) => {
+            ui.label("Your public address (publish it; each use arrives here):");
+            let mut shown = link;
+            ui.add(TextEdit::singleline(&mut shown).desired_width(f32::INFINITY));
+        }
+        None => {
+            ui.label("This profile has no public address (`tropa address create` makes one).");
+        }
+    }
+    if requests.is_empty() {
+        ui.label("No requests waiting.");
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for r in requests {
+        ui.separator();
+        let mut head = format!(
+            "Request {} · {} · safety number starts {}",
+            r.short_id,
+            when(r.received_at),
+            r.safety_prefix
+        );
+        if r.expires_at < now {
+            head.push_str(" · expired");
+        } else if let Some(a) = &r.known_as {
+            head.push_str(&format!(" · already your contact {}", neutralise(a)));
+        }
+        ui.strong(head);
+        ui.label(neutralise(&r.text));
+        let name = names.entry(r.short_id.clone()).or_default();
+        labelled(ui, &format!("Name for request {}", r.short_id), name);
+        ui.horizontal(|ui| {
+            if busy == Some(r.short_id.as_str()) {
+                ui.spinner();
+            } else {
+                if ui
+                    .button(format!("Accept request {}", r.short_id))
+                    .clicked()
+                {
+                    *action = Some((true, r.short_id.clone()));
+                }
+                if ui
+                    .button(format!("Reject request {}", r.short_id))
+                    .clicked()
+                {
+                    *action = Some((false, r.short_id.clone()));
+                }
+            }
+        });
+    }
 }
 
 /// Draws `data` as a QR code, big enough to scan from a phone held up to

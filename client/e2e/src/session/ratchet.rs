@@ -11,7 +11,9 @@ use super::{
     Core, MAX_SKIP, MAX_SKIPPED_AGE_STEPS, MAX_SKIPPED_KEYS, OpenError, SealError, Session,
     SkippedKey, arr32, random32,
 };
-use crate::content::{Content, ContentExt};
+use crate::content::{
+    Content, ContentExt, MAX_RECEIPT_IDS, MESSAGE_ID_LEN, Receipt, validate_receipt,
+};
 use crate::envelope::{
     ENVELOPE_SIZE, Envelope, HEADER_LEN, INITIAL_CT, INITIAL_EK, MSG_PREFIX, PAD_LEN_PREFIX,
     RATCHET_RATCHET, TYPE_INITIAL, TYPE_RATCHET, body_capacity, unpad,
@@ -77,15 +79,51 @@ impl Session {
         rng: &mut R,
         content: &Content,
     ) -> Result<Envelope, SealError> {
+        self.seal_with_receipts(rng, content, &[])
+            .map(|(env, _)| env)
+    }
+
+    /// [`Session::seal`], with receipts for messages received from the peer
+    /// carried along (`Plaintext.receipts`, docs/protocol.md §7), so that
+    /// they cost no envelope of their own.
+    ///
+    /// Carries as many of `receipts` as fit, in order: at most
+    /// [`MAX_RECEIPT_IDS`], and fewer beside a long text (about a hundred
+    /// beside a text of [`crate::MAX_TEXT_LEN`]). Returns the envelope and
+    /// how many it carries; the caller still owes the others.
+    pub fn seal_with_receipts<R: CryptoRng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        content: &Content,
+        receipts: &[[u8; MESSAGE_ID_LEN]],
+    ) -> Result<(Envelope, usize), SealError> {
         content.validate()?;
-        let mut env = Vec::with_capacity(ENVELOPE_SIZE);
-        env.push(TYPE_RATCHET);
-        let plaintext = tropa_proto::e2e::Plaintext {
+        let mut plaintext = tropa_proto::e2e::Plaintext {
             content: Some(content.clone()),
             ..Default::default()
         };
+        let room = body_capacity(RATCHET_RATCHET) - PAD_LEN_PREFIX;
+        let base = plaintext.encoded_len();
+        // Field 3 holding a Receipt of n ids: tag, length, and per id a
+        // tag, a length and the 16 bytes.
+        let with = |n: usize| {
+            let inner = n * (2 + MESSAGE_ID_LEN);
+            base + 1 + prost::encoding::encoded_len_varint(inner as u64) + inner
+        };
+        let mut n = receipts.len().min(MAX_RECEIPT_IDS);
+        while n > 0 && with(n) > room {
+            n -= 1;
+        }
+        if n > 0 {
+            plaintext.receipts = Some(Receipt {
+                ids: receipts[..n].iter().map(|id| id.to_vec()).collect(),
+            });
+        }
+        debug_assert_eq!(plaintext.encoded_len(), if n > 0 { with(n) } else { base });
+        let mut env = Vec::with_capacity(ENVELOPE_SIZE);
+        env.push(TYPE_RATCHET);
         self.seal_into(rng, &mut env, &plaintext);
-        Ok(Envelope(env))
+        Ok((Envelope(env), n))
     }
 
     /// Appends a ratchet message (at offset `r0 = env.len()`) carrying the
@@ -173,7 +211,26 @@ impl Session {
     ///
     /// [`OpenError::AlreadyProcessed`] means a replay or redelivery of a message
     /// (or of the initial envelope) already opened: acknowledge and drop it.
+    ///
+    /// Receipts carried along with the content are checked but not
+    /// returned: use [`Session::open_with_receipts`] to act on them.
     pub fn open(&mut self, envelope: &[u8]) -> Result<Content, OpenError> {
+        self.open_with_receipts(envelope)
+            .map(|(content, _)| content)
+    }
+
+    /// [`Session::open`], also returning the ids of the receipts carried
+    /// along with the content (empty if none): they mean exactly what a
+    /// [`Body::Receipt`](crate::Body::Receipt) with these ids means.
+    ///
+    /// They are checked like a standalone receipt (1 to [`MAX_RECEIPT_IDS`]
+    /// ids of 16 bytes; otherwise [`OpenError::BadContent`]). A ratchet
+    /// message with a `hello` or a contact `request` (both only ever in an
+    /// initial envelope) is [`OpenError::Malformed`].
+    pub fn open_with_receipts(
+        &mut self,
+        envelope: &[u8],
+    ) -> Result<(Content, Vec<[u8; MESSAGE_ID_LEN]>), OpenError> {
         if envelope.len() != ENVELOPE_SIZE {
             return Err(OpenError::BadSize);
         }
@@ -192,13 +249,27 @@ impl Session {
         let (plan, pt) = self.decrypt(envelope, RATCHET_RATCHET)?;
         let pt =
             tropa_proto::e2e::Plaintext::decode(pt.message()).map_err(|_| OpenError::Malformed)?;
-        if pt.hello.is_some() {
+        if pt.hello.is_some() || pt.request.is_some() {
             return Err(OpenError::Malformed);
         }
         let content = pt.content.ok_or(OpenError::Malformed)?;
         content.validate().map_err(OpenError::BadContent)?;
+        let receipts = match &pt.receipts {
+            None => Vec::new(),
+            Some(r) => {
+                validate_receipt(r).map_err(OpenError::BadContent)?;
+                let mut ids = Vec::with_capacity(r.ids.len());
+                for id in &r.ids {
+                    // Checked above: every id is MESSAGE_ID_LEN bytes.
+                    let mut a = [0u8; MESSAGE_ID_LEN];
+                    a.copy_from_slice(id);
+                    ids.push(a);
+                }
+                ids
+            }
+        };
         self.commit(plan);
-        Ok(content)
+        Ok((content, receipts))
     }
 
     fn try_header(&self, hk: &Key32, env: &[u8], r0: usize) -> Option<Header> {
@@ -460,4 +531,144 @@ fn skip_to(
     core.ckr = Some(*next);
     core.nr = n.checked_add(1).ok_or(OpenError::Malformed)?;
     Ok(mk)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Receipts carried along with content (`Plaintext.receipts`).
+
+    use tropa_proto::e2e::{ContactRequest, Plaintext};
+
+    use super::*;
+    use crate::content::{ContentError, MAX_TEXT_LEN};
+    use crate::test_rng::TestRng;
+    use crate::tests::pair;
+
+    fn ids(n: usize) -> Vec<[u8; MESSAGE_ID_LEN]> {
+        (0..n)
+            .map(|i| {
+                let mut a = [0xeeu8; MESSAGE_ID_LEN];
+                a[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                a
+            })
+            .collect()
+    }
+
+    #[test]
+    fn receipts_ride_along_with_content_and_come_out_as_sent() {
+        let mut rng = TestRng::new(b"piggyback");
+        let (mut j, mut i) = pair(&mut rng);
+        let reply = Content::text(&mut rng, "reply").unwrap();
+        let owed = ids(3);
+        let (env, n) = j.seal_with_receipts(&mut rng, &reply, &owed).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(env.as_bytes().len(), ENVELOPE_SIZE);
+        let (got, receipts) = i.open_with_receipts(env.as_bytes()).unwrap();
+        assert_eq!(got, reply);
+        assert_eq!(receipts, owed);
+        // None to carry: none come out (the field is left out).
+        let (env, n) = j.seal_with_receipts(&mut rng, &reply, &[]).unwrap();
+        assert_eq!(n, 0);
+        assert!(i.open_with_receipts(env.as_bytes()).unwrap().1.is_empty());
+        // `open` (callers that ignore receipts) still opens a message with some,
+        // and `seal` carries none.
+        let (env, _) = j.seal_with_receipts(&mut rng, &reply, &owed).unwrap();
+        assert_eq!(i.open(env.as_bytes()).unwrap(), reply);
+        let env = j.seal(&mut rng, &reply).unwrap();
+        assert!(i.open_with_receipts(env.as_bytes()).unwrap().1.is_empty());
+        // Receipts may ride on a receipt too; the other direction works the same.
+        let r = Content::receipt(&mut rng, &ids(1)).unwrap();
+        let (env, n) = i.seal_with_receipts(&mut rng, &r, &owed[1..]).unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(
+            j.open_with_receipts(env.as_bytes()).unwrap(),
+            (r, owed[1..].to_vec())
+        );
+    }
+
+    #[test]
+    fn as_many_receipts_as_fit_are_carried() {
+        let mut rng = TestRng::new(b"piggyback-fit");
+        let (mut j, mut i) = pair(&mut rng);
+        let many = ids(MAX_RECEIPT_IDS + 10);
+        let short = Content::text(&mut rng, "ok").unwrap();
+        let (env, n) = j.seal_with_receipts(&mut rng, &short, &many).unwrap();
+        assert_eq!(n, MAX_RECEIPT_IDS, "at most MAX_RECEIPT_IDS");
+        assert_eq!(
+            i.open_with_receipts(env.as_bytes()).unwrap().1,
+            many[..MAX_RECEIPT_IDS]
+        );
+        // Beside the longest text, fewer fit; they still open, and one more
+        // would not have fitted in the body.
+        let long = Content::text(&mut rng, &"a".repeat(MAX_TEXT_LEN)).unwrap();
+        let (env, n) = j.seal_with_receipts(&mut rng, &long, &many).unwrap();
+        assert_eq!(n, 110, "as docs/protocol.md §7 says");
+        let (got, receipts) = i.open_with_receipts(env.as_bytes()).unwrap();
+        assert_eq!(got, long);
+        assert_eq!(receipts, many[..n]);
+        let one_more = Plaintext {
+            content: Some(long),
+            receipts: Some(Receipt {
+                ids: many[..=n].iter().map(|id| id.to_vec()).collect(),
+            }),
+            ..Default::default()
+        };
+        assert!(
+            one_more.encoded_len() + PAD_LEN_PREFIX > body_capacity(RATCHET_RATCHET),
+            "{n} is the most that fit"
+        );
+    }
+
+    #[test]
+    fn malformed_receipts_and_requests_are_refused_leaving_the_session_unchanged() {
+        let mut rng = TestRng::new(b"piggyback-bad");
+        let (mut j, mut i) = pair(&mut rng);
+        let content = Content::text(&mut rng, "x").unwrap();
+        let with = |receipts: Vec<Vec<u8>>| Plaintext {
+            content: Some(content.clone()),
+            receipts: Some(Receipt { ids: receipts }),
+            ..Default::default()
+        };
+        let bad_receipt = OpenError::BadContent(ContentError::BadReceipt);
+        let cases = [
+            (with(vec![vec![1; 15]]), bad_receipt),
+            (with(vec![vec![1; 16], vec![2; 17]]), bad_receipt),
+            (with(Vec::new()), bad_receipt),
+            (with(vec![vec![1; 16]; MAX_RECEIPT_IDS + 1]), bad_receipt),
+            (
+                Plaintext {
+                    content: Some(content.clone()),
+                    request: Some(ContactRequest {
+                        invitation: vec![1; 40],
+                        text: "let me in".into(),
+                    }),
+                    ..Default::default()
+                },
+                OpenError::Malformed,
+            ),
+            (
+                Plaintext {
+                    receipts: Some(Receipt {
+                        ids: vec![vec![1; 16]],
+                    }),
+                    ..Default::default()
+                },
+                OpenError::Malformed,
+            ),
+        ];
+        for (n, (pt, want)) in cases.into_iter().enumerate() {
+            let mut env = vec![TYPE_RATCHET];
+            j.seal_into(&mut rng, &mut env, &pt);
+            let before = i.to_bytes();
+            assert_eq!(i.open_with_receipts(&env).unwrap_err(), want, "case {n}");
+            assert_eq!(i.to_bytes(), before, "case {n}: session unchanged");
+        }
+        // A message that carries receipts, tampered with in its body, is
+        // refused; the genuine one still opens afterwards.
+        let (env, _) = j.seal_with_receipts(&mut rng, &content, &ids(2)).unwrap();
+        let mut bad = env.as_bytes().to_vec();
+        bad[RATCHET_RATCHET + MSG_PREFIX + 3] ^= 0x01;
+        assert_eq!(i.open_with_receipts(&bad).unwrap_err(), OpenError::Tampered);
+        assert_eq!(i.open_with_receipts(env.as_bytes()).unwrap().1, ids(2));
+    }
 }
