@@ -167,7 +167,13 @@ impl Session {
                 alias: alias.map(str::to_owned),
                 ttl_secs: tropa_client::client::INVITE_TTL_SECS,
             },
-            |r| Msg::Invited(r.and_then(Outcome::into_invited)),
+            // The short link when the relay stores link data, else the long one.
+            |r| {
+                Msg::Invited(
+                    r.and_then(Outcome::into_invite_links)
+                        .map(|l| (l.link().to_owned(), l.alias)),
+                )
+            },
         );
     }
 

@@ -209,7 +209,8 @@ impl Shell<'_> {
             }
             "/invite" => {
                 let alias = (!first.is_empty()).then_some(first);
-                let (link, alias) = self.handle.invite(alias).await?;
+                let links = self.handle.invite_links(alias).await?;
+                let (link, alias) = (links.link().to_owned(), links.alias);
                 self.console.show(&link);
                 self.say(&format!(
                     "one-time link for {}; valid 7 days. Send it privately.",
