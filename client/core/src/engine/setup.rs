@@ -319,19 +319,8 @@ impl Engine {
         keys: NewMailbox,
         created: CreatedMailbox,
     ) -> Result<(), ClientError> {
-        let reply_sender = SigningKey::generate(&mut self.rng);
-        let made = PendingInvitation::create(
-            &mut self.rng,
-            &self.identity,
-            InviteParams {
-                relay: self.relay.without_password(),
-                sender_id: created.sender_id.to_vec(),
-                reply_sender_auth: reply_sender.verifying_key().to_bytes(),
-                now: self.now,
-                ttl_secs,
-            },
-        );
-        let Ok((pending, invitation)) = made else {
+        let made = self.make_invitation(&created, ttl_secs);
+        let Ok((reply_sender, pending, invitation)) = made else {
             self.complete(ticket, Err(ClientError::Corrupt("invitation parameters")));
             return Ok(());
         };
@@ -522,6 +511,29 @@ impl Engine {
     ) -> Result<(), ClientError> {
         let links = Self::link_to_delete(rec, relay).into_iter().collect();
         self.delete_links(links)
+    }
+
+    /// A one-time invitation to our new mailbox `created` on our relay, with
+    /// the key the joiner must secure its reply mailbox with. Shared by
+    /// `tropa invite` and a contact request (which carries one).
+    pub(super) fn make_invitation(
+        &mut self,
+        created: &CreatedMailbox,
+        ttl_secs: u64,
+    ) -> Result<(SigningKey, PendingInvitation, Invitation), tropa_e2e::InviteError> {
+        let reply_sender = SigningKey::generate(&mut self.rng);
+        let (pending, invitation) = PendingInvitation::create(
+            &mut self.rng,
+            &self.identity,
+            InviteParams {
+                relay: self.relay.without_password(),
+                sender_id: created.sender_id.to_vec(),
+                reply_sender_auth: reply_sender.verifying_key().to_bytes(),
+                now: self.now,
+                ttl_secs,
+            },
+        )?;
+        Ok((reply_sender, pending, invitation))
     }
 
     /// A new mailbox of ours: a running sync listens to it at once.

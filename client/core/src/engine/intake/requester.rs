@@ -4,10 +4,7 @@
 //! answer it (S10).
 
 use bytes::Bytes;
-use ed25519_dalek::SigningKey;
-use tropa_e2e::{
-    IdentityPublic, Invitation, InviteParams, PendingInvitation, RequestError, seal_request,
-};
+use tropa_e2e::{IdentityPublic, Invitation, RequestError, seal_request};
 use tropa_proto::RelayAddress;
 use x25519_dalek::PublicKey;
 use zeroize::Zeroize as _;
@@ -115,19 +112,8 @@ impl Engine {
                 return Ok(());
             }
         };
-        let reply_sender = SigningKey::generate(&mut self.rng);
-        let made = PendingInvitation::create(
-            &mut self.rng,
-            &self.identity,
-            InviteParams {
-                relay: self.relay.without_password(),
-                sender_id: created.sender_id.to_vec(),
-                reply_sender_auth: reply_sender.verifying_key().to_bytes(),
-                now: self.now,
-                ttl_secs: crate::client::INVITE_TTL_SECS,
-            },
-        );
-        let Ok((pending, own_invitation)) = made else {
+        let made = self.make_invitation(&created, crate::client::INVITE_TTL_SECS);
+        let Ok((reply_sender, pending, own_invitation)) = made else {
             self.complete(ticket, Err(ClientError::Corrupt("invitation parameters")));
             return Ok(());
         };
