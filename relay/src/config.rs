@@ -78,6 +78,11 @@ pub struct Config {
     /// KiB of memory one connection may hold for requests in flight, and as
     /// much again for deliveries in flight.
     pub connection_memory_kib: u32,
+    /// Seconds a client has to send a whole request after opening a
+    /// stream; a slower one is answered `TIMED_OUT`. Longer than a client's
+    /// own 20 s, so a client on a slow link gives up first and retries on a
+    /// fresh connection.
+    pub request_timeout_secs: u64,
     /// Loopback address for the Prometheus endpoint (off if unset).
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -110,6 +115,7 @@ impl Default for Config {
             intake_deposit_burst: 10,
             memory_budget_mib: 256,
             connection_memory_kib: 256,
+            request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
             metrics_listen: None,
         }
     }
@@ -376,6 +382,12 @@ impl Config {
                 format!("max_link_ttl_hours must be at most {MAX_LINK_TTL_HOURS} (ten years)"),
             ));
         }
+        if !(1..=MAX_REQUEST_TIMEOUT_SECS).contains(&self.request_timeout_secs) {
+            return Err(invalid(
+                "request_timeout_secs",
+                format!("request_timeout_secs must be between 1 and {MAX_REQUEST_TIMEOUT_SECS}"),
+            ));
+        }
         if self.open_disk_share_percent > 100 {
             return Err(invalid(
                 "open_disk_share_percent",
@@ -492,6 +504,14 @@ impl Config {
         f.sync_all().map_err(io)
     }
 }
+
+/// The default `request_timeout_secs`: above a client's own request
+/// timeout (20 s), so that a live client on a slow link is never told its
+/// request was late, and short enough that a stalled stream is not held for
+/// long (its memory is paid for by its connection's budget meanwhile).
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+/// The longest `request_timeout_secs` allowed.
+pub const MAX_REQUEST_TIMEOUT_SECS: u64 = 600;
 
 /// The longest `max_link_ttl_hours` allowed: ten years.
 const MAX_LINK_TTL_HOURS: u32 = 10 * 365 * 24;
@@ -618,6 +638,11 @@ const FIELDS: &[(&str, &str, &str)] = &[
     (
         "connection_memory_kib",
         "KiB one connection may hold for requests in flight, and as much again\nfor deliveries. At least 137: clients keep up to 8 requests of up to\n17 KiB in flight.",
+        "",
+    ),
+    (
+        "request_timeout_secs",
+        "Seconds a client has to send a whole request once it opened a stream\n(default 30, above a client's own 20 s; at most 600). Raise it for\nusers on very slow links; a stalled stream holds its memory this long.",
         "",
     ),
     (

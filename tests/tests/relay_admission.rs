@@ -201,7 +201,7 @@ async fn open_streams_are_bounded_relay_wide() {
         .await
         .unwrap();
     // Each stream announces a frame and then stalls, holding its stream
-    // until the relay's request timeout (10 s).
+    // until the relay's request timeout (`request_timeout_secs`, 30 s).
     let mut held = Vec::new();
     for _ in 0..budget {
         let (mut send, recv) = hog.open_bi().await.unwrap();

@@ -458,3 +458,37 @@ async fn a_subscriber_that_does_not_keep_up_holds_only_a_few_frames() {
     reader.abort();
     relay.stop().await;
 }
+
+/// A request that arrives too slowly (a lossy mobile link) is answered
+/// `TIMED_OUT`, which clients retry on a fresh connection, and never
+/// `MALFORMED`, which they treat as a request that will not change: under
+/// 30 % loss a deposit once got "request not understood" twice in a row and
+/// waited out the refusal backoff (net_faults, CI of stop 19).
+#[tokio::test]
+async fn a_request_that_arrives_too_slowly_is_answered_timed_out() {
+    let relay = Relay::start(Config {
+        request_timeout_secs: 1,
+        ..Config::default()
+    })
+    .await;
+    let (_endpoint, conn) = tropa_tests::raw_connection(&relay.address).await;
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    // The start of a frame, then nothing (the stream stays open).
+    let mut partial = 100u32.to_be_bytes().to_vec();
+    partial.extend_from_slice(&[1, 2, 3]);
+    send.write_all(&partial).await.unwrap();
+    let opened = std::time::Instant::now();
+    let resp = tokio::time::timeout(
+        Duration::from_secs(10),
+        tropa_relay_protocol::frame::read_frame::<relay::Response, _>(&mut recv),
+    )
+    .await
+    .expect("the relay answers a late request")
+    .unwrap();
+    assert!(opened.elapsed() >= Duration::from_millis(900));
+    assert_eq!(resp_code(&resp), Some(ErrorCode::TimedOut));
+    // The relay keeps serving.
+    let c = RelayClient::connect(&relay.address).await.unwrap();
+    mailbox(&c).await;
+    relay.stop().await;
+}

@@ -309,6 +309,16 @@ impl From<RequestError> for RelayError {
     fn from(e: RequestError) -> Self {
         use tropa_proto::relay::ErrorCode as C;
         match e {
+            // Our request reached the relay too slowly: the link is bad, as
+            // when our own request timeout fires. Handled the same way (the
+            // connection is dropped and the request retried on a new one),
+            // never as a refusal that waits out a backoff.
+            RequestError::Relay {
+                code: C::TimedOut,
+                message,
+            } => RelayError::Unreachable {
+                detail: format!("the relay gave up waiting for our request: {message}"),
+            },
             RequestError::Relay { code, message } => RelayError::Refused {
                 reason: match code {
                     // A short link that is gone is as permanent as a
@@ -317,7 +327,7 @@ impl From<RequestError> for RelayError {
                     C::AuthFailed => Refusal::AuthFailed,
                     C::Quota => Refusal::Quota,
                     C::RateLimited => Refusal::RateLimited,
-                    C::Internal => Refusal::Internal,
+                    C::Internal | C::TimedOut => Refusal::Internal,
                     C::TooLarge | C::Malformed | C::UnsupportedVersion | C::Unspecified => {
                         Refusal::Invalid
                     }
@@ -362,6 +372,25 @@ impl From<RequestError> for ClientError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A relay that gave up waiting for our request (a lossy link) is
+    /// network trouble: the engine drops the connection and retries on a
+    /// new one, where a refusal would wait out the refusal backoff.
+    #[test]
+    fn a_late_request_is_network_trouble_not_a_refusal() {
+        use tropa_proto::relay::ErrorCode as C;
+        let late = RelayError::from(RequestError::Relay {
+            code: C::TimedOut,
+            message: "request timed out".into(),
+        });
+        assert!(matches!(late, RelayError::Unreachable { .. }), "{late:?}");
+        assert_eq!(late.refusal(), None);
+        let malformed = RelayError::from(RequestError::Relay {
+            code: C::Malformed,
+            message: "malformed frame".into(),
+        });
+        assert_eq!(malformed.refusal(), Some(Refusal::Invalid));
+    }
 
     /// Debug output ends up in logs and panic messages; it names the kind
     /// of error and nothing the user typed or the relay said.

@@ -26,8 +26,10 @@ use crate::service::{self, Now, Outcome, Peer, Subscription};
 use crate::store::RecipientId;
 use tropa_relay_protocol::frame as wire;
 
-/// Time a client has to send its request after opening a stream.
-pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a finished reply is kept until the peer has it (or gives up). The
+/// time a client has to send its request is `request_timeout_secs` in the
+/// configuration.
+const REPLY_LINGER: Duration = Duration::from_secs(10);
 /// Time a client has to take one delivery frame off the relay's hands.
 pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 /// What one delivery costs while it is read, opened, sealed and written:
@@ -154,7 +156,7 @@ async fn reply_and_finish(ctx: Arc<Ctx>, mut send: quinn::SendStream, resp: Resp
     if matches!(written, Ok(Ok(()))) {
         let _ = send.finish();
         // Wait until the peer has the reply (or gives up) before dropping.
-        let _ = tokio::time::timeout(REQUEST_TIMEOUT, send.stopped()).await;
+        let _ = tokio::time::timeout(REPLY_LINGER, send.stopped()).await;
     } else {
         let _ = send.reset(0u32.into());
     }
@@ -224,7 +226,7 @@ async fn handle_stream(
     mut recv: quinn::RecvStream,
 ) {
     let read = tokio::time::timeout(
-        REQUEST_TIMEOUT,
+        Duration::from_secs(ctx.config.request_timeout_secs),
         read_request(&mut recv, &conn.budget, &ctx.metrics),
     )
     .await;
@@ -236,7 +238,8 @@ async fn handle_stream(
         Ok(Err(BadRequest::Answer(resp))) => return reply_and_finish(ctx, send, resp).await,
         Ok(Err(BadRequest::Gone)) => return,
         Err(_) => {
-            let resp = service::error(ErrorCode::Malformed, "request timed out");
+            // Late, not malformed: a client on a slow link tries again.
+            let resp = service::error(ErrorCode::TimedOut, "request timed out");
             return reply_and_finish(ctx, send, resp).await;
         }
     };
