@@ -2,16 +2,18 @@
 //! place so the relay and its clients cannot drift apart: the signature
 //! contexts of recipient commands and deposits, the TLS exporter label of
 //! the channel binding, the delivery and at-rest key derivations
-//! ([`crypto`]), and reading and writing length-delimited frames on any
-//! byte stream ([`frame`]).
+//! ([`crypto`]), reading and writing length-delimited frames on any
+//! byte stream ([`frame`]), and the HTTP/2 settings and stream adapters of
+//! the TCP profile ([`tcp`]).
 //!
-//! The wire types themselves are in `tropa-proto`. This crate knows no
-//! transport (QUIC or TCP), keeps no state, and never logs.
+//! The wire types themselves are in `tropa-proto`. This crate opens no
+//! socket (QUIC or TCP), keeps no state, and never logs.
 
 #![forbid(unsafe_code)]
 
 pub mod crypto;
 pub mod frame;
+pub mod tcp;
 
 /// Requests a client keeps in flight on one connection at most, and so the
 /// whole frames a relay must let each connection's requests hold at once.
