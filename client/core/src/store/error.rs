@@ -23,7 +23,7 @@ pub enum CreateError {
     Io(#[from] io::Error),
     /// The database could not be created.
     #[error("profile database error: {0}")]
-    Db(#[from] sled::Error),
+    Db(#[from] redb::Error),
 }
 
 /// Error unlocking a profile with [`Vault::open`](super::Vault::open).
@@ -54,7 +54,11 @@ pub enum OpenError {
     Io(#[from] io::Error),
     /// The database could not be opened.
     #[error("profile database error: {0}")]
-    Db(#[from] sled::Error),
+    Db(#[from] redb::Error),
+    /// A profile made before 0.2 (sled database) could not be moved to the
+    /// current database; the old one is left as it was.
+    #[error("the profile's old database could not be read: {0}")]
+    Legacy(#[from] sled::Error),
 }
 
 /// Error reading or writing entries of an unlocked [`Vault`](super::Vault).
@@ -73,7 +77,7 @@ pub enum StoreError {
     TooLarge,
     /// The database failed.
     #[error("profile database error: {0}")]
-    Db(#[from] sled::Error),
+    Db(#[from] redb::Error),
 }
 
 /// Error changing the passphrase or the duress passphrase of an unlocked

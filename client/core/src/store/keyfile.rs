@@ -1,6 +1,48 @@
 //! The key file: Argon2id parameters and two indistinguishable wrapped-key slots.
+//! Keys and opening are described in the module documentation of
+//! [`crate::store`].
 //!
-//! See the module documentation of [`crate::store`] for the byte layout.
+//! # Key file format (version 1), all integers little-endian
+//!
+//! ```text
+//! offset  len   field
+//!      0    4   magic "TRPK"
+//!      4    1   version = 1
+//!      5    3   reserved, zero
+//!      8 1080   slot 0 (main)
+//!   1088 1080   slot 1 (duress, or random bytes)
+//!   2168        end
+//!
+//! slot:
+//!      0    4   Argon2 m_cost in KiB (u32)
+//!      4    4   Argon2 t_cost (u32)
+//!      8    4   Argon2 p_cost (u32)
+//!     12   16   Argon2 salt
+//!     28   24   XChaCha20-Poly1305 nonce
+//!     52 1040   ciphertext of the 1024-byte payload + 16-byte tag
+//!
+//! payload (plaintext, always 1024 bytes):
+//!      0    1   kind: 1 = main, 2 = duress
+//!      1    2   body length n (u16)
+//!      3    n   body: main = data key D (n = 32); duress = caller's decoy blob
+//!    3+n  ...   zero padding
+//! ```
+//!
+//! The AEAD associated data of slot `i` is the 8-byte header, the byte `i`, then
+//! the slot's 12 parameter bytes, so a slot cannot be moved to the other position
+//! and its parameters cannot be altered.
+//!
+//! **Both slots are always present and indistinguishable.** Without a duress
+//! passphrase, slot 1 is random salt, nonce and ciphertext with the same parameter
+//! fields as slot 0; with one, it is a real sealed payload. Both have the same
+//! length, so an observer cannot tell whether a duress passphrase is set.
+//! [`Vault::change_passphrase`](super::Vault::change_passphrase) replaces only slot 0 and never touches slot 1 (it
+//! cannot re-wrap the duress slot without the duress passphrase, and leaving slot 1
+//! alone in every case keeps the set/unset cases identical); [`Vault::set_duress`](super::Vault::set_duress)
+//! and [`Vault::clear_duress`](super::Vault::clear_duress) replace only slot 1, both with fresh random-looking
+//! bytes, so comparing two snapshots of the key file shows *that* the duress setting
+//! was touched but not whether it is now set.
+//!
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, Payload};

@@ -1,4 +1,4 @@
-//! Encrypted profile store (DESIGN §2 S9, §7): a [`Vault`] is a sled database in a
+//! Encrypted profile store (DESIGN §2 S9, §7): a [`Vault`] is a redb database in a
 //! profile directory in which every tree name, key and value is protected by a data
 //! key that is itself wrapped under Argon2id(passphrase).
 //!
@@ -17,7 +17,9 @@
 //! DIR/key       the key file (exactly 2 168 bytes, format below)
 //! DIR/key.tmp   transient, only while the key file is being replaced
 //! DIR/lock      empty file, flock()ed while a Vault is open
-//! DIR/db/       the sled database (only keyed hashes and ciphertext)
+//! DIR/store.redb the redb database (only keyed hashes and ciphertext)
+//! DIR/db/       the sled database of profiles made before 0.2: moved into
+//!               store.redb at the first unlock, then deleted (store/legacy.rs)
 //! ```
 //!
 //! `DIR` is created with mode 0700 and the key file with mode 0600 on Unix.
@@ -33,46 +35,10 @@
 //! * **Slot wrapping key** `K = Argon2id(passphrase, salt, m, t, p)`, 32 bytes,
 //!   version 0x13, no secret/associated data.
 //!
-//! # Key file format (version 1), all integers little-endian
+//! # Key file
 //!
-//! ```text
-//! offset  len   field
-//!      0    4   magic "TRPK"
-//!      4    1   version = 1
-//!      5    3   reserved, zero
-//!      8 1080   slot 0 (main)
-//!   1088 1080   slot 1 (duress, or random bytes)
-//!   2168        end
-//!
-//! slot:
-//!      0    4   Argon2 m_cost in KiB (u32)
-//!      4    4   Argon2 t_cost (u32)
-//!      8    4   Argon2 p_cost (u32)
-//!     12   16   Argon2 salt
-//!     28   24   XChaCha20-Poly1305 nonce
-//!     52 1040   ciphertext of the 1024-byte payload + 16-byte tag
-//!
-//! payload (plaintext, always 1024 bytes):
-//!      0    1   kind: 1 = main, 2 = duress
-//!      1    2   body length n (u16)
-//!      3    n   body: main = data key D (n = 32); duress = caller's decoy blob
-//!    3+n  ...   zero padding
-//! ```
-//!
-//! The AEAD associated data of slot `i` is the 8-byte header, the byte `i`, then
-//! the slot's 12 parameter bytes, so a slot cannot be moved to the other position
-//! and its parameters cannot be altered.
-//!
-//! **Both slots are always present and indistinguishable.** Without a duress
-//! passphrase, slot 1 is random salt, nonce and ciphertext with the same parameter
-//! fields as slot 0; with one, it is a real sealed payload. Both have the same
-//! length, so an observer cannot tell whether a duress passphrase is set.
-//! [`Vault::change_passphrase`] replaces only slot 0 and never touches slot 1 (it
-//! cannot re-wrap the duress slot without the duress passphrase, and leaving slot 1
-//! alone in every case keeps the set/unset cases identical); [`Vault::set_duress`]
-//! and [`Vault::clear_duress`] replace only slot 1, both with fresh random-looking
-//! bytes, so comparing two snapshots of the key file shows *that* the duress setting
-//! was touched but not whether it is now set.
+//! Its byte layout, and why both of its slots always look alike, are in
+//! `store/keyfile.rs`.
 //!
 //! # Opening
 //!
@@ -94,10 +60,11 @@
 //!
 //! # Stored entries
 //!
-//! A logical tree name `t` is stored as the sled tree named
+//! A logical tree name `t` becomes the tree id
 //! `T = HMAC-SHA256(I, "tropa/store/v1/tree\0" || t)` (32 raw bytes), and a key `k`
-//! of that tree as the sled key `H = HMAC-SHA256(I, "tropa/store/v1/key\0" || T || k)`.
-//! The sled value is
+//! of that tree the record key `H = HMAC-SHA256(I, "tropa/store/v1/key\0" || T || k)`.
+//! A tree is a redb table named by the lower-case hex of `T`; the key of a record
+//! is `H`, its value is
 //!
 //! ```text
 //! 0x01 || nonce (24 random bytes) || XChaCha20-Poly1305_V(nonce, plaintext, aad)
@@ -113,9 +80,17 @@
 //!
 //! # Durability
 //!
-//! Every mutation ([`Vault::put`], [`Vault::remove`], [`Vault::apply`]) is flushed
-//! (fsynced) to disk before it returns. A [`Batch`] is applied in one sled
-//! multi-tree transaction: after a crash either all of it or none of it is visible.
+//! Every mutation ([`Vault::put`], [`Vault::remove`], [`Vault::apply`]) is one redb
+//! write transaction, committed with `Durability::Immediate` (fsynced) before it
+//! returns: after a crash or a SIGKILL either all of a [`Batch`] or none of it is
+//! visible. redb is a copy-on-write B-tree whose commit flips a checksummed root,
+//! so a kill at any moment leaves the last committed state readable.
+//!
+//! The store was sled 0.34 until a kill while a profile was being opened or
+//! closed was found to leave it unopenable ("Read corrupted data"), in about
+//! one run in three of `tests/tests/store_kills.rs` and once in CI: a
+//! deserter's phone kills apps without warning, and a profile that does not
+//! open is every contact lost.
 //!
 //! # Wipe
 //!
@@ -128,14 +103,14 @@
 //!
 //! * What leaks without the passphrase: that this is a Tropa profile, the Argon2
 //!   parameters, the number of trees, the number of entries per tree, each value's
-//!   length to 64 bytes, and sled's write history (timestamps, file sizes).
+//!   length to 64 bytes, and the database's write history (timestamps, file size).
 //!   **Callers:** do not make one tree per contact if the number of contacts or
 //!   of messages per contact must stay hidden; use a few fixed trees (e.g.
 //!   `messages`, keyed by contact id and message id inside the key).
 //! * Keys are stored as keyed hashes, so there are no range or prefix scans:
 //!   [`Vault::iter`] decrypts a whole tree into memory and sorts it by key.
-//! * Removing or overwriting an entry does not crypto-erase it: sled may keep the
-//!   old ciphertext in its log until the segment is reclaimed, and it stays
+//! * Removing or overwriting an entry does not crypto-erase it: the database may
+//!   keep the old ciphertext in a free page until the page is reused, and it stays
 //!   decryptable with the data key. Against someone who has the passphrase,
 //!   deleted (e.g. disappearing) messages are only gone after [`wipe`]. Rotating
 //!   the data key (re-encrypting into a fresh database) would fix this and is
@@ -147,17 +122,20 @@
 //!   with wear levelling or a copy-on-write file system the old blocks may survive
 //!   physically; a forensic attacker reading raw flash then still needs the
 //!   passphrase (so a strong passphrase still matters).
-//! * The lock file prevents two processes from opening the same profile (sled
-//!   itself does not lock on Android).
+//! * The lock file prevents two processes from opening the same profile (the
+//!   database's own file lock is not relied on).
 //! * A key file tampered with inside a slot looks like a wrong passphrase.
 //! * Integrity is per entry: someone who can write the directory cannot forge,
 //!   alter or move a value, but can delete entries or roll the database back to
 //!   an older copy undetected (that would need a MAC over whole trees).
 
+mod erase;
 mod error;
 mod fsutil;
 mod keyfile;
+mod legacy;
 mod memory;
+mod passphrase;
 mod seal;
 #[cfg(test)]
 mod tests;
@@ -169,9 +147,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rand::Rng;
-use sled::Transactional;
+use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition, TableError};
 use zeroize::Zeroizing;
 
+pub use erase::wipe;
 pub use error::{CreateError, OpenError, PassphraseError, StoreError, WipeError};
 pub use keyfile::{KdfParams, MAX_DECOY_LEN, MAX_M_COST_KIB, MAX_P_COST, MAX_T_COST};
 pub use memory::MemoryKv;
@@ -209,17 +188,19 @@ pub const KEY_FILE_NAME: &str = "key";
 const KEY_TMP_NAME: &str = "key.tmp";
 /// File name of the lock file.
 const LOCK_FILE_NAME: &str = "lock";
-/// Directory name of the sled database inside a profile directory.
+/// File name of the database inside a profile directory.
+pub const DB_FILE_NAME: &str = "store.redb";
+/// Directory name of the sled database of older profiles (see [`legacy`]).
 pub const DB_DIR_NAME: &str = "db";
-/// sled page-cache size: modest, for phones.
-const SLED_CACHE_BYTES: u64 = 8 * 1024 * 1024;
+/// Database page-cache size: modest, for phones.
+const DB_CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 /// An unlocked encrypted profile store. See the [module docs](self).
 ///
 /// `Vault` is `Send + Sync`; share it with an `Arc`. Dropping it closes the database
 /// and releases the profile lock; the derived keys are zeroized on drop.
 pub struct Vault {
-    db: sled::Db,
+    db: redb::Database,
     keys: Keys,
     data_key: Zeroizing<[u8; DATA_KEY_LEN]>,
     dir: PathBuf,
@@ -307,6 +288,10 @@ impl std::fmt::Debug for Opened {
     }
 }
 
+/// One sealed write of a batch: the record's key id, and its sealed
+/// record (`None` removes it).
+type SealedOp = (Id, Option<Vec<u8>>);
+
 /// A set of puts and removes, possibly across trees, applied atomically and
 /// durably by [`Vault::apply`]. Operations apply in order (a later one on the same
 /// key wins).
@@ -378,33 +363,17 @@ fn key_path(dir: &Path) -> PathBuf {
     dir.join(KEY_FILE_NAME)
 }
 
-/// How long [`open_db`] waits for sled's own lock on the database file.
-const SLED_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+/// Opens (creating if missing) the database. Callers hold the profile's
+/// exclusive lock (`DIR/lock`) first.
+fn open_db(dir: &Path) -> Result<redb::Database, redb::Error> {
+    Ok(redb::Database::builder()
+        .set_cache_size(DB_CACHE_BYTES)
+        .create(dir.join(DB_FILE_NAME))?)
+}
 
-/// Opens the sled database. Callers hold the profile's exclusive lock
-/// (`DIR/lock`) first, so if sled's own file lock is taken, its holder can
-/// only be this profile's previous `Db` in this process, whose background
-/// thread lets go a moment after the `Db` is dropped (under load, many
-/// milliseconds later). Waiting a little for it is safe; failing would tell
-/// the user their profile is corrupt.
-fn open_db(dir: &Path) -> sled::Result<sled::Db> {
-    let deadline = std::time::Instant::now() + SLED_LOCK_PATIENCE;
-    loop {
-        let res = sled::Config::new()
-            .path(dir.join(DB_DIR_NAME))
-            .cache_capacity(SLED_CACHE_BYTES)
-            .open();
-        match res {
-            // sled 0.34 reports its lock as ErrorKind::Other with this text.
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other,
-        }
-    }
+/// The table of the tree with id `id`.
+fn table_name(id: &Id) -> String {
+    hex::encode(id)
 }
 
 /// Opens (creating if needed) and exclusively locks `DIR/lock`.
@@ -483,6 +452,11 @@ impl Vault {
         }
         let _ = fs::remove_file(dir.join(KEY_TMP_NAME));
         fsutil::remove_dir_all_if_exists(&dir.join(DB_DIR_NAME))?;
+        legacy::remove_leftovers(dir)?;
+        match fs::remove_file(dir.join(DB_FILE_NAME)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
 
         let mut data_key = Zeroizing::new([0u8; DATA_KEY_LEN]);
         rand::rng().fill_bytes(data_key.as_mut_slice());
@@ -493,7 +467,6 @@ impl Vault {
         };
 
         let db = open_db(dir)?;
-        db.flush()?;
         // The key file is written last: a profile "exists" only once complete.
         fsutil::write_atomic(
             dir,
@@ -533,11 +506,19 @@ impl Vault {
         match (main, duress) {
             (Some(SlotContent::Main(data_key)), _) => {
                 let keys = Keys::derive(&data_key).map_err(OpenError::Corrupt)?;
-                if !dir.join(DB_DIR_NAME).is_dir() {
-                    // Never silently replace a deleted database with an empty one.
-                    return Err(OpenError::Corrupt("the profile database is missing"));
-                }
                 let lock = acquire_lock(dir)?.ok_or(OpenError::Locked)?;
+                if !dir.join(DB_FILE_NAME).is_file() {
+                    if dir.join(DB_DIR_NAME).is_dir() {
+                        // A profile made before the move to redb.
+                        legacy::migrate(dir)?;
+                    } else {
+                        // Never silently replace a deleted database with an empty one.
+                        return Err(OpenError::Corrupt("the profile database is missing"));
+                    }
+                } else if dir.join(DB_DIR_NAME).is_dir() {
+                    // A migration that was killed after its last step but one.
+                    fsutil::remove_dir_all_if_exists(&dir.join(DB_DIR_NAME))?;
+                }
                 // A copied or restored profile may have lost its private mode.
                 fsutil::tighten_dir(dir)?;
                 // A crash during a key-file rewrite may leave a stale temporary.
@@ -583,10 +564,11 @@ impl Vault {
         &self.dir
     }
 
-    fn tree(&self, name: &str) -> Result<(Id, sled::Tree), StoreError> {
+    /// The id of tree `name` and its table's name.
+    fn tree(&self, name: &str) -> (Id, String) {
         let id = self.keys.tree_id(name);
-        let tree = self.db.open_tree(id)?;
-        Ok((id, tree))
+        let table = table_name(&id);
+        (id, table)
     }
 
     /// The value of `key` in `tree`, decrypted, or `None`.
@@ -595,15 +577,20 @@ impl Vault {
     /// [`StoreError::Tampered`] if the stored value fails authentication, or a
     /// database error.
     pub fn get(&self, tree: &str, key: &[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
-        let (tid, t) = self.tree(tree)?;
+        let (tid, name) = self.tree(tree);
         let kid = self.keys.key_id(&tid, key);
-        match t.get(kid)? {
-            None => Ok(None),
-            Some(record) => {
-                let (_, value) = self.keys.open(&tid, &kid, &record)?;
-                Ok(Some(value))
-            }
-        }
+        let read = self.db.begin_read().map_err(db)?;
+        let table = match read.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(db(e)),
+        };
+        let record = match table.get(&kid[..]).map_err(db)? {
+            None => return Ok(None),
+            Some(r) => Zeroizing::new(r.value().to_vec()),
+        };
+        let (_, value) = self.keys.open(&tid, &kid, &record)?;
+        Ok(Some(value))
     }
 
     /// All `(key, value)` pairs of `tree`, decrypted, sorted by key.
@@ -612,12 +599,18 @@ impl Vault {
     /// [`StoreError::Tampered`] if any stored value fails authentication, or a
     /// database error.
     pub fn iter(&self, tree: &str) -> Result<Vec<Entry>, StoreError> {
-        let (tid, t) = self.tree(tree)?;
+        let (tid, name) = self.tree(tree);
+        let read = self.db.begin_read().map_err(db)?;
+        let table = match read.open_table(TableDefinition::<&[u8], &[u8]>::new(&name)) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(db(e)),
+        };
         let mut out = Vec::new();
-        for item in t.iter() {
-            let (kid, record) = item?;
-            let kid: Id = kid.as_ref().try_into().map_err(|_| StoreError::Tampered)?;
-            let (mut key, value) = self.keys.open(&tid, &kid, &record)?;
+        for item in table.iter().map_err(db)? {
+            let (kid, record) = item.map_err(db)?;
+            let kid: Id = kid.value().try_into().map_err(|_| StoreError::Tampered)?;
+            let (mut key, value) = self.keys.open(&tid, &kid, record.value())?;
             out.push((std::mem::take(&mut *key), value));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -629,12 +622,9 @@ impl Vault {
     /// # Errors
     /// [`StoreError::TooLarge`] or a database error.
     pub fn put(&self, tree: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        let (tid, t) = self.tree(tree)?;
-        let kid = self.keys.key_id(&tid, key);
-        let record = self.keys.seal(&tid, &kid, key, value)?;
-        t.insert(kid, record)?;
-        self.db.flush()?;
-        Ok(())
+        let mut b = Batch::new();
+        b.put(tree, key, value);
+        self.apply(b)
     }
 
     /// Removes `key` from `tree`, durably. Returns whether it was present.
@@ -642,15 +632,21 @@ impl Vault {
     /// # Errors
     /// A database error.
     pub fn remove(&self, tree: &str, key: &[u8]) -> Result<bool, StoreError> {
-        let (tid, t) = self.tree(tree)?;
+        let (tid, name) = self.tree(tree);
         let kid = self.keys.key_id(&tid, key);
-        let existed = t.remove(kid)?.is_some();
-        self.db.flush()?;
+        let write = self.db.begin_write().map_err(db)?;
+        let existed = {
+            let mut table = write
+                .open_table(TableDefinition::<&[u8], &[u8]>::new(&name))
+                .map_err(db)?;
+            table.remove(&kid[..]).map_err(db)?.is_some()
+        };
+        write.commit().map_err(db)?;
         Ok(existed)
     }
 
-    /// Applies `batch` atomically (one sled multi-tree transaction) and durably
-    /// (flushed before returning). An empty batch does nothing.
+    /// Applies `batch` atomically and durably (one write transaction,
+    /// committed and fsynced before returning). An empty batch does nothing.
     ///
     /// # Errors
     /// [`StoreError::TooLarge`] or a database error; on error nothing was applied.
@@ -658,233 +654,62 @@ impl Vault {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut trees: Vec<sled::Tree> = Vec::new();
+        // Sealed first, so a failure to seal leaves the database untouched.
+        // Grouped by tree (a table is open once at a time in a transaction),
+        // in the batch's order within each tree, which is all that orders
+        // them: records of different trees never share a key.
+        let mut groups: Vec<(String, Vec<SealedOp>)> = Vec::new();
         let mut index: HashMap<Id, usize> = HashMap::new();
-        // (tree index, key id, sealed record or None for remove)
-        let mut prepared: Vec<(usize, Id, Option<Vec<u8>>)> = Vec::with_capacity(batch.len());
         for op in &batch.ops {
             let (tree, key, value) = match op {
                 BatchOp::Put { tree, key, value } => (tree, key, Some(value)),
                 BatchOp::Remove { tree, key } => (tree, key, None),
             };
-            let tid = self.keys.tree_id(tree);
-            let ti = match index.get(&tid) {
-                Some(&i) => i,
-                None => {
-                    trees.push(self.db.open_tree(tid)?);
-                    index.insert(tid, trees.len() - 1);
-                    trees.len() - 1
-                }
-            };
+            let (tid, name) = self.tree(tree);
+            let gi = *index.entry(tid).or_insert_with(|| {
+                groups.push((name, Vec::new()));
+                groups.len() - 1
+            });
             let kid = self.keys.key_id(&tid, key);
             let record = match value {
                 Some(v) => Some(self.keys.seal(&tid, &kid, key, v)?),
                 None => None,
             };
-            prepared.push((ti, kid, record));
+            groups[gi].1.push((kid, record));
         }
-        let result: sled::transaction::TransactionResult<(), ()> = trees[..].transaction(|view| {
-            for (ti, kid, record) in &prepared {
-                let Some(t) = view.get(*ti) else {
-                    return sled::transaction::abort(());
-                };
+        let write = self.db.begin_write().map_err(db)?;
+        for (name, ops) in &groups {
+            let mut table = write
+                .open_table(TableDefinition::<&[u8], &[u8]>::new(name))
+                .map_err(db)?;
+            for (kid, record) in ops {
                 match record {
                     Some(r) => {
-                        t.insert(&kid[..], r.as_slice())?;
+                        table.insert(&kid[..], r.as_slice()).map_err(db)?;
                     }
                     None => {
-                        t.remove(&kid[..])?;
+                        table.remove(&kid[..]).map_err(db)?;
                     }
                 }
             }
-            Ok(())
-        });
-        match result {
-            Ok(()) => {}
-            Err(sled::transaction::TransactionError::Storage(e)) => return Err(e.into()),
-            Err(sled::transaction::TransactionError::Abort(())) => {
-                return Err(StoreError::Corrupt("internal batch error"));
-            }
         }
-        self.db.flush()?;
+        // Dropping an uncommitted transaction (on any error above) aborts it.
+        write.commit().map_err(db)?;
         Ok(())
     }
 
-    /// Flushes all pending writes to disk.
+    /// Makes everything written so far durable. Every write already is (each
+    /// commits with fsync), so this only checks the database is usable.
     ///
     /// # Errors
     /// A database error.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.db.begin_read().map_err(db)?;
         Ok(())
-    }
-
-    fn read_parsed_key_file(&self) -> Result<KeyFile, PassphraseError> {
-        let bytes =
-            read_key_file(&self.dir)?.ok_or(PassphraseError::Corrupt("key file missing"))?;
-        KeyFile::parse(&bytes).map_err(|e| match e {
-            ParseError::Corrupt(why) => PassphraseError::Corrupt(why),
-            ParseError::Version(_) => PassphraseError::Corrupt("unsupported key file version"),
-        })
-    }
-
-    fn write_key_file(&self, key_file: &KeyFile) -> Result<(), PassphraseError> {
-        fsutil::write_atomic(
-            &self.dir,
-            &self.dir.join(KEY_TMP_NAME),
-            &key_path(&self.dir),
-            &key_file.to_bytes(),
-        )?;
-        Ok(())
-    }
-
-    /// Re-wraps the data key under a `new` passphrase (and optionally new Argon2
-    /// parameters; `None` keeps the current ones), replacing the key file
-    /// atomically. The duress slot is left as it is (see the module docs).
-    ///
-    /// # Errors
-    /// [`PassphraseError::EmptyPassphrase`], [`PassphraseError::SameAsDuress`] if
-    /// `new` is the duress passphrase, [`PassphraseError::InvalidParams`], or an I/O
-    /// or key-file error; on error the key file is unchanged.
-    pub fn change_passphrase(
-        &self,
-        new: &[u8],
-        params: Option<KdfParams>,
-    ) -> Result<(), PassphraseError> {
-        if new.is_empty() {
-            return Err(PassphraseError::EmptyPassphrase);
-        }
-        let _guard = self
-            .key_file_mutex
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut key_file = self.read_parsed_key_file()?;
-        let params = params.unwrap_or(key_file.slots[0].params());
-        params.validate().map_err(PassphraseError::InvalidParams)?;
-        if let Some(SlotContent::Duress(..)) = key_file.slots[1]
-            .try_open(1, new)
-            .map_err(PassphraseError::Corrupt)?
-        {
-            return Err(PassphraseError::SameAsDuress);
-        }
-        key_file.slots[0] =
-            Slot::seal_main(new, params, &self.data_key).map_err(PassphraseError::InvalidParams)?;
-        self.write_key_file(&key_file)
-    }
-
-    /// Sets (or replaces) the duress passphrase and its decoy blob (at most
-    /// [`MAX_DECOY_LEN`] bytes, e.g. the display name and relay address for the
-    /// fresh profile the caller will create after a duress unlock).
-    ///
-    /// # Errors
-    /// [`PassphraseError::EmptyPassphrase`], [`PassphraseError::DuressSameAsMain`],
-    /// [`PassphraseError::DecoyTooLarge`], or an I/O or key-file error; on error the
-    /// key file is unchanged.
-    pub fn set_duress(&self, duress: &[u8], decoy: &[u8]) -> Result<(), PassphraseError> {
-        if duress.is_empty() {
-            return Err(PassphraseError::EmptyPassphrase);
-        }
-        if decoy.len() > MAX_DECOY_LEN {
-            return Err(PassphraseError::DecoyTooLarge { max: MAX_DECOY_LEN });
-        }
-        let _guard = self
-            .key_file_mutex
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut key_file = self.read_parsed_key_file()?;
-        if let Some(SlotContent::Main(_)) = key_file.slots[0]
-            .try_open(0, duress)
-            .map_err(PassphraseError::Corrupt)?
-        {
-            return Err(PassphraseError::DuressSameAsMain);
-        }
-        let params = key_file.slots[0].params();
-        key_file.slots[1] =
-            Slot::seal_duress(duress, params, decoy).map_err(PassphraseError::InvalidParams)?;
-        self.write_key_file(&key_file)
-    }
-
-    /// The Argon2 parameters of the main passphrase.
-    ///
-    /// # Errors
-    /// An I/O or key-file error.
-    pub fn kdf_params(&self) -> Result<KdfParams, PassphraseError> {
-        Ok(self.read_parsed_key_file()?.slots[0].params())
-    }
-
-    /// Removes the duress passphrase (slot 1 becomes fresh random bytes, which look
-    /// exactly like a set duress slot).
-    ///
-    /// # Errors
-    /// An I/O or key-file error; on error the key file is unchanged.
-    pub fn clear_duress(&self) -> Result<(), PassphraseError> {
-        let _guard = self
-            .key_file_mutex
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut key_file = self.read_parsed_key_file()?;
-        key_file.slots[1] = Slot::random(key_file.slots[0].params());
-        self.write_key_file(&key_file)
-    }
-
-    /// Crypto-erases this profile, then deletes it (see [`wipe`]). The key file is
-    /// destroyed before the database is even closed.
-    ///
-    /// # Errors
-    /// An I/O error; if it occurs after the key file was destroyed, the data is
-    /// unreadable even so.
-    pub fn wipe(self) -> Result<(), WipeError> {
-        let dir = self.dir.clone();
-        erase_key_file(&dir)?;
-        drop(self);
-        wipe(&dir)
     }
 }
 
-/// Overwrites and deletes the key file and any temporary copy, then fsyncs `dir`.
-fn erase_key_file(dir: &Path) -> Result<(), WipeError> {
-    let a = fsutil::shred_file(&key_path(dir), KEY_FILE_LEN)?;
-    let b = fsutil::shred_file(&dir.join(KEY_TMP_NAME), KEY_FILE_LEN)?;
-    if a || b {
-        fsutil::sync_dir(dir)?;
-    }
-    Ok(())
-}
-
-/// Crypto-erases and deletes the profile in `dir`: the key file is overwritten
-/// with random bytes, fsynced and deleted first (from then on the data is
-/// unreadable), then the database and the lock file are deleted, then the
-/// directory itself if it is empty. Files this module did not create are left
-/// alone (so a profile mistakenly created in a home directory cannot take the
-/// user's files with it); callers must keep all profile data inside the vault.
-/// A missing directory is not an error. Works whether or not the profile is open
-/// elsewhere.
-///
-/// # Errors
-/// An I/O error; if it occurs after the key file was destroyed (check
-/// [`Vault::exists`]), the data is unreadable even so.
-pub fn wipe(dir: &Path) -> Result<(), WipeError> {
-    match fs::symlink_metadata(dir) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
-        Ok(_) => {}
-    }
-    erase_key_file(dir)?;
-    fsutil::remove_dir_all_if_exists(&dir.join(DB_DIR_NAME))?;
-    match fs::remove_file(dir.join(LOCK_FILE_NAME)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
-        _ => {}
-    }
-    // Only an empty directory is removed: a mistaken `--home ~` must not delete
-    // the user's files.
-    match fs::remove_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(_)
-            if fs::read_dir(dir)
-                .map(|mut d| d.next().is_some())
-                .unwrap_or(false) => {}
-        Err(e) => return Err(e.into()),
-    }
-    Ok(())
+/// A database error as a [`StoreError`].
+fn db(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Db(e.into())
 }

@@ -164,21 +164,22 @@ fn batch_is_atomic_for_concurrent_readers() {
     let reader = {
         let (v, stop) = (v.clone(), stop.clone());
         std::thread::spawn(move || {
-            let (ta_id, ta) = v.tree("a").unwrap();
-            let (tc_id, tc) = v.tree("c").unwrap();
+            let (ta_id, ta) = v.tree("a");
+            let (tc_id, tc) = v.tree("c");
             let ka = v.keys.key_id(&ta_id, b"k");
             let kc = v.keys.key_id(&tc_id, b"k");
             let mut reads = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) || reads == 0 {
                 // One consistent snapshot of both trees.
-                let (ra, rc) = (&ta, &tc)
-                    .transaction(|(a, c)| {
-                        Ok::<_, sled::transaction::ConflictableTransactionError<()>>((
-                            a.get(ka)?,
-                            c.get(kc)?,
-                        ))
-                    })
-                    .unwrap();
+                use redb::{ReadableDatabase as _, TableDefinition};
+                let read = v.db.begin_read().unwrap();
+                let get = |name: &str, k: &[u8]| {
+                    let t = read
+                        .open_table(TableDefinition::<&[u8], &[u8]>::new(name))
+                        .unwrap();
+                    t.get(k).unwrap().map(|r| r.value().to_vec())
+                };
+                let (ra, rc) = (get(&ta, &ka[..]), get(&tc, &kc[..]));
                 let a = v.keys.open(&ta_id, &ka, &ra.unwrap()).unwrap().1;
                 let c = v.keys.open(&tc_id, &kc, &rc.unwrap()).unwrap().1;
                 assert_eq!(a, c, "a reader saw half a batch");
@@ -384,6 +385,48 @@ fn missing_and_corrupt_key_files_are_typed_errors() {
     drop(unlock(&dir, PASS));
 }
 
+/// The database's tables without the vault: what someone who can write
+/// the profile's files can do.
+struct Raw<'a>(&'a redb::Database);
+
+impl Raw<'_> {
+    fn get(&self, table: &str, key: &[u8]) -> Vec<u8> {
+        use redb::{ReadableDatabase as _, TableDefinition};
+        let read = self.0.begin_read().unwrap();
+        let t = read
+            .open_table(TableDefinition::<&[u8], &[u8]>::new(table))
+            .unwrap();
+        t.get(key).unwrap().unwrap().value().to_vec()
+    }
+
+    fn write(&self, table: &str, f: impl FnOnce(&mut redb::Table<'_, &[u8], &[u8]>)) {
+        let write = self.0.begin_write().unwrap();
+        {
+            let mut t = write
+                .open_table(redb::TableDefinition::<&[u8], &[u8]>::new(table))
+                .unwrap();
+            f(&mut t);
+        }
+        write.commit().unwrap();
+    }
+}
+
+struct RawTable<'a>(&'a Raw<'a>, &'a str);
+
+impl RawTable<'_> {
+    fn insert(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.0.write(self.1, |t| {
+            t.insert(key.as_ref(), value.as_ref()).unwrap();
+        });
+    }
+
+    fn remove(&self, key: impl AsRef<[u8]>) {
+        self.0.write(self.1, |t| {
+            t.remove(key.as_ref()).unwrap();
+        });
+    }
+}
+
 #[test]
 fn tampered_or_swapped_values_are_detected() {
     let (_tmp, dir) = profile();
@@ -392,44 +435,45 @@ fn tampered_or_swapped_values_are_detected() {
     v.put("t", b"k2", b"value two").unwrap();
     v.put("u", b"k1", b"other tree").unwrap();
 
-    let t_id = v.keys.tree_id("t");
-    let u_id = v.keys.tree_id("u");
-    let t = v.db.open_tree(t_id).unwrap();
-    let u = v.db.open_tree(u_id).unwrap();
+    let (t_id, t_name) = v.tree("t");
+    let (u_id, u_name) = v.tree("u");
     let k1 = v.keys.key_id(&t_id, b"k1");
     let k2 = v.keys.key_id(&t_id, b"k2");
     let uk1 = v.keys.key_id(&u_id, b"k1");
-    let r1 = t.get(k1).unwrap().unwrap().to_vec();
-    let r2 = t.get(k2).unwrap().unwrap().to_vec();
-    let ru = u.get(uk1).unwrap().unwrap().to_vec();
+    // Raw access to the tables, as someone with the files would have.
+    let raw = Raw(&v.db);
+    let r1 = raw.get(&t_name, &k1);
+    let r2 = raw.get(&t_name, &k2);
+    let ru = raw.get(&u_name, &uk1);
+    let t = RawTable(&raw, &t_name);
 
     // swap between keys of one tree
-    t.insert(k1, r2.clone()).unwrap();
+    t.insert(k1, r2.clone());
     assert!(matches!(v.get("t", b"k1"), Err(StoreError::Tampered)));
     assert!(matches!(v.iter("t"), Err(StoreError::Tampered)));
     // moved from another tree under the same key
-    t.insert(k1, ru.clone()).unwrap();
+    t.insert(k1, ru.clone());
     assert!(matches!(v.get("t", b"k1"), Err(StoreError::Tampered)));
     // flipped bit in each part of the record
     for pos in [0, 1, 30, r1.len() - 1] {
         let mut bad = r1.clone();
         bad[pos] ^= 0x80;
-        t.insert(k1, bad).unwrap();
+        t.insert(k1, bad);
         assert!(
             matches!(v.get("t", b"k1"), Err(StoreError::Tampered)),
             "flip at {pos}"
         );
     }
     // truncated and empty records
-    t.insert(k1, &r1[..10]).unwrap();
+    t.insert(k1, &r1[..10]);
     assert!(matches!(v.get("t", b"k1"), Err(StoreError::Tampered)));
-    t.insert(k1, &[][..]).unwrap();
+    t.insert(k1, &[][..]);
     assert!(matches!(v.get("t", b"k1"), Err(StoreError::Tampered)));
     // a record under a key that is not a 32-byte id
-    t.insert(k1, r1.clone()).unwrap();
-    t.insert(b"short", r1.clone()).unwrap();
+    t.insert(k1, r1.clone());
+    t.insert(b"short", r1.clone());
     assert!(matches!(v.iter("t"), Err(StoreError::Tampered)));
-    t.remove(b"short").unwrap();
+    t.remove(b"short");
     // restored: all good again
     assert_eq!(v.get("t", b"k1").unwrap().unwrap().as_slice(), b"value one");
     assert_eq!(v.iter("t").unwrap().len(), 2);
@@ -457,7 +501,7 @@ fn directory_reveals_no_plaintext() {
         v.set_duress(duress, b"decoy-name-FROBOZZ").unwrap();
         v.flush().unwrap();
     }
-    // And once more after a reopen, so sled has recovered/rewritten its files.
+    // And once more after a reopen, so the database has rewritten its files.
     drop(unlock(&dir, pass));
 
     let needles: Vec<&[u8]> = vec![
@@ -683,7 +727,7 @@ fn wipe_of_open_vault_and_foreign_files_are_kept() {
     v.wipe().unwrap();
     assert!(start.elapsed() < Duration::from_secs(1));
     assert!(!Vault::exists(&dir));
-    assert!(!dir.join(DB_DIR_NAME).exists());
+    assert!(!dir.join(DB_FILE_NAME).exists());
     assert_eq!(fs::read(dir.join("not-ours.txt")).unwrap(), b"user file");
     assert!(matches!(Vault::open(&dir, PASS), Err(OpenError::NoProfile)));
 }
@@ -728,12 +772,12 @@ fn missing_database_is_not_silently_recreated() {
     let v = Vault::create(&dir, PASS, PARAMS).unwrap();
     v.put("t", b"k", b"v").unwrap();
     drop(v);
-    fs::remove_dir_all(dir.join(DB_DIR_NAME)).unwrap();
+    fs::remove_file(dir.join(DB_FILE_NAME)).unwrap();
     assert!(matches!(
         Vault::open(&dir, PASS),
         Err(OpenError::Corrupt(_))
     ));
-    assert!(!dir.join(DB_DIR_NAME).exists());
+    assert!(!dir.join(DB_FILE_NAME).exists());
 }
 
 #[test]
@@ -763,9 +807,10 @@ fn unlock_tightens_a_loose_profile_directory() {
 }
 
 /// Closing a profile and opening it again at once (the desk after the CLI,
-/// a test after `drop`) must not fail on sled's own file lock, which sled's
-/// background flusher releases a moment after the `Db` is dropped. Before
-/// the fix this failed within a few rounds with "could not acquire lock".
+/// a test after `drop`) must not fail on the database's own file lock.
+/// With sled, whose background flusher released it a moment after the `Db`
+/// was dropped, this failed within a few rounds with "could not acquire
+/// lock" until `open_db` waited for it.
 #[test]
 fn reopening_right_after_closing_never_trips_on_the_database_lock() {
     let (_tmp, dir) = profile();
