@@ -11,8 +11,15 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// UDP address to listen on. Port 0 picks a free port.
+    /// Address to listen on: UDP for QUIC, and TCP on the same IP and the
+    /// same port number. Port 0 picks a free port (the same for both).
     pub listen: SocketAddr,
+    /// Serve QUIC (UDP) on `listen`.
+    pub quic: bool,
+    /// Serve the TCP profile (TCP + TLS 1.3, HTTP/2 as the multiplexer) on
+    /// `listen`'s IP and the port the UDP socket got, for clients whose
+    /// network blocks UDP and for clients behind a SOCKS5 proxy (Tor).
+    pub tcp: bool,
     /// Host (IP or DNS name) to print in the relay address, when `listen` is
     /// a wildcard address that clients cannot use as such.
     pub public_host: Option<String>,
@@ -91,6 +98,8 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], 4433)),
+            quic: true,
+            tcp: true,
             public_host: None,
             creation_password: None,
             mailbox_quota: 1000,
@@ -298,6 +307,12 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the offending field.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.quic && !self.tcp {
+            return Err(invalid(
+                "tcp",
+                "quic and tcp are both false: the relay would serve nothing; turn one on",
+            ));
+        }
         if let Some(h) = &self.public_host
             && h.parse::<tropa_proto::Host>().is_err()
         {
@@ -521,7 +536,17 @@ const MAX_LINK_TTL_HOURS: u32 = 10 * 365 * 24;
 const FIELDS: &[(&str, &str, &str)] = &[
     (
         "listen",
-        "UDP address and port to listen on (0.0.0.0 = all IPv4 interfaces,\n[::] = all IPv6; port 0 picks a free port at every start).",
+        "Address and port to listen on, UDP for QUIC and TCP on the same port\n(0.0.0.0 = all IPv4 interfaces, [::] = all IPv6; port 0 picks a free\nport at every start). 443 gets through most firewalls.",
+        "",
+    ),
+    (
+        "quic",
+        "Serve QUIC (UDP) on `listen`: the fastest transport, used by default.",
+        "",
+    ),
+    (
+        "tcp",
+        "Serve TCP + TLS on the same port as QUIC, for users whose network\nblocks UDP or who go through Tor or another SOCKS5 proxy (TCP only).\nSame key, same address, same limits. Keep at least one of quic and tcp.",
         "",
     ),
     (
@@ -811,6 +836,33 @@ mod tests {
             assert_eq!(warn(fine), None, "{fine}");
         }
         assert_eq!(Config::default().public_host_warning(), None);
+    }
+
+    /// Issue 12: both transports are on by default, either can be turned
+    /// off, and turning both off is refused with the line.
+    #[test]
+    fn transports_default_on_and_one_must_stay() {
+        let d = Config::default();
+        assert!(d.quic && d.tcp);
+        let only_tcp = Config::parse("quic = false\n", "relay.toml").unwrap();
+        assert!(!only_tcp.quic && only_tcp.tcp);
+        let only_quic = Config::parse("tcp = false\n", "relay.toml").unwrap();
+        assert!(only_quic.quic && !only_quic.tcp);
+        let shown = Config::parse("quic = false\ntcp = false\n", "relay.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            shown.starts_with("relay.toml line 2: quic and tcp are both false"),
+            "{shown}"
+        );
+        let shown = Config::parse("tcp = \"yes\"\n", "relay.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(shown.starts_with("relay.toml line 1: tcp: "), "{shown}");
+        for cfg in [only_tcp, only_quic] {
+            let text = cfg.to_commented_toml().unwrap();
+            assert_eq!(Config::parse(&text, "relay.toml").unwrap(), cfg);
+        }
     }
 
     /// Every error names the key and the line: TOML syntax, types, unknown

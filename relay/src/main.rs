@@ -236,10 +236,16 @@ fn run(data: &Path, listen: Option<SocketAddr>) -> Result<(), CliError> {
         warn_public_host(&cfg);
         let has_public_host = cfg.public_host.is_some();
         let wildcard = cfg.listen.ip().is_unspecified();
+        let cfg_quic = cfg.quic;
         let server = Server::bind(cfg, &identity, store).await?;
         let address = server.address().map_err(io_err(data))?;
         println!("{address}");
-        tracing::info!("relay listening; address printed on stdout");
+        let transports = match (cfg_quic, server.tcp_addr().is_some()) {
+            (true, true) => "QUIC and TCP",
+            (false, _) => "TCP only",
+            (true, false) => "QUIC only",
+        };
+        tracing::info!("relay listening ({transports}); address printed on stdout");
         if wildcard && !has_public_host {
             eprintln!(
                 "note: listening on all interfaces; the address above uses loopback. \

@@ -7,8 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Relay-wide counters since start.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// Connections accepted.
+    /// Connections accepted (handshake completed), QUIC and TCP together.
     pub connections: AtomicU64,
+    /// Of those, connections over TCP + TLS (the TCP profile).
+    pub tcp_connections: AtomicU64,
     /// Mailboxes created.
     pub mailboxes_created: AtomicU64,
     /// Envelopes accepted.
@@ -69,6 +71,7 @@ impl Metrics {
     ) -> String {
         let counters = [
             ("connections", &self.connections),
+            ("tcp_connections", &self.tcp_connections),
             ("mailboxes_created", &self.mailboxes_created),
             ("deposits", &self.deposits),
             ("deliveries", &self.deliveries),

@@ -1,7 +1,8 @@
 //! TLS 1.3 and QUIC settings of the relay: its server configuration, its
 //! transport profile, and the channel binding of a connection. Clients
 //! pin the relay's key (S11; `tropa-relay-client`), so the certificate's
-//! names, dates and issuer are irrelevant by design.
+//! names, dates and issuer are irrelevant by design. The TCP profile
+//! (`server::tcp`) uses the same rustls configuration and binding.
 
 use std::sync::Arc;
 
@@ -15,6 +16,11 @@ use tropa_relay_protocol::crypto::{BINDING_LEN, ChannelBinding, EXPORTER_LABEL};
 /// handler has hundreds). All connections together are bounded by the
 /// relay's stream budget (`server::budget::STREAM_COST`).
 pub const MAX_STREAMS: u32 = 1024;
+
+/// How long a connection may stay silent (nothing received from the
+/// client) before the relay drops it, on either transport. Clients keep
+/// their connections alive below it (QUIC PINGs; HTTP/2 PINGs over TCP).
+pub const IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The crypto provider (ring; TLS 1.3 suites only).
 pub fn provider() -> Arc<CryptoProvider> {
@@ -57,8 +63,30 @@ fn transport() -> quinn::TransportConfig {
     // `max_connections` x 256 KiB (1 GiB at the default 4 000).
     t.receive_window((128 * 1024u32).into());
     t.send_window(128 * 1024);
-    t.max_idle_timeout(Some(quinn::VarInt::from_u32(120_000).into()));
+    t.max_idle_timeout(Some(
+        quinn::VarInt::from_u32(IDLE_TIMEOUT.as_millis() as u32).into(),
+    ));
     t
+}
+
+/// The rustls configuration both transports use: TLS 1.3 only, ALPN
+/// `tropa/1`, no session tickets and no early data.
+///
+/// # Errors
+/// [`TlsConfigError`] if the key does not match or is unsupported.
+pub fn rustls_config(
+    cert: CertificateDer<'static>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> Result<rustls::ServerConfig, TlsConfigError> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)?;
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    // No session tickets: resumption state would be per-client state (S8).
+    tls.send_tls13_tickets = 0;
+    tls.max_early_data_size = 0;
+    Ok(tls)
 }
 
 /// QUIC server configuration from a certificate and its private key (DER).
@@ -69,14 +97,7 @@ pub fn server_config(
     cert: CertificateDer<'static>,
     key: rustls::pki_types::PrivateKeyDer<'static>,
 ) -> Result<quinn::ServerConfig, TlsConfigError> {
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
-    // No session tickets: resumption state would be per-client state (S8).
-    tls.send_tls13_tickets = 0;
-    tls.max_early_data_size = 0;
+    let tls = rustls_config(cert, key)?;
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| TlsConfigError::Quic(e.to_string()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
@@ -96,4 +117,17 @@ pub fn channel_binding(conn: &quinn::Connection) -> Result<ChannelBinding, TlsCo
     conn.export_keying_material(&mut out, EXPORTER_LABEL, b"")
         .map_err(|_| TlsConfigError::Quic("TLS exporter unavailable".into()))?;
     Ok(out)
+}
+
+/// The channel binding of a TCP connection's TLS session: the same
+/// exporter, label and length as over QUIC ([`channel_binding`]; quinn
+/// passes an empty context), so a signed command is bound to this TLS
+/// connection exactly as to a QUIC one.
+///
+/// # Errors
+/// Only if the handshake has not completed.
+pub fn tcp_channel_binding(
+    conn: &rustls::ServerConnection,
+) -> Result<ChannelBinding, TlsConfigError> {
+    Ok(conn.export_keying_material([0u8; BINDING_LEN], EXPORTER_LABEL, Some(b""))?)
 }

@@ -1,7 +1,9 @@
 //! One connection: its request streams and subscriptions. Reads frames
 //! against the memory budget, hands each request to the service, makes the
 //! store durable when the service says so, and writes what the service
-//! produced. It decides nothing about the protocol.
+//! produced. It decides nothing about the protocol. QUIC connections are
+//! accepted here; TCP ones in [`super::tcp`], which hands its streams to
+//! the same [`Streams`] (the halves are [`super::stream`]'s traits).
 //!
 //! What bounds a hostile client here (H1 of the security review): a request
 //! body is allocated only once its connection's budget and the relay's have
@@ -11,9 +13,12 @@
 //! subscription per mailbox (a new one replaces the old).
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::io::AsyncReadExt as _;
 use tokio::sync::Notify;
 use tropa_proto::MAX_FRAME_LEN;
 use tropa_proto::framing::{self, FrameError, LEN_PREFIX};
@@ -21,16 +26,16 @@ use tropa_proto::relay::{ErrorCode, Request, Response};
 
 use super::Ctx;
 use super::budget::{ConnectionBudget, Kind, Permit};
+use super::stream::{RecvHalf, SendHalf};
+use crate::crypto::ChannelBinding;
 use crate::limits::RateLimiter;
 use crate::service::{self, Now, Outcome, Peer, Subscription};
 use crate::store::RecipientId;
 use tropa_relay_protocol::frame as wire;
 
-/// Time a finished reply is kept until the peer has it (or gives up). The
-/// time a client has to send its request is `request_timeout_secs` in the
-/// configuration.
-const REPLY_LINGER: Duration = Duration::from_secs(10);
 /// Time a client has to take one delivery frame off the relay's hands.
+/// (The time it has to send its request is `request_timeout_secs` in the
+/// configuration.)
 pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(20);
 /// What one delivery costs while it is read, opened, sealed and written:
 /// the stored and the delivered form of the envelope.
@@ -109,29 +114,59 @@ pub(crate) async fn handle_connection(incoming: quinn::Incoming, ctx: Arc<Ctx>, 
         conn.close(1u32.into(), b"no channel binding");
         return;
     };
-    let address = crate::limits::ip_key(conn.remote_address().ip());
-    let state = Arc::new(Connection {
-        peer: ctx.service.peer(binding, address, Now::current()),
-        budget: ctx
-            .budget
-            .connection(ctx.config.connection_memory_kib.saturating_mul(1024)),
-        subscriptions: Mutex::default(),
-    });
-    let mut limiter = RateLimiter::new(
-        f64::from(ctx.config.rate_per_sec),
-        ctx.config.rate_burst,
-        Instant::now(),
-    );
-    while let Ok((send, mut recv)) = conn.accept_bi().await {
-        if !limiter.try_take(Instant::now()) {
+    let mut streams = Streams::new(ctx, binding, conn.remote_address().ip());
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        streams.accept(send, recv);
+    }
+}
+
+/// What every stream of one connection shares, whichever transport carries
+/// it: the per-connection state, and the rate limiter new streams pass.
+pub(crate) struct Streams {
+    ctx: Arc<Ctx>,
+    state: Arc<Connection>,
+    limiter: RateLimiter,
+}
+
+impl Streams {
+    /// The state of a new connection from `ip`, whose TLS session has this
+    /// channel binding.
+    pub(crate) fn new(ctx: Arc<Ctx>, binding: ChannelBinding, ip: IpAddr) -> Self {
+        let address = crate::limits::ip_key(ip);
+        let state = Arc::new(Connection {
+            peer: ctx.service.peer(binding, address, Now::current()),
+            budget: ctx
+                .budget
+                .connection(ctx.config.connection_memory_kib.saturating_mul(1024)),
+            subscriptions: Mutex::default(),
+        });
+        let limiter = RateLimiter::new(
+            f64::from(ctx.config.rate_per_sec),
+            ctx.config.rate_burst,
+            Instant::now(),
+        );
+        Self {
+            ctx,
+            state,
+            limiter,
+        }
+    }
+
+    /// Takes one new stream: answered `RATE_LIMITED` beyond the
+    /// connection's request rate, "busy" beyond the relay's stream budget,
+    /// and served by its own task otherwise.
+    pub(crate) fn accept<S: SendHalf, R: RecvHalf>(&mut self, send: S, recv: R) {
+        let ctx = &self.ctx;
+        if !self.limiter.try_take(Instant::now()) {
             ctx.metrics.inc(&ctx.metrics.rate_limited);
+            drop(recv);
             tokio::spawn(reply_and_finish(
                 ctx.clone(),
                 send,
                 service::error(ErrorCode::RateLimited, "too many requests, slow down"),
             ));
         } else if let Some(stream) = ctx.budget.try_stream() {
-            let (c, s) = (ctx.clone(), state.clone());
+            let (c, s) = (ctx.clone(), self.state.clone());
             tokio::spawn(async move {
                 handle_stream(c, s, send, recv).await;
                 drop(stream);
@@ -139,13 +174,13 @@ pub(crate) async fn handle_connection(incoming: quinn::Incoming, ctx: Arc<Ctx>, 
         } else {
             // The relay holds as many streams as its budget allows.
             ctx.metrics.inc(&ctx.metrics.memory_refusals);
-            let _ = recv.stop(0u32.into());
+            recv.stop_reading();
             tokio::spawn(reply_and_finish(ctx.clone(), send, service::busy()));
         }
     }
 }
 
-async fn reply_and_finish(ctx: Arc<Ctx>, mut send: quinn::SendStream, resp: Response) {
+async fn reply_and_finish<S: SendHalf>(ctx: Arc<Ctx>, mut send: S, resp: Response) {
     if matches!(
         resp.result,
         Some(tropa_proto::relay::response::Result::Error(_))
@@ -154,11 +189,9 @@ async fn reply_and_finish(ctx: Arc<Ctx>, mut send: quinn::SendStream, resp: Resp
     }
     let written = tokio::time::timeout(WRITE_TIMEOUT, wire::write_frame(&mut send, &resp)).await;
     if matches!(written, Ok(Ok(()))) {
-        let _ = send.finish();
-        // Wait until the peer has the reply (or gives up) before dropping.
-        let _ = tokio::time::timeout(REPLY_LINGER, send.stopped()).await;
+        send.end().await;
     } else {
-        let _ = send.reset(0u32.into());
+        send.abort();
     }
 }
 
@@ -170,22 +203,23 @@ enum BadRequest {
     Gone,
 }
 
-async fn read_exact(recv: &mut quinn::RecvStream, buf: &mut [u8]) -> Result<(), BadRequest> {
+async fn read_exact<R: RecvHalf>(recv: &mut R, buf: &mut [u8]) -> Result<(), BadRequest> {
     match recv.read_exact(buf).await {
-        Ok(()) => Ok(()),
-        Err(quinn::ReadExactError::FinishedEarly(_)) => Err(BadRequest::Answer(service::error(
-            ErrorCode::Malformed,
-            "truncated frame",
-        ))),
-        Err(quinn::ReadExactError::ReadError(_)) => Err(BadRequest::Gone),
+        Ok(_) => Ok(()),
+        // The stream ended cleanly before the whole frame.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(BadRequest::Answer(
+            service::error(ErrorCode::Malformed, "truncated frame"),
+        )),
+        // Reset, or the connection is gone.
+        Err(_) => Err(BadRequest::Gone),
     }
 }
 
 /// Reads the stream's one request frame. The body is allocated only after
 /// the budget paid for it, and the permit is held until the request has
 /// been handled.
-async fn read_request(
-    recv: &mut quinn::RecvStream,
+async fn read_request<R: RecvHalf>(
+    recv: &mut R,
     budget: &ConnectionBudget,
     metrics: &crate::metrics::Metrics,
 ) -> Result<(Request, Permit), BadRequest> {
@@ -219,11 +253,11 @@ async fn read_request(
     }
 }
 
-async fn handle_stream(
+async fn handle_stream<S: SendHalf, R: RecvHalf>(
     ctx: Arc<Ctx>,
     conn: Arc<Connection>,
-    send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
+    send: S,
+    mut recv: R,
 ) {
     let read = tokio::time::timeout(
         Duration::from_secs(ctx.config.request_timeout_secs),
@@ -231,8 +265,8 @@ async fn handle_stream(
     )
     .await;
     // One request per stream: anything more the peer sends is not read, so
-    // tell it to stop instead of letting quinn buffer it.
-    let _ = recv.stop(0u32.into());
+    // tell it to stop instead of letting the transport buffer it.
+    recv.stop_reading();
     let (req, permit) = match read {
         Ok(Ok(r)) => r,
         Ok(Err(BadRequest::Answer(resp))) => return reply_and_finish(ctx, send, resp).await,
@@ -271,7 +305,7 @@ async fn handle_stream(
 }
 
 /// Writes one frame, giving up after [`WRITE_TIMEOUT`].
-async fn write(ctx: &Ctx, send: &mut quinn::SendStream, frame: &Response) -> bool {
+async fn write<S: SendHalf>(ctx: &Ctx, send: &mut S, frame: &Response) -> bool {
     match tokio::time::timeout(WRITE_TIMEOUT, wire::write_frame(send, frame)).await {
         Ok(Ok(())) => true,
         Ok(Err(_)) => false,
@@ -282,42 +316,61 @@ async fn write(ctx: &Ctx, send: &mut quinn::SendStream, frame: &Response) -> boo
     }
 }
 
+/// How a subscription's delivery loop ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The relay gave up on the stream (a write failed or timed out, the
+    /// store failed, or the subscription was replaced): reset it.
+    GaveUp,
+    /// The client stopped reading it or went away.
+    PeerStopped,
+}
+
 /// Runs a subscription until the client ends it, stops reading, or
 /// subscribes to the same mailbox again on this connection.
-async fn deliver(
+async fn deliver<S: SendHalf>(
     ctx: Arc<Ctx>,
     conn: Arc<Connection>,
-    mut send: quinn::SendStream,
+    mut send: S,
     sub: Subscription,
 ) {
     let rid = sub.recipient_id;
     let (generation, stop) = conn.register(rid);
     let wake = ctx.subscribers.watch(rid);
-    let client_ended = send.stopped();
-    let gave_up = tokio::select! {
-        () = push(&ctx, &conn, &mut send, Arc::new(sub), wake) => true,
-        () = stop.notified() => true,
-        _ = client_ended => false,
+    let end = tokio::select! {
+        end = push(&ctx, &conn, &mut send, Arc::new(sub), wake) => end,
+        () = stop.notified() => End::GaveUp,
     };
-    if gave_up {
-        let _ = send.reset(0u32.into());
+    if end == End::GaveUp {
+        send.abort();
     }
     conn.unregister(&rid, generation);
     ctx.subscribers.release(&rid);
 }
 
+/// Waits for `fut`, unless the client stops the stream first (`None`).
+/// Used where the delivery loop waits without writing, since a write on a
+/// stream the client stopped fails by itself.
+async fn unless_stopped<S: SendHalf, T>(send: &mut S, fut: impl Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        v = fut => Some(v),
+        () = send.peer_stopped() => None,
+    }
+}
+
 /// The delivery loop: one frame at a time, each paid for before it is read
 /// from the store and released once written. Returns when the relay gives
-/// up on the stream (a write failed or timed out, the store failed).
-async fn push(
+/// up on the stream (a write failed or timed out, the store failed) or the
+/// client stops it.
+async fn push<S: SendHalf>(
     ctx: &Arc<Ctx>,
     conn: &Connection,
-    send: &mut quinn::SendStream,
+    send: &mut S,
     sub: Arc<Subscription>,
     mut wake: tokio::sync::watch::Receiver<u64>,
-) {
+) -> End {
     if !write(ctx, send, &service::ok()).await {
-        return;
+        return End::GaveUp;
     }
     let mut cursor = 0u64;
     loop {
@@ -327,12 +380,12 @@ async fn push(
         loop {
             // Waiting here holds nothing; whoever holds the budget either
             // writes within WRITE_TIMEOUT or gives it back.
-            let Some(permit) = conn
-                .budget
-                .acquire(Kind::Delivery, DELIVERY_COST, None)
-                .await
-            else {
-                return;
+            let permit = conn.budget.acquire(Kind::Delivery, DELIVERY_COST, None);
+            let Some(permit) = unless_stopped(send, permit).await else {
+                return End::PeerStopped;
+            };
+            let Some(permit) = permit else {
+                return End::GaveUp;
             };
             let (c, s) = (ctx.clone(), sub.clone());
             let next =
@@ -342,20 +395,22 @@ async fn push(
                 Ok(Ok(None)) => break,
                 _ => {
                     tracing::error!("reading envelopes failed");
-                    return;
+                    return End::GaveUp;
                 }
             };
             if !write(ctx, send, &delivery.frame).await {
-                return;
+                return End::GaveUp;
             }
             drop(permit);
             cursor = delivery.next_seq;
         }
         if !write(ctx, send, &service::idle()).await {
-            return;
+            return End::GaveUp;
         }
-        if wake.changed().await.is_err() {
-            return;
+        match unless_stopped(send, wake.changed()).await {
+            None => return End::PeerStopped,
+            Some(Err(_)) => return End::GaveUp,
+            Some(Ok(())) => {}
         }
     }
 }

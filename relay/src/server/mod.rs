@@ -1,6 +1,8 @@
-//! The relay's async shell: the QUIC endpoint, connection admission, expiry
-//! sweeps, the metrics endpoint and graceful shutdown. Connections and
-//! their streams are in [`conn`]; memory budgets in [`budget`].
+//! The relay's async shell: the QUIC endpoint and the TCP listener,
+//! connection admission, expiry sweeps, the metrics endpoint and graceful
+//! shutdown. Connections and their streams are in [`conn`] (the TCP
+//! profile's TLS and HTTP/2 layers in [`tcp`], the stream halves both
+//! transports provide in [`stream`]); memory budgets in [`budget`].
 //!
 //! All protocol decisions are in [`crate::service`]; this module only moves
 //! bytes and waits. It must never log peer addresses, mailbox IDs or
@@ -13,15 +15,21 @@
 //! many unvalidated handshakes are in progress ([`must_retry`]). Spoofed or
 //! unanswered Initials therefore hold at most a few slots of an address for
 //! a few seconds and cannot lock it out, while a phone connecting normally
-//! is spared the Retry's round trip.
+//! is spared the Retry's round trip. A TCP connection needs no Retry (its
+//! handshake already proves the address) and is otherwise admitted the
+//! same way: `max_connections` and the per-address cap count QUIC and TCP
+//! connections together.
 
 mod budget;
 mod commit;
 mod conn;
+mod stream;
+mod tcp;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -38,7 +46,8 @@ use crate::tls;
 
 pub use budget::{RelayBudget, STREAM_COST};
 
-/// How long a validated client has to complete the TLS handshake.
+/// How long a validated client has to complete the TLS handshake (over
+/// TCP: the TLS and HTTP/2 handshakes once the TCP connection is accepted).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for connections to close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -105,6 +114,11 @@ impl PerIp {
         true
     }
 
+    fn addresses(&self) -> Vec<IpAddr> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.keys().copied().collect()
+    }
+
     fn remove(&self, ip: std::net::IpAddr) {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = map.get_mut(&ip) {
@@ -117,9 +131,11 @@ impl PerIp {
 }
 
 struct Ctx {
-    per_ip: PerIp,
+    per_ip: Arc<PerIp>,
+    /// Connections admitted and not yet ended, QUIC and TCP together.
+    open: AtomicUsize,
     /// Handshakes in progress from addresses not validated by a Retry.
-    unvalidated: std::sync::atomic::AtomicUsize,
+    unvalidated: AtomicUsize,
     service: Service,
     subscribers: Subscribers,
     metrics: Arc<Metrics>,
@@ -128,19 +144,73 @@ struct Ctx {
     config: Config,
 }
 
+impl Ctx {
+    /// Takes a connection slot for address key `ip` if the relay and that
+    /// address have one free; the slot is given back when dropped.
+    fn try_slot(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let max = self.config.max_connections as usize;
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        if !self.per_ip.try_add(ip, self.config.max_connections_per_ip) {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot {
+            ctx: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One admitted connection's place in `max_connections` and in its
+/// address's count.
+struct Slot {
+    ctx: Arc<Ctx>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.ctx.per_ip.remove(self.ip);
+        self.ctx.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// TLS or QUIC configuration failed.
     #[error(transparent)]
     Tls(#[from] tls::TlsConfigError),
-    /// The UDP socket could not be bound.
+    /// The UDP socket (or the metrics listener) could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// The address.
         addr: SocketAddr,
         /// What failed.
         source: std::io::Error,
+    },
+    /// The TCP listener could not be bound.
+    #[error("cannot listen for TCP on {addr}: {source}")]
+    BindTcp {
+        /// The address (the UDP socket's port when QUIC is on too).
+        addr: SocketAddr,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Both `quic` and `tcp` are off.
+    #[error("nothing to serve: quic and tcp are both off")]
+    NoTransport,
+    /// With `listen` port 0, every UDP port drawn had its TCP port taken.
+    #[error("cannot find a port free for both UDP and TCP on {ip} after {attempts} attempts")]
+    NoSharedPort {
+        /// The address asked for.
+        ip: IpAddr,
+        /// Ports tried.
+        attempts: u32,
     },
     /// The commit thread could not be started.
     #[error("cannot start the commit thread: {0}")]
@@ -149,7 +219,10 @@ pub enum ServerError {
 
 /// A bound relay, ready to [`run`](Server::run).
 pub struct Server {
-    endpoint: quinn::Endpoint,
+    /// The QUIC endpoint (`None` with `quic = false`).
+    endpoint: Option<quinn::Endpoint>,
+    /// The TCP listener (`None` with `tcp = false`).
+    tcp: Option<tcp::Listener>,
     ctx: Arc<Ctx>,
     fingerprint: Fingerprint,
     metrics_listener: Option<tokio::net::TcpListener>,
@@ -164,7 +237,8 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Binds the UDP socket (and the metrics listener, if configured).
+    /// Binds the UDP socket and the TCP listener, as configured (and the
+    /// metrics listener, if configured).
     ///
     /// # Errors
     /// [`ServerError`] if the configuration is unusable or the port is taken.
@@ -173,26 +247,38 @@ impl Server {
         identity: &RelayIdentity,
         store: Arc<dyn Store>,
     ) -> Result<Self, ServerError> {
-        let server_cfg = tls::server_config(identity.cert(), identity.private_key())?;
-        let bind_err = |source| ServerError::Bind {
-            addr: config.listen,
-            source,
+        let (socket, tcp_listener) = tcp::bind_sockets(&config)?;
+        let endpoint = match socket {
+            Some(socket) => {
+                let server_cfg = tls::server_config(identity.cert(), identity.private_key())?;
+                let bind_err = |source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                };
+                // Stateless-reset and connection-ID keys survive restarts, so a
+                // restarted relay tells clients their connection is gone right away.
+                let mut endpoint_cfg =
+                    quinn::EndpointConfig::new(Arc::new(identity.stateless_reset_key()));
+                let cid_key = identity.connection_id_key();
+                endpoint_cfg.cid_generator(move || {
+                    Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+                });
+                Some(
+                    quinn::Endpoint::new(
+                        endpoint_cfg,
+                        Some(server_cfg),
+                        socket,
+                        Arc::new(quinn::TokioRuntime),
+                    )
+                    .map_err(bind_err)?,
+                )
+            }
+            None => None,
         };
-        let socket = std::net::UdpSocket::bind(config.listen).map_err(bind_err)?;
-        // Stateless-reset and connection-ID keys survive restarts, so a
-        // restarted relay tells clients their connection is gone right away.
-        let mut endpoint_cfg = quinn::EndpointConfig::new(Arc::new(identity.stateless_reset_key()));
-        let cid_key = identity.connection_id_key();
-        endpoint_cfg.cid_generator(move || {
-            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
-        });
-        let endpoint = quinn::Endpoint::new(
-            endpoint_cfg,
-            Some(server_cfg),
-            socket,
-            Arc::new(quinn::TokioRuntime),
-        )
-        .map_err(bind_err)?;
+        let tcp = match tcp_listener {
+            Some(l) => Some(tcp::Listener::new(l, identity)?),
+            None => None,
+        };
         let metrics_listener = match config.metrics_listen {
             Some(addr) => {
                 let l = tokio::net::TcpListener::bind(addr)
@@ -211,9 +297,11 @@ impl Server {
             .map_err(ServerError::Thread)?;
         Ok(Self {
             endpoint,
+            tcp,
             fingerprint: identity.fingerprint(),
             ctx: Arc::new(Ctx {
-                per_ip: PerIp::default(),
+                per_ip: Arc::default(),
+                open: 0.into(),
                 unvalidated: 0.into(),
                 service: Service::new(store, config.policy(), metrics.clone()),
                 subscribers: Subscribers::default(),
@@ -226,9 +314,36 @@ impl Server {
         })
     }
 
-    /// The socket address actually bound (with the real port if 0 was asked).
+    /// The socket address actually bound (with the real port if 0 was
+    /// asked): the UDP socket's, or the TCP listener's when QUIC is off.
+    /// Both have the same port when both are on.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.endpoint.local_addr()
+        match (&self.endpoint, &self.tcp) {
+            (Some(e), _) => e.local_addr(),
+            (None, Some(t)) => t.local_addr(),
+            (None, None) => Err(std::io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// The TCP listener's bound address, if TCP is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp.as_ref().and_then(|t| t.local_addr().ok())
+    }
+
+    /// The address keys (an IPv4 address, an IPv6 /64 as its first
+    /// address) currently counted by the per-address connection cap. For
+    /// tests that must show which address the relay saw (a client behind a
+    /// proxy); never logged and never in the metrics, which stay aggregate.
+    #[doc(hidden)]
+    pub fn peer_ips(&self) -> Vec<IpAddr> {
+        self.ctx.per_ip.addresses()
+    }
+
+    /// A handle that reads [`peer_ips`](Self::peer_ips) while the server
+    /// runs (`run` consumes the server).
+    #[doc(hidden)]
+    pub fn peer_ips_handle(&self) -> PeerIps {
+        PeerIps(self.ctx.per_ip.clone())
     }
 
     /// The metrics endpoint's bound address, if enabled.
@@ -257,18 +372,31 @@ impl Server {
             .metrics_listener
             .take()
             .map(|l| tokio::spawn(metrics_loop(l, self.ctx.clone())));
+        let (stop_tcp, tcp_stopped) = tokio::sync::watch::channel(false);
+        let tcp_task = self
+            .tcp
+            .take()
+            .map(|l| tokio::spawn(l.serve(self.ctx.clone(), tcp_stopped)));
         tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                incoming = self.endpoint.accept() => {
-                    let Some(incoming) = incoming else { break };
-                    self.admit(incoming);
+        match &self.endpoint {
+            Some(endpoint) => loop {
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    incoming = endpoint.accept() => {
+                        let Some(incoming) = incoming else { break };
+                        self.admit(incoming);
+                    }
                 }
-            }
+            },
+            None => shutdown.await,
         }
         tracing::info!("shutting down");
-        self.endpoint.close(0u32.into(), b"relay shutting down");
+        if let Some(endpoint) = &self.endpoint {
+            endpoint.close(0u32.into(), b"relay shutting down");
+        }
+        // Every TCP connection task holds a receiver; they close their
+        // connections and drop it.
+        let _ = stop_tcp.send(true);
         sweeper.abort();
         if let Some(t) = metrics_task {
             t.abort();
@@ -277,14 +405,41 @@ impl Server {
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || store.flush()).await {
             tracing::error!("final flush failed: {e}");
         }
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, self.endpoint.wait_idle()).await;
+        let idle = async {
+            if let Some(endpoint) = &self.endpoint {
+                endpoint.wait_idle().await;
+            }
+            stop_tcp.closed().await;
+        };
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, idle).await;
+        if let Some(t) = tcp_task {
+            t.abort();
+        }
+    }
+}
+
+/// Reads the addresses the per-address cap counts, while the server runs
+/// ([`Server::peer_ips_handle`]; tests only).
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct PeerIps(Arc<PerIp>);
+
+impl std::fmt::Debug for PeerIps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PeerIps")
+    }
+}
+
+impl PeerIps {
+    /// See [`Server::peer_ips`].
+    pub fn get(&self) -> Vec<IpAddr> {
+        self.0.addresses()
     }
 }
 
 impl Server {
     /// Decides whether a new connection gets a slot (see the module docs).
     fn admit(&self, incoming: quinn::Incoming) {
-        use std::sync::atomic::Ordering;
         let ip = ip_key(incoming.remote_address().ip());
         let validated = incoming.remote_address_validated();
         let in_progress = self.ctx.unvalidated.load(Ordering::Relaxed);
@@ -298,22 +453,17 @@ impl Server {
             }
             return;
         }
-        if self.endpoint.open_connections() >= self.ctx.config.max_connections as usize
-            || !self
-                .ctx
-                .per_ip
-                .try_add(ip, self.ctx.config.max_connections_per_ip)
-        {
+        let Some(slot) = self.ctx.try_slot(ip) else {
             incoming.refuse();
             return;
-        }
+        };
         let ctx = self.ctx.clone();
         if !validated {
             ctx.unvalidated.fetch_add(1, Ordering::Relaxed);
         }
         tokio::spawn(async move {
-            conn::handle_connection(incoming, ctx.clone(), !validated).await;
-            ctx.per_ip.remove(ip);
+            conn::handle_connection(incoming, ctx, !validated).await;
+            drop(slot);
         });
     }
 }
