@@ -209,6 +209,48 @@ pub fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
+/// What a profile under `dir` holds: every file's bytes, except that a
+/// client store (`store.redb`) is given as its records (table names, keys
+/// and sealed values, in order). redb rewrites its own bookkeeping (the
+/// allocator state, the clean-shutdown flag) at every open and close, so a
+/// command that only reads still changes the file's bytes; what must not
+/// change is a record. Read with redb's read-only open, which writes nothing.
+pub fn profile_records(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition, TableHandle as _};
+    files(dir)
+        .into_iter()
+        .map(|(path, bytes)| {
+            if path.file_name().is_none_or(|n| n != "store.redb") {
+                return (path, bytes);
+            }
+            let db = redb::ReadOnlyDatabase::open(&path).expect("store.redb opens read-only");
+            let read = db.begin_read().expect("read transaction");
+            let mut dump = Vec::new();
+            let mut names: Vec<String> = read
+                .list_tables()
+                .expect("tables")
+                .map(|h| h.name().to_owned())
+                .collect();
+            names.sort();
+            for name in names {
+                dump.extend_from_slice(name.as_bytes());
+                dump.push(0);
+                let table = read
+                    .open_table(TableDefinition::<&[u8], &[u8]>::new(&name))
+                    .expect("table");
+                for row in table.iter().expect("rows") {
+                    let (k, v) = row.expect("row");
+                    for part in [k.value(), v.value()] {
+                        dump.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                        dump.extend_from_slice(part);
+                    }
+                }
+            }
+            (path, dump)
+        })
+        .collect()
+}
+
 /// Files under `dir` that contain `needle`.
 pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     assert!(!needle.is_empty());
