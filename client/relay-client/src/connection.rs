@@ -1,6 +1,7 @@
-//! One pinned QUIC connection to one relay, and its subscriptions.
-//! Requests are built and answers read by [`crate::requests`]; this module
-//! only moves frames, with timeouts.
+//! One pinned connection to one relay, over QUIC or TCP, and its
+//! subscriptions. Requests are built and answers read by
+//! [`crate::requests`]; connecting is [`crate::dial`]'s, the transports
+//! [`crate::transport`]'s; this module only moves frames, with timeouts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ed25519_dalek::SigningKey;
+use tokio::io::AsyncWriteExt as _;
 use tokio::sync::Semaphore;
 use tropa_proto::relay::{Request, Response, recipient_command::Action};
 use tropa_proto::{Fingerprint, FingerprintPrefix, Host, LINK_LOCATOR_LEN, RelayAddress};
@@ -16,46 +18,18 @@ use tropa_relay_protocol::crypto::ChannelBinding;
 use tropa_relay_protocol::frame::{self, ReadError};
 use x25519_dalek::PublicKey;
 
+use crate::dial::{self, CONNECT_TIMEOUT, ConnectError};
+use crate::options::{ConnectOptions, Transport, TransportChoice};
 use crate::requests::{self, CreatedMailbox, Delivery, Event, RequestError};
-use crate::tls::{self, Pin};
+use crate::tls::Pin;
+use crate::transport::{self, Connected, Link, RecvHalf, SendHalf};
 
 /// How long a single request may take before the client gives up.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long connecting may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Why connecting to a relay failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    /// The relay's host name did not resolve.
-    #[error("cannot resolve the relay host: {0}")]
-    Resolve(std::io::Error),
-    /// No local UDP socket could be bound.
-    #[error("cannot open a UDP socket: {0}")]
-    Socket(std::io::Error),
-    /// TLS configuration failed.
-    #[error(transparent)]
-    Tls(#[from] tls::TlsConfigError),
-    /// The QUIC connection could not be started.
-    #[error("cannot connect: {0}")]
-    Connect(#[from] quinn::ConnectError),
-    /// Whoever answered holds another key than the address (or the short
-    /// link's fingerprint prefix) names: a wrong address, or someone in the
-    /// middle (S11).
-    #[error("the relay's key does not match the address")]
-    WrongKey,
-    /// The handshake failed.
-    #[error("relay handshake failed: {0}")]
-    Handshake(#[from] quinn::ConnectionError),
-    /// The relay did not answer in time.
-    #[error("the relay did not answer in time")]
-    Timeout,
-}
 
 /// A connection to one relay.
 pub struct RelayClient {
-    endpoint: quinn::Endpoint,
-    conn: quinn::Connection,
+    link: Link,
     binding: ChannelBinding,
     /// The relay's address with the fingerprint of the key it presented.
     address: RelayAddress,
@@ -70,24 +44,8 @@ impl std::fmt::Debug for RelayClient {
     }
 }
 
-async fn resolve(host: &Host, port: u16) -> Result<SocketAddr, ConnectError> {
-    if let Host::Ip(ip) = host {
-        return Ok(SocketAddr::new(*ip, port));
-    }
-    tokio::net::lookup_host(format!("{host}:{port}"))
-        .await
-        .map_err(ConnectError::Resolve)?
-        .next()
-        .ok_or_else(|| {
-            ConnectError::Resolve(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no address for host",
-            ))
-        })
-}
-
 impl RelayClient {
-    /// Connects and verifies the relay's key against the address.
+    /// Connects over QUIC and verifies the relay's key against the address.
     ///
     /// # Errors
     /// [`ConnectError`].
@@ -103,18 +61,40 @@ impl RelayClient {
         addr: &RelayAddress,
         local: Option<SocketAddr>,
     ) -> Result<Self, ConnectError> {
-        let target = resolve(&addr.host, addr.port).await?;
-        let endpoint = client_endpoint(target, local)?;
-        Self::connect_to(endpoint, Pin::Key(addr.fingerprint), addr.clone(), target).await
+        let opts = ConnectOptions {
+            transport: TransportChoice::Quic,
+            local,
+            ..ConnectOptions::default()
+        };
+        Self::connect_with(addr, &opts).await
     }
 
-    /// Connects to the relay at `host:port` whose key's fingerprint starts
-    /// with `prefix` (what a short link carries), and refuses any other key
-    /// with [`ConnectError::WrongKey`], exactly as a full address does. The
-    /// full fingerprint is then [`fingerprint`](Self::fingerprint), and
-    /// [`address`](Self::address) the relay's full address (without a
-    /// creation password): check it against what the link's data says
-    /// before trusting that data.
+    /// Connects as `opts` say (transport, SOCKS5 proxy, what worked last
+    /// time) and verifies the relay's key against the address, on whichever
+    /// transport: a wrong key is [`ConnectError::WrongKey`], never a reason
+    /// to try the other. [`transport`](Self::transport) then tells which
+    /// transport connected, for the caller to remember as
+    /// [`ConnectOptions::prefer`] for this relay.
+    ///
+    /// # Errors
+    /// [`ConnectError`]; with a proxy, `ProxyUnreachable`, `ProxyAuth` or
+    /// `Proxy` name the proxy.
+    pub async fn connect_with(
+        addr: &RelayAddress,
+        opts: &ConnectOptions,
+    ) -> Result<Self, ConnectError> {
+        let pin = Pin::Key(addr.fingerprint);
+        let connected = dial::dial(&addr.host, addr.port, pin, opts).await?;
+        Ok(Self::new(connected, addr.clone()))
+    }
+
+    /// Connects over QUIC to the relay at `host:port` whose key's
+    /// fingerprint starts with `prefix` (what a short link carries), and
+    /// refuses any other key with [`ConnectError::WrongKey`], exactly as a
+    /// full address does. The full fingerprint is then
+    /// [`fingerprint`](Self::fingerprint), and [`address`](Self::address)
+    /// the relay's full address (without a creation password): check it
+    /// against what the link's data says before trusting that data.
     ///
     /// # Errors
     /// [`ConnectError`].
@@ -123,8 +103,25 @@ impl RelayClient {
         port: u16,
         prefix: &FingerprintPrefix,
     ) -> Result<Self, ConnectError> {
-        let target = resolve(host, port).await?;
-        let endpoint = client_endpoint(target, None)?;
+        let opts = ConnectOptions {
+            transport: TransportChoice::Quic,
+            ..ConnectOptions::default()
+        };
+        Self::connect_prefix_with(host, port, prefix, &opts).await
+    }
+
+    /// [`connect_prefix`](Self::connect_prefix) as `opts` say, as
+    /// [`connect_with`](Self::connect_with) does for a full address.
+    ///
+    /// # Errors
+    /// [`ConnectError`].
+    pub async fn connect_prefix_with(
+        host: &Host,
+        port: u16,
+        prefix: &FingerprintPrefix,
+        opts: &ConnectOptions,
+    ) -> Result<Self, ConnectError> {
+        let connected = dial::dial(host, port, Pin::Prefix(*prefix), opts).await?;
         // The fingerprint is replaced by the one the relay presents.
         let address = RelayAddress {
             fingerprint: Fingerprint([0; 32]),
@@ -132,7 +129,7 @@ impl RelayClient {
             host: host.clone(),
             port,
         };
-        Self::connect_to(endpoint, Pin::Prefix(*prefix), address, target).await
+        Ok(Self::new(connected, address))
     }
 
     /// [`connect`](Self::connect) through an existing client `endpoint`
@@ -146,49 +143,30 @@ impl RelayClient {
         endpoint: quinn::Endpoint,
         addr: &RelayAddress,
     ) -> Result<Self, ConnectError> {
-        let target = resolve(&addr.host, addr.port).await?;
-        Self::connect_to(endpoint, Pin::Key(addr.fingerprint), addr.clone(), target).await
+        let target = dial::resolve(&addr.host, addr.port).await?;
+        let pin = Pin::Key(addr.fingerprint);
+        let connected = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            transport::connect_quic(endpoint, pin, target),
+        )
+        .await
+        .map_err(|_| ConnectError::Timeout)??;
+        Ok(Self::new(connected, addr.clone()))
     }
 
-    async fn connect_to(
-        endpoint: quinn::Endpoint,
-        pin: Pin,
-        mut address: RelayAddress,
-        target: SocketAddr,
-    ) -> Result<Self, ConnectError> {
-        let (config, mismatch) = tls::pin_config(pin)?;
-        let connecting = endpoint.connect_with(config, target, crate::SERVER_NAME)?;
-        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-            Err(_) => return Err(ConnectError::Timeout),
-            Ok(Err(_)) if mismatch.load(std::sync::atomic::Ordering::Relaxed) => {
-                return Err(ConnectError::WrongKey);
-            }
-            Ok(Err(e)) => return Err(e.into()),
-            Ok(Ok(conn)) => conn,
-        };
-        // The key the relay proved it holds in this handshake. The verifier
-        // already accepted it; checking again here keeps the reported
-        // fingerprint and the pin from ever disagreeing.
-        let seen = conn
-            .peer_identity()
-            .and_then(|id| {
-                id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
-                    .ok()
-            })
-            .and_then(|certs| certs.first().and_then(tls::fingerprint_of_cert));
-        let Some(seen) = seen.filter(|fp| pin.accepts(fp)) else {
-            conn.close(0u32.into(), b"wrong key");
-            return Err(ConnectError::WrongKey);
-        };
-        address.fingerprint = seen;
-        let binding = tls::channel_binding(&conn)?;
-        Ok(Self {
-            endpoint,
-            conn,
-            binding,
+    fn new(connected: Connected, mut address: RelayAddress) -> Self {
+        address.fingerprint = connected.fingerprint;
+        Self {
+            link: connected.link,
+            binding: connected.binding,
             address,
             in_flight: Arc::new(Semaphore::new(REQUESTS_IN_FLIGHT)),
-        })
+        }
+    }
+
+    /// The transport this connection runs over.
+    pub fn transport(&self) -> Transport {
+        self.link.transport()
     }
 
     /// The fingerprint of the key the relay proved it holds: the pinned one,
@@ -212,35 +190,35 @@ impl RelayClient {
 
     /// Whether the connection has been closed (by either side or by loss).
     pub fn is_closed(&self) -> bool {
-        self.conn.close_reason().is_some()
+        self.link.is_closed()
     }
 
-    /// Bytes sent and received on this connection so far (UDP payloads).
+    /// Bytes sent and received on this connection so far: UDP payloads
+    /// over QUIC; over TCP the TCP payload (TLS records, and the SOCKS5
+    /// exchange through a proxy).
     pub fn traffic(&self) -> (u64, u64) {
-        let s = self.conn.stats();
-        (s.udp_tx.bytes, s.udp_rx.bytes)
+        self.link.traffic()
     }
 
     /// Closes the connection at once, without waiting for the relay to
     /// hear it (for a connection shared with tasks still holding it).
     pub fn abort(&self) {
-        self.conn.close(0u32.into(), b"bye");
+        self.link.abort();
     }
 
     /// Closes the connection and waits up to `limit` for the close to
     /// reach the wire. Without the wait a process that exits right after
     /// closing may never send it, and the relay keeps retransmitting its
     /// last unacknowledged data (a whole delivery) to an address nobody
-    /// listens on: bytes on the user's metered link for nothing.
+    /// listens on: bytes on the user's metered link for nothing. (Over TCP
+    /// the kernel sends the close on its own: no wait.)
     pub async fn close_within(&self, limit: Duration) {
-        self.conn.close(0u32.into(), b"bye");
-        let _ = tokio::time::timeout(limit, self.endpoint.wait_idle()).await;
+        self.link.close_within(limit).await;
     }
 
     /// Closes the connection.
     pub async fn close(self) {
-        self.conn.close(0u32.into(), b"bye");
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+        self.link.close_within(Duration::from_secs(1)).await;
     }
 
     /// Sends raw bytes on a new stream and reads one response. For tests of
@@ -252,11 +230,11 @@ impl RelayClient {
     /// `Response` so the test can inspect them.
     pub async fn raw(&self, bytes: &[u8]) -> Result<Response, RequestError> {
         let fut = async {
-            let (mut send, mut recv) = self.conn.open_bi().await?;
+            let (mut send, mut recv) = self.link.open().await?;
             send.write_all(bytes)
                 .await
-                .map_err(|e| RequestError::Write(std::io::Error::from(e).into()))?;
-            let _ = send.finish();
+                .map_err(|e| RequestError::Write(e.into()))?;
+            send.finish().await;
             Ok::<_, RequestError>(frame::read_frame::<Response, _>(&mut recv).await?)
         };
         tokio::time::timeout(REQUEST_TIMEOUT, fut)
@@ -274,10 +252,12 @@ impl RelayClient {
         let fut = async {
             // Never closed, so this only waits.
             let _permit = self.in_flight.acquire().await;
-            let (mut send, mut recv) = self.conn.open_bi().await?;
-            frame::write_frame(&mut send, req).await?;
-            let _ = send.finish();
-            Ok::<_, RequestError>(frame::read_frame::<Response, _>(&mut recv).await?)
+            let (mut send, mut recv) = self.link.open().await?;
+            let wrote = frame::write_frame(&mut send, req).await;
+            if wrote.is_ok() {
+                send.finish().await;
+            }
+            answer(&send, &mut recv, wrote).await
         };
         tokio::time::timeout(REQUEST_TIMEOUT, fut)
             .await
@@ -440,9 +420,9 @@ impl RelayClient {
     ) -> Result<Subscription, RequestError> {
         let req = requests::subscribe(&self.binding, auth, recipient_id);
         let fut = async {
-            let (mut send, mut recv) = self.conn.open_bi().await?;
-            frame::write_frame(&mut send, &req).await?;
-            let resp = frame::read_frame::<Response, _>(&mut recv).await?;
+            let (mut send, mut recv) = self.link.open().await?;
+            let wrote = frame::write_frame(&mut send, &req).await;
+            let resp = answer(&send, &mut recv, wrote).await?;
             Ok::<_, RequestError>((send, recv, resp))
         };
         let (send, recv, resp) = tokio::time::timeout(REQUEST_TIMEOUT, fut)
@@ -453,27 +433,30 @@ impl RelayClient {
     }
 }
 
-/// A client endpoint for `target`, bound to `local` or any address of
-/// the same family.
-fn client_endpoint(
-    target: SocketAddr,
-    local: Option<SocketAddr>,
-) -> Result<quinn::Endpoint, ConnectError> {
-    let local: SocketAddr = local.unwrap_or_else(|| {
-        if target.is_ipv6() {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        }
-    });
-    quinn::Endpoint::client(local).map_err(ConnectError::Socket)
+/// Reads the one answer to a request whose writing ended with `wrote`. A
+/// failed write ends the request, except where the transport lets the
+/// relay answer before it reads (over TCP: see
+/// [`SendHalf::answer_may_follow_a_failed_write`]); then the answer counts
+/// if there is one, and the write's error otherwise.
+async fn answer(
+    send: &SendHalf,
+    recv: &mut RecvHalf,
+    wrote: Result<(), frame::WriteError>,
+) -> Result<Response, RequestError> {
+    match wrote {
+        Ok(()) => Ok(frame::read_frame::<Response, _>(recv).await?),
+        Err(e) if !send.answer_may_follow_a_failed_write() => Err(e.into()),
+        Err(e) => frame::read_frame::<Response, _>(recv)
+            .await
+            .map_err(|_| e.into()),
+    }
 }
 
 /// An open subscription stream.
 #[derive(Debug)]
 pub struct Subscription {
-    send: quinn::SendStream,
-    recv: quinn::RecvStream,
+    send: SendHalf,
+    recv: RecvHalf,
 }
 
 impl Subscription {
@@ -509,7 +492,8 @@ impl Subscription {
     /// error is sent last), or the receiver is gone.
     ///
     /// `tx` is bounded on purpose: while it is full nothing more is read, so
-    /// QUIC flow control stops the relay after about one frame. A hostile
+    /// flow control (QUIC's or HTTP/2's) stops the relay after about
+    /// one frame. A hostile
     /// relay or a big backlog can then never fill the client's memory
     /// faster than it processes what arrived (L3 of the security review).
     pub async fn forward<T>(
@@ -528,7 +512,6 @@ impl Subscription {
 
     /// Ends the subscription.
     pub fn close(mut self) {
-        let _ = self.send.finish();
-        let _ = self.recv.stop(0u32.into());
+        transport::cancel(&mut self.send, &mut self.recv);
     }
 }

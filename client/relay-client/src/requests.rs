@@ -31,6 +31,10 @@ pub enum RequestError {
     /// The connection failed or was closed.
     #[error("connection lost: {0}")]
     Connection(#[from] quinn::ConnectionError),
+    /// The connection over TCP failed or was closed, or the relay refused
+    /// the stream (an HTTP/2 error).
+    #[error("connection lost: {0}")]
+    Http2(#[from] h2::Error),
     /// Writing the request failed.
     #[error("sending failed: {0}")]
     Write(#[from] tropa_relay_protocol::frame::WriteError),

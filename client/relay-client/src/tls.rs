@@ -1,5 +1,5 @@
 //! TLS 1.3 and QUIC settings of the client side: the pinned-key verifier
-//! (S11) and the client transport profile.
+//! (S11), the QUIC client transport profile, and the same TLS over TCP.
 //!
 //! A client trusts no certificate authority. It accepts a relay if and only if
 //! the SHA-256 of the SubjectPublicKeyInfo in the relay's certificate equals
@@ -169,6 +169,18 @@ pub fn pinned_config(
 /// # Errors
 /// [`TlsConfigError`] if rustls or quinn refuse the configuration.
 pub fn pin_config(pin: Pin) -> Result<(quinn::ClientConfig, Arc<AtomicBool>), TlsConfigError> {
+    let (tls, mismatch) = rustls_config(pin)?;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| TlsConfigError::Quic(e.to_string()))?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
+    cfg.transport_config(Arc::new(transport()));
+    Ok((cfg, mismatch))
+}
+
+/// The TLS 1.3 configuration both transports use: the pinned-key verifier,
+/// ALPN `tropa/1`, no SNI; and the flag the verifier sets when it sees
+/// another key.
+fn rustls_config(pin: Pin) -> Result<(rustls::ClientConfig, Arc<AtomicBool>), TlsConfigError> {
     let mismatch = Arc::new(AtomicBool::new(false));
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -182,11 +194,32 @@ pub fn pin_config(pin: Pin) -> Result<(quinn::ClientConfig, Arc<AtomicBool>), Tl
         .with_no_client_auth();
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.enable_sni = false;
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-        .map_err(|e| TlsConfigError::Quic(e.to_string()))?;
-    let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
-    cfg.transport_config(Arc::new(transport()));
-    Ok((cfg, mismatch))
+    Ok((tls, mismatch))
+}
+
+/// [`pin_config`] for the TCP profile: the same TLS settings over TCP, and
+/// no session resumption (the relay issues no tickets; a ticket would link
+/// two connections, e.g. over two Tor circuits, to one client).
+///
+/// # Errors
+/// [`TlsConfigError`] if rustls refuses the configuration.
+pub fn tcp_config(
+    pin: Pin,
+) -> Result<(Arc<rustls::ClientConfig>, Arc<AtomicBool>), TlsConfigError> {
+    let (mut tls, mismatch) = rustls_config(pin)?;
+    tls.resumption = rustls::client::Resumption::disabled();
+    Ok((Arc::new(tls), mismatch))
+}
+
+/// The channel binding of a TLS connection over TCP: the same exporter,
+/// label and length as over QUIC ([`channel_binding`]).
+///
+/// # Errors
+/// Only if the handshake has not completed.
+pub fn tcp_channel_binding(
+    conn: &rustls::ClientConnection,
+) -> Result<ChannelBinding, TlsConfigError> {
+    Ok(conn.export_keying_material([0u8; BINDING_LEN], EXPORTER_LABEL, Some(b""))?)
 }
 
 /// The connection's channel binding (TLS exporter). Both ends compute the
