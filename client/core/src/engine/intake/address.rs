@@ -283,7 +283,9 @@ impl Engine {
             let auth = self.mailbox_key(mb)?;
             // No longer listened to: what the relay says about it now is
             // the deletion's business.
-            self.set_sub(&RelayKey::of(&relay), rid, None);
+            if let Some((key, _)) = self.mailbox_link(mb)? {
+                self.set_sub(&key, rid, None);
+            }
             parts.push((Part::Mailbox, Request::Delete { mailbox: rid, auth }));
         }
         if parts.is_empty() {
