@@ -12,7 +12,7 @@ use tropa_proto::relay::{self, ErrorCode};
 use tropa_proto::{ENVELOPE_SIZE, RelayAddress};
 use tropa_relay::config::Config;
 use tropa_relay::identity::RelayIdentity;
-use tropa_relay::server::{PeerIps, Server};
+use tropa_relay::server::{PeerIps, Served, Server};
 use tropa_relay::store::SledStore;
 use tropa_relay_client::{RelayClient, RequestError};
 use x25519_dalek::{PublicKey, StaticSecret};
@@ -28,6 +28,7 @@ pub struct Relay {
     /// Its data directory.
     pub dir: tempfile::TempDir,
     peers: PeerIps,
+    served: Served,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -47,6 +48,7 @@ impl Relay {
         let metrics = server.metrics_addr();
         let tcp = server.tcp_addr();
         let peers = server.peer_ips_handle();
+        let served = server.served_handle();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(server.run(async {
             let _ = rx.await;
@@ -56,6 +58,7 @@ impl Relay {
             metrics,
             tcp,
             peers,
+            served,
             dir,
             stop: Some(tx),
             task,
@@ -66,6 +69,12 @@ impl Relay {
     /// (`Server::peer_ips`): which addresses it sees connections from.
     pub fn peer_ips(&self) -> Vec<IpAddr> {
         self.peers.get()
+    }
+
+    /// For each connection alive, the mailboxes (recipient ids) it is
+    /// subscribed to (`Server::served_handle`).
+    pub fn served(&self) -> Vec<Vec<[u8; 24]>> {
+        self.served.get()
     }
 
     /// Its metrics page (it must have been started with `metrics_listen`).

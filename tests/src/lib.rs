@@ -7,6 +7,7 @@
 
 pub mod hostile_relay;
 pub mod inproc;
+pub mod microsocks;
 pub mod sim;
 pub mod udp_proxy;
 

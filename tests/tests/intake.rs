@@ -107,7 +107,13 @@ fn an_organisation_triages_requests_on_its_public_address() {
     assert_eq!(shown.stdout.lines().next(), Some(link.as_str()));
     let again = org.tropa(&["address", "create"]);
     assert_eq!(again.code, 6, "one address per profile: {again:?}");
-    let address = rt.block_on(Client::resolve_link(&link)).unwrap().invitation;
+    let address = rt
+        .block_on(Client::resolve_link(
+            &link,
+            &tropa_client::Network::default(),
+        ))
+        .unwrap()
+        .invitation;
 
     phase("address created");
     // Two requests: the link and the message piped in, or the link on the
@@ -206,7 +212,12 @@ fn an_organisation_triages_requests_on_its_public_address() {
     // Deleting the address: its link no longer resolves, its mailbox takes
     // nothing, new requests fail; the contact stays, both ways.
     org.tropa(&["address", "delete", "--yes"]).ok();
-    let gone = rt.block_on(Client::resolve_link(&link)).unwrap_err();
+    let gone = rt
+        .block_on(Client::resolve_link(
+            &link,
+            &tropa_client::Network::default(),
+        ))
+        .unwrap_err();
     assert!(matches!(gone, LinkResolveError::Gone), "{gone:?}");
     let late = Profile::init(dir.path(), "late", &relay.address);
     let refused = late.tropa_input(&["accept", "--name", "refuge"], &format!("{link}\nhello?"));

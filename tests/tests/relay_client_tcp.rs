@@ -21,8 +21,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use tropa_proto::relay::ErrorCode;
@@ -34,6 +33,7 @@ use tropa_relay_client::{
     TransportChoice,
 };
 use tropa_tests::inproc::{Relay, envelope, mailbox};
+use tropa_tests::microsocks::Microsocks;
 use tropa_tests::{RelayProcess, SecuredMailbox};
 
 fn lo(n: u8) -> IpAddr {
@@ -254,84 +254,6 @@ async fn auto_falls_back_to_tcp_when_udp_gets_no_answer() {
 /// A `microsocks` SOCKS5 proxy on 127.0.0.1 whose own connections leave
 /// from 127.0.0.2, so the relay can tell the proxy's address from the
 /// client's.
-struct Microsocks {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Microsocks {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const MICROSOCKS: &str = "/usr/bin/microsocks";
-
-impl Microsocks {
-    /// Starts it (with `-u user -P password` if given); `None` if microsocks
-    /// is not installed.
-    fn start(credentials: Option<(&str, &str)>) -> Option<Microsocks> {
-        let program = if std::path::Path::new(MICROSOCKS).exists() {
-            MICROSOCKS.to_owned()
-        } else {
-            let found = Command::new("sh")
-                .args(["-c", "command -v microsocks"])
-                .output()
-                .ok()?;
-            let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
-            if path.is_empty() {
-                eprintln!("skipped: microsocks is not installed (.ci/run installs it)");
-                return None;
-            }
-            path
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let mut cmd = Command::new(program);
-        cmd.args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-b",
-            "127.0.0.2",
-        ]);
-        if let Some((user, password)) = credentials {
-            cmd.args(["-u", user, "-P", password]);
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn microsocks");
-        let proxy = Microsocks {
-            child,
-            addr: SocketAddr::new(lo(1), port),
-        };
-        let start = Instant::now();
-        while std::net::TcpStream::connect(proxy.addr).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "microsocks listens"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(proxy)
-    }
-
-    fn socks5(&self, credentials: Option<(&str, &str)>) -> Socks5 {
-        let url = match credentials {
-            Some((user, password)) => format!("socks5://{user}:{password}@{}", self.addr),
-            None => format!("socks5://{}", self.addr),
-        };
-        url.parse().unwrap()
-    }
-}
-
 /// Through the proxy the relay sees only the proxy's address (127.0.0.2),
 /// never the client's (127.0.0.1, which it does see on a direct
 /// connection), and everything works: `auto` with a proxy means TCP.

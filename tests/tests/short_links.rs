@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
-use tropa_client::{Client, LinkResolveError};
+use tropa_client::{Client, LinkResolveError, Network};
 use tropa_e2e::{LinkKind, LinkSecret, ShortLink};
 use tropa_proto::RelayAddress;
 use tropa_proto::relay::ErrorCode;
@@ -115,7 +115,9 @@ fn a_short_link_connects_two_profiles_and_is_gone_once_used() {
     assert_eq!(again.code, 6, "{again:?}");
     assert!(again.stderr.contains("no longer works"), "{again:?}");
     assert!(again.stderr.contains("already used"), "{again:?}");
-    let err = rt.block_on(Client::resolve_link(&text)).unwrap_err();
+    let err = rt
+        .block_on(Client::resolve_link(&text, &Network::default()))
+        .unwrap_err();
     assert!(matches!(err, LinkResolveError::Gone), "{err:?}");
 
     // Privacy scan (as `cli.rs` does for mailboxes): no locator, no link
@@ -250,7 +252,9 @@ fn a_link_with_another_fingerprint_is_refused_before_any_request() {
     let before = ["connections", "link_fetches", "errors"].map(|n| counter(metrics, n));
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let err = rt.block_on(Client::resolve_link(&forged)).unwrap_err();
+    let err = rt
+        .block_on(Client::resolve_link(&forged, &Network::default()))
+        .unwrap_err();
     assert!(matches!(err, LinkResolveError::WrongKey), "{err:?}");
     let r = bob.tropa_input(&["accept", "--name", "alice"], &forged);
     assert_eq!(r.code, 6, "{r:?}");
@@ -282,7 +286,9 @@ fn damaged_tampered_and_unreachable_links_get_their_own_errors() {
         "TROPA:I/127.0.0.1:1/AAAA/BBBB",
         "TROPA:X/a:1/b/c",
     ] {
-        let err = rt.block_on(Client::resolve_link(bad)).unwrap_err();
+        let err = rt
+            .block_on(Client::resolve_link(bad, &Network::default()))
+            .unwrap_err();
         assert!(
             matches!(err, LinkResolveError::BadLink(_)),
             "{bad}: {err:?}"
@@ -305,7 +311,7 @@ fn damaged_tampered_and_unreachable_links_get_their_own_errors() {
         c.close().await;
     });
     let err = rt
-        .block_on(Client::resolve_link(&make(&secret)))
+        .block_on(Client::resolve_link(&make(&secret), &Network::default()))
         .unwrap_err();
     assert!(
         matches!(

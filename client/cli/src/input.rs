@@ -78,7 +78,9 @@ pub(crate) fn open(cli: &Cli) -> Result<Client, CliError> {
         return Err(ProfileError::NoProfile.into());
     }
     let pass = passphrase(cli, "Passphrase: ")?;
-    Ok(Client::open(&home, pass.as_bytes())?)
+    let mut client = Client::open(&home, pass.as_bytes())?;
+    client.override_network(cli.transport, cli.socks5());
+    Ok(client)
 }
 
 /// Text that should stay out of shell history and `/proc/PID/cmdline`:

@@ -55,6 +55,16 @@ struct Cli {
     /// Show times in UTC instead of local time.
     #[arg(long, global = true)]
     utc: bool,
+    /// How to reach relays in this run: auto (QUIC, and TCP within 3 s
+    /// where UDP is blocked), quic or tcp. `tropa config transport` saves
+    /// it.
+    #[arg(long, global = true, value_name = "auto|quic|tcp", value_parser = parse_transport)]
+    transport: Option<tropa_client::TransportChoice>,
+    /// Go through this SOCKS5 proxy in this run, e.g. Tor's
+    /// 127.0.0.1:9050: the relay sees the proxy's address, not yours.
+    /// `tropa config socks5` saves it.
+    #[arg(long, global = true, value_name = "HOST:PORT", value_parser = parse_socks5)]
+    socks5: Option<String>,
     /// Without one: who wrote (new messages per contact).
     #[command(subcommand)]
     command: Option<Cmd>,
@@ -90,11 +100,23 @@ enum Cmd {
         #[command(subcommand)]
         action: Option<RelayCmd>,
     },
+    /// List, add or remove the relays your new contacts are spread over.
+    ///
+    /// Each new invitation or accepted link puts its mailbox on one of
+    /// your relays, chosen at random, so that no one relay sees all of
+    /// your contacts. Existing contacts keep the relay they have
+    /// (`tropa contacts` shows it once you have several).
+    #[command(override_usage = "tropa relays [list|add ADDRESS|remove ADDRESS]")]
+    Relays {
+        #[command(subcommand)]
+        action: Option<RelaysCmd>,
+    },
     /// Show or change this profile's settings.
     ///
     /// `tropa config` prints them; `tropa config metered on` saves data
-    /// when you pay for every megabyte (see `tropa config metered --help`).
-    #[command(override_usage = "tropa config [metered on|off]")]
+    /// when you pay for every megabyte (see `tropa config metered --help`);
+    /// `tropa config socks5 127.0.0.1:9050` goes through Tor.
+    #[command(override_usage = "tropa config [metered|transport|socks5|isolation VALUE]")]
     Config {
         #[command(subcommand)]
         action: Option<ConfigCmd>,
@@ -408,6 +430,66 @@ enum ConfigCmd {
         #[arg(value_name = "on|off")]
         state: OnOff,
     },
+    /// How to reach relays: auto, quic or tcp.
+    ///
+    /// auto (the default) tries QUIC, which is fastest, and TCP when QUIC
+    /// gets no answer within 3 s (networks that block UDP); it remembers
+    /// per relay what worked. tcp also looks like ordinary web traffic.
+    #[command(override_usage = "tropa config transport auto|quic|tcp")]
+    Transport {
+        /// auto, quic or tcp.
+        #[arg(value_name = "auto|quic|tcp", value_parser = parse_transport)]
+        transport: tropa_client::TransportChoice,
+    },
+    /// Go through a SOCKS5 proxy such as Tor, or `off`.
+    ///
+    /// The relay then sees the proxy (with Tor: an exit) instead of your
+    /// address, and host names are resolved by the proxy. Every
+    /// connection goes over TCP. With a proxy, each contact gets its own
+    /// connection and its own Tor circuit (see `tropa config isolation`).
+    ///
+    /// On Termux: `pkg install tor`, run `tor &`, then
+    /// `tropa config socks5 127.0.0.1:9050`.
+    #[command(override_usage = "tropa config socks5 HOST:PORT|off")]
+    Socks5 {
+        /// host:port, socks5://[user:pass@]host:port, or off.
+        #[arg(value_name = "HOST:PORT|off")]
+        proxy: String,
+    },
+    /// One connection per contact, or one for everything.
+    ///
+    /// contact: each contact's mailboxes and messages travel on a
+    /// connection of their own, so the relay cannot tell that two
+    /// contacts are yours by their sharing a connection (it may still
+    /// guess from timing). It costs a connection (a handshake, about
+    /// 5-10 KB) per contact per sync, and more battery.
+    /// profile: one connection per relay (cheapest).
+    /// default: contact with a SOCKS5 proxy, profile without.
+    #[command(override_usage = "tropa config isolation contact|profile|default")]
+    Isolation {
+        /// contact, profile or default.
+        #[arg(value_name = "contact|profile|default")]
+        mode: String,
+    },
+}
+
+fn parse_transport(s: &str) -> Result<tropa_client::TransportChoice, String> {
+    s.parse().map_err(|_| "auto, quic or tcp".to_owned())
+}
+
+/// Checks a proxy as `--socks5` takes it, and keeps the text as given (it
+/// is saved as given by `init`).
+fn parse_socks5(s: &str) -> Result<String, String> {
+    s.parse::<tropa_client::Socks5>()
+        .map(|_| s.trim().to_owned())
+        .map_err(|e| e.to_string())
+}
+
+impl Cli {
+    /// The `--socks5` proxy, if given (checked when parsed).
+    fn socks5(&self) -> Option<tropa_client::Socks5> {
+        self.socks5.as_deref().and_then(|s| s.parse().ok())
+    }
 }
 
 /// A setting's value.
@@ -429,6 +511,27 @@ enum RelayCmd {
         /// Do not check that the relay answers with its key.
         #[arg(long)]
         offline: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RelaysCmd {
+    /// Print every relay, your main one first (the default).
+    List,
+    /// Spread new contacts over this relay too.
+    #[command(override_usage = "tropa relays add ADDRESS [--offline]")]
+    Add {
+        /// The relay's tropa:// address (from its operator).
+        address: String,
+        /// Do not check that the relay answers with its key.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Put no new contacts on this relay (those there stay).
+    #[command(override_usage = "tropa relays remove ADDRESS")]
+    Remove {
+        /// The relay's tropa:// address, as `tropa relays` prints it.
+        address: String,
     },
 }
 
@@ -613,12 +716,30 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Cmd::Relay {
             action: Some(RelayCmd::Set { address, offline }),
         } => cmd::profile::set_relay(cli, address, *offline),
+        Cmd::Relays {
+            action: None | Some(RelaysCmd::List),
+        } => cmd::profile::list_relays(cli),
+        Cmd::Relays {
+            action: Some(RelaysCmd::Add { address, offline }),
+        } => cmd::profile::add_relay(cli, address, *offline),
+        Cmd::Relays {
+            action: Some(RelaysCmd::Remove { address }),
+        } => cmd::profile::remove_relay(cli, address),
         Cmd::Config {
             action: None | Some(ConfigCmd::Show),
         } => cmd::config::show(cli),
         Cmd::Config {
             action: Some(ConfigCmd::Metered { state }),
         } => cmd::config::set_metered(cli, *state == OnOff::On),
+        Cmd::Config {
+            action: Some(ConfigCmd::Transport { transport }),
+        } => cmd::config::set_transport(cli, *transport),
+        Cmd::Config {
+            action: Some(ConfigCmd::Socks5 { proxy }),
+        } => cmd::config::set_socks5(cli, proxy),
+        Cmd::Config {
+            action: Some(ConfigCmd::Isolation { mode }),
+        } => cmd::config::set_isolation(cli, mode),
         Cmd::Invite { list: true, .. } => cmd::contacts::invitations(cli),
         Cmd::Invite {
             cancel: Some(alias),

@@ -451,6 +451,7 @@ mod tests {
             dropped: 0,
             broken: false,
             invitation_expires_at: 0,
+            relay: String::new(),
         }
     }
 

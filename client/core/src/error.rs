@@ -113,6 +113,10 @@ pub enum ClientError {
     /// The profile's relay address is invalid.
     #[error("invalid relay address: {0}")]
     BadRelay(#[from] tropa_proto::AddressError),
+    /// A network setting (transport, SOCKS5 proxy, isolation) that does
+    /// not parse; the text says what a valid one looks like.
+    #[error("{0}")]
+    BadSetting(String),
     /// A relay could not be reached, refused, or misbehaved.
     #[error(transparent)]
     Relay(#[from] RelayError),
@@ -172,6 +176,7 @@ impl std::fmt::Debug for ClientError {
             ClientError::EmptyText => "EmptyText",
             ClientError::TooLong { .. } => "TooLong",
             ClientError::BadRelay(_) => "BadRelay",
+            ClientError::BadSetting(_) => "BadSetting",
             ClientError::Handshake(_) => "Handshake",
             ClientError::SafetyMismatch(_) => "SafetyMismatch",
             ClientError::Vetting(_) => "Vetting",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::client::Client;
+use crate::client::{Client, Network};
 use crate::engine::{Command, InviteLinks, Mode, Outcome};
 use crate::error::{ClientError, RelayError};
 use crate::shell::{self, CommandMsg, Exits};
@@ -16,6 +16,8 @@ use crate::sync::{SyncEvent, SyncOptions, SyncReport};
 /// A sync running in the background on the current tokio runtime.
 pub struct SyncHandle {
     commands: mpsc::UnboundedSender<CommandMsg>,
+    /// How links are resolved (`None`: the settings could not be read).
+    net: Option<Network>,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<SyncReport, ClientError>>,
 }
@@ -32,7 +34,7 @@ pub type Pending = oneshot::Receiver<Result<Outcome, ClientError>>;
 /// Hands commands to a running sync from any thread (see
 /// [`SyncHandle::submitter`]).
 #[derive(Clone)]
-pub struct Submitter(mpsc::UnboundedSender<CommandMsg>);
+pub struct Submitter(mpsc::UnboundedSender<CommandMsg>, Option<Network>);
 
 impl std::fmt::Debug for Submitter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,7 +62,7 @@ impl Submitter {
     /// As [`Client::accept`].
     pub async fn accept(&self, link: &str, alias: &str) -> Result<bool, ClientError> {
         crate::client::check_alias(alias)?;
-        let link = crate::client::invitation_link(link).await?;
+        let link = crate::client::invitation_link(link, net(self.1.as_ref())?).await?;
         answer(self.submit(Command::Accept {
             link: link.as_str().to_owned(),
             alias: alias.to_owned(),
@@ -85,7 +87,7 @@ impl Submitter {
         if text.trim().is_empty() {
             return Err(ClientError::EmptyText);
         }
-        let address = crate::client::address_invitation(link).await?;
+        let address = crate::client::address_invitation(link, net(self.1.as_ref())?).await?;
         match answer(self.submit(Command::SendRequest {
             address: address.to_string(),
             alias: alias.to_owned(),
@@ -107,6 +109,12 @@ pub async fn answer(pending: Pending) -> Result<Outcome, ClientError> {
     pending.await.unwrap_or_else(|_| Err(stopped()))
 }
 
+/// The settings links are resolved with: the sync's own, which it could
+/// read, or else nothing (never a direct connection instead of a proxy).
+fn net(net: Option<&Network>) -> Result<&Network, ClientError> {
+    net.ok_or(ClientError::Corrupt("network settings"))
+}
+
 fn stopped() -> ClientError {
     ClientError::Relay(RelayError::Unreachable {
         detail: "the sync stopped".into(),
@@ -125,6 +133,10 @@ impl SyncHandle {
             wait: Some(Duration::MAX),
             ..opts
         };
+        // A setting that cannot be read stops the run before it connects:
+        // never a silent direct connection instead of the proxy.
+        let net = client.network();
+        let link_net = net.as_ref().ok().cloned();
         let mut engine = client.engine(Mode::Sync, opts);
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (events, events_rx) = mpsc::unbounded_channel();
@@ -137,6 +149,7 @@ impl SyncHandle {
             };
             shell::run(
                 &mut engine,
+                net?,
                 Some(events),
                 Some(commands_rx),
                 Vec::new(),
@@ -148,6 +161,7 @@ impl SyncHandle {
         (
             SyncHandle {
                 commands,
+                net: link_net,
                 stop: Some(stop),
                 task,
             },
@@ -163,7 +177,7 @@ impl SyncHandle {
 
     /// Something other threads can submit commands with.
     pub fn submitter(&self) -> Submitter {
-        Submitter(self.commands.clone())
+        Submitter(self.commands.clone(), self.net.clone())
     }
 
     async fn ask(&self, command: Command) -> Result<Outcome, ClientError> {
@@ -217,7 +231,7 @@ impl SyncHandle {
     /// As [`Client::accept`].
     pub async fn accept(&self, link: &str, alias: &str) -> Result<bool, ClientError> {
         crate::client::check_alias(alias)?;
-        let link = crate::client::invitation_link(link).await?;
+        let link = crate::client::invitation_link(link, net(self.net.as_ref())?).await?;
         self.ask(Command::Accept {
             link: link.as_str().to_owned(),
             alias: alias.to_owned(),

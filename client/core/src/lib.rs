@@ -37,8 +37,10 @@ pub use client::{
     Client, ContactInfo, InboxEntry, LinkResolveError, MessageStatus, MessageView, Page,
     ResolvedLink, SafetyView, SearchHit, SearchResults, Sent, Unread,
 };
-pub use engine::{Command, InviteLinks, Outcome};
+pub use client::{Network, isolation_name, parse_isolation};
+pub use engine::{Command, InviteLinks, Isolation, Outcome};
 pub use error::{ClientError, ProfileError, Refusal, RelayError};
 pub use handle::{Pending, Submitter, SyncHandle, answer};
 pub use store::KdfParams;
 pub use sync::{SyncEvent, SyncOptions, SyncReport};
+pub use tropa_relay_client::{Socks5, Socks5ParseError, Transport, TransportChoice};

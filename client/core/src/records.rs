@@ -81,6 +81,27 @@ pub struct ProfileRecord {
     /// (`tropa config metered on`; see [`crate::sync::MAX_RECEIPT_HOLD`]).
     #[prost(bool, tag = "5")]
     pub metered: bool,
+    /// How to reach relays: "" (auto), "quic" or "tcp"
+    /// (`tropa config transport`).
+    #[prost(string, tag = "6")]
+    pub transport: String,
+    /// A SOCKS5 proxy for every connection, `socks5://[user:pass@]host:port`,
+    /// or "" for none (`tropa config socks5`).
+    #[prost(string, tag = "7")]
+    pub socks5: String,
+    /// Connection isolation: "" (per contact with a proxy, per profile
+    /// without), "profile" or "contact" (`tropa config isolation`).
+    #[prost(string, tag = "8")]
+    pub isolation: String,
+    /// Relays (addresses without password) last reached over TCP under
+    /// `auto`: they are tried over TCP first next time. The rest are tried
+    /// over QUIC first.
+    #[prost(string, repeated, tag = "9")]
+    pub tcp_relays: Vec<String>,
+    /// More relays for new mailboxes, besides `relay` (`tropa relays add`):
+    /// each new invitation or accept picks one of all of them at random.
+    #[prost(string, repeated, tag = "10")]
+    pub relays: Vec<String>,
 }
 
 impl Drop for ProfileRecord {
@@ -88,6 +109,10 @@ impl Drop for ProfileRecord {
         self.identity.zeroize();
         self.name.zeroize();
         self.relay.zeroize();
+        self.socks5.zeroize();
+        for r in &mut self.relays {
+            r.zeroize();
+        }
     }
 }
 

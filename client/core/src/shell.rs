@@ -11,10 +11,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rand::RngExt as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
-use tropa_relay_client::{Event, RelayClient, RequestError};
+use tropa_relay_client::{ConnectOptions, Event, RelayClient, RequestError, Socks5, Transport};
+use zeroize::Zeroizing;
 
+use crate::client::Network;
 use crate::engine::{
     Action, Command, Engine, Input, Outcome, RelayKey, Reply, Request, SubEvent, Ticket,
 };
@@ -57,7 +60,51 @@ enum Done {
     Input(Input),
 }
 
+/// The options for connection `key`. Through a proxy, each connection
+/// the engine keeps apart gets SOCKS credentials of its own, made up for
+/// this run, so Tor (`IsolateSOCKSAuth`, on by default) gives it a circuit
+/// of its own: the relay then sees another exit for each contact. A proxy
+/// configured with a password of its own gets that password on every
+/// connection instead (it would refuse others).
+pub(crate) fn connect_options(
+    net: &Network,
+    key: Option<&RelayKey>,
+    prefer: Option<Transport>,
+    circuits: &mut HashMap<RelayKey, Socks5>,
+) -> ConnectOptions {
+    let fresh = |s: &Socks5| {
+        let mut rng = rand::rng();
+        let user: [u8; 16] = rng.random();
+        let pass: [u8; 16] = rng.random();
+        Socks5 {
+            proxy: s.proxy.clone(),
+            credentials: Some((hex::encode(user), Zeroizing::new(hex::encode(pass)))),
+        }
+    };
+    let socks5 = net.socks5.as_ref().map(|s| {
+        if s.credentials.is_some() {
+            return s.clone();
+        }
+        match key {
+            Some(k) => circuits
+                .entry(k.clone())
+                .or_insert_with(|| fresh(s))
+                .clone(),
+            None => fresh(s),
+        }
+    });
+    ConnectOptions {
+        transport: net.transport,
+        socks5,
+        prefer,
+        ..ConnectOptions::default()
+    }
+}
+
 struct Shell {
+    net: Network,
+    /// SOCKS credentials per connection (see [`connect_options`]).
+    circuits: HashMap<RelayKey, Socks5>,
     links: HashMap<RelayKey, Arc<RelayClient>>,
     readers: HashMap<RelayKey, Vec<JoinHandle<()>>>,
     tasks: JoinSet<Done>,
@@ -137,9 +184,16 @@ fn sub_event(ev: Result<Option<Event>, RequestError>) -> SubEvent {
 impl Shell {
     fn execute(&mut self, engine: &mut Engine, action: Action) {
         match action {
-            Action::Connect { relay, address } => {
+            Action::Connect {
+                relay,
+                address,
+                prefer,
+            } => {
+                let opts = connect_options(&self.net, Some(&relay), prefer, &mut self.circuits);
                 self.tasks.spawn(async move {
-                    let c = RelayClient::connect(&address).await.map_err(Into::into);
+                    let c = RelayClient::connect_with(&address, &opts)
+                        .await
+                        .map_err(Into::into);
                     Done::Connected(relay, c)
                 });
             }
@@ -234,6 +288,7 @@ impl Shell {
 /// Storage errors only.
 pub(crate) async fn run(
     engine: &mut Engine,
+    net: Network,
     events: Option<mpsc::UnboundedSender<SyncEvent>>,
     mut commands: Option<mpsc::UnboundedReceiver<CommandMsg>>,
     first: Vec<CommandMsg>,
@@ -241,6 +296,8 @@ pub(crate) async fn run(
 ) -> Result<(), ClientError> {
     let (subs_tx, mut subs_rx) = mpsc::channel(DELIVERY_BACKLOG);
     let mut shell = Shell {
+        net,
+        circuits: HashMap::new(),
         links: HashMap::new(),
         readers: HashMap::new(),
         tasks: JoinSet::new(),
@@ -287,8 +344,9 @@ pub(crate) async fn run(
             Some(input) = subs_rx.recv() => inputs.push(input),
             Some(done) = shell.tasks.join_next() => match done {
                 Ok(Done::Connected(relay, Ok(c))) => {
+                    let transport = c.transport();
                     shell.links.insert(relay.clone(), Arc::new(c));
-                    inputs.push(Input::Connected { relay });
+                    inputs.push(Input::Connected { relay, transport });
                 }
                 Ok(Done::Connected(relay, Err(error))) => {
                     inputs.push(Input::ConnectFailed { relay, error });

@@ -214,6 +214,9 @@ pub struct SyncReport {
     pub bytes_sent: u64,
     /// Transport bytes received.
     pub bytes_received: u64,
+    /// Every connection made in the run: its relay (address without
+    /// password) and what carried it ("quic" or "tcp").
+    pub connections: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for SyncReport {
@@ -234,6 +237,7 @@ impl std::fmt::Debug for SyncReport {
             .field("misbehaving", &self.misbehaving.len())
             .field("bytes_sent", &self.bytes_sent)
             .field("bytes_received", &self.bytes_received)
+            .field("connections", &self.connections.len())
             .finish()
     }
 }

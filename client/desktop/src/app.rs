@@ -290,7 +290,7 @@ impl App {
                     .enable_all()
                     .build()
                     .map_err(|e| ProfileError::Storage(e.to_string()))?;
-                rt.block_on(Client::check_relay(&relay)).map_err(|e| {
+                rt.block_on(Client::check_relay(&relay, &tropa_client::Network::default())).map_err(|e| {
                     ProfileError::Storage(format!(
                         "the relay did not answer as expected: {e} (check the address, or tick \"create without checking\")"
                     ))

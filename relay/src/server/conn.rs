@@ -48,6 +48,32 @@ struct Subscriptions {
     active: HashMap<RecipientId, (u64, Arc<Notify>)>,
 }
 
+/// The connections alive, weakly held: what [`super::Served`] reads. A
+/// connection adds itself when it starts; the dead are pruned then, so
+/// the list is as long as the connections alive, at most.
+#[derive(Default)]
+pub(crate) struct Live(Mutex<Vec<std::sync::Weak<Connection>>>);
+
+impl Live {
+    fn add(&self, c: &Arc<Connection>) {
+        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(c));
+    }
+
+    /// The subscriptions of each live connection.
+    pub(crate) fn subscriptions(&self) -> Vec<Vec<RecipientId>> {
+        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(|c| {
+                let subs = c.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
+                subs.active.keys().copied().collect()
+            })
+            .collect()
+    }
+}
+
 /// State shared by the streams of one connection.
 pub(crate) struct Connection {
     peer: Peer,
@@ -140,6 +166,7 @@ impl Streams {
                 .connection(ctx.config.connection_memory_kib.saturating_mul(1024)),
             subscriptions: Mutex::default(),
         });
+        ctx.live.add(&state);
         let limiter = RateLimiter::new(
             f64::from(ctx.config.rate_per_sec),
             ctx.config.rate_burst,

@@ -138,6 +138,8 @@ struct Ctx {
     unvalidated: AtomicUsize,
     service: Service,
     subscribers: Subscribers,
+    /// The connections alive, for [`Server::served_handle`] (tests only).
+    live: Arc<conn::Live>,
     metrics: Arc<Metrics>,
     budget: RelayBudget,
     committer: commit::Committer,
@@ -305,6 +307,7 @@ impl Server {
                 unvalidated: 0.into(),
                 service: Service::new(store, config.policy(), metrics.clone()),
                 subscribers: Subscribers::default(),
+                live: Arc::default(),
                 metrics,
                 budget,
                 committer,
@@ -337,6 +340,13 @@ impl Server {
     #[doc(hidden)]
     pub fn peer_ips(&self) -> Vec<IpAddr> {
         self.ctx.per_ip.addresses()
+    }
+
+    /// A handle that reads, while the server runs, which mailboxes each
+    /// live connection is subscribed to.
+    #[doc(hidden)]
+    pub fn served_handle(&self) -> Served {
+        Served(self.ctx.live.clone())
     }
 
     /// A handle that reads [`peer_ips`](Self::peer_ips) while the server
@@ -415,6 +425,27 @@ impl Server {
         if let Some(t) = tcp_task {
             t.abort();
         }
+    }
+}
+
+/// Reads which mailboxes each live connection is subscribed to, while the
+/// server runs ([`Server::served_handle`]; tests only: issue 12's proof
+/// that isolated contacts never share a connection).
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct Served(Arc<conn::Live>);
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Served")
+    }
+}
+
+impl Served {
+    /// For each live connection, the mailboxes (recipient ids) it holds a
+    /// subscription to.
+    pub fn get(&self) -> Vec<Vec<crate::store::RecipientId>> {
+        self.0.subscriptions()
     }
 }
 

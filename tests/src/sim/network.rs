@@ -29,7 +29,10 @@ impl Sim {
                                 binding,
                             },
                         ));
-                        Input::Connected { relay }
+                        Input::Connected {
+                            relay,
+                            transport: tropa_relay_client::Transport::Quic,
+                        }
                     }
                     None => Input::ConnectFailed {
                         relay,

@@ -12,7 +12,7 @@ impl Sim {
             Input::Start => "Start".to_owned(),
             Input::Tick => "Tick".to_owned(),
             Input::Stop => "Stop".to_owned(),
-            Input::Connected { relay } => format!("Connected {}", &relay.as_str()[8..12]),
+            Input::Connected { relay, .. } => format!("Connected {}", &relay.as_str()[8..12]),
             Input::ConnectFailed { .. } => "ConnectFailed".to_owned(),
             Input::Subscription { event, .. } => match event {
                 SubEvent::Started => "Sub Started".into(),

@@ -120,6 +120,8 @@ pub(crate) fn accept(cli: &Cli, link: Option<&str>, alias: &str) -> Result<(), C
 pub(crate) fn list(cli: &Cli) -> Result<(), CliError> {
     let client = open(cli)?;
     let contacts = client.contacts()?;
+    // With several relays, each contact's is worth a line of its own.
+    let spread = client.relays()?.len() > 1;
     if contacts.is_empty() && !cli.json {
         eprintln!("no contacts yet: `tropa invite` or `tropa accept`");
     }
@@ -141,11 +143,15 @@ pub(crate) fn list(cli: &Cli) -> Result<(), CliError> {
                     "pending": c.pending,
                     "timer_secs": c.timer_secs,
                     "dropped": c.dropped,
+                    "relay": c.relay,
                 })
             );
             continue;
         }
         println!("{}", contact_line(&c));
+        if spread && !c.relay.is_empty() {
+            println!("  via {}", crate::output::clean(&c.relay));
+        }
     }
     Ok(())
 }

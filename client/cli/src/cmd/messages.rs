@@ -129,6 +129,9 @@ pub(crate) fn sync(
             "bytes: {} sent, {} received",
             report.bytes_sent, report.bytes_received
         );
+        for line in connection_lines(&report.connections) {
+            eprintln!("{line}");
+        }
     }
     if !report.wrong_key.is_empty() {
         return Err(CliError::Network(format!(
@@ -358,4 +361,28 @@ pub(crate) fn search(
         );
     }
     Ok(())
+}
+
+/// `sync -v`: how many connections went to each relay, over what, e.g.
+/// `relay 1.2.3.4:4433: 3 connections over tcp`.
+fn connection_lines(connections: &[(String, String)]) -> Vec<String> {
+    let mut counts: std::collections::BTreeMap<(&str, &str), usize> =
+        std::collections::BTreeMap::new();
+    for (relay, transport) in connections {
+        *counts
+            .entry((relay.as_str(), transport.as_str()))
+            .or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .map(|((relay, transport), n)| {
+            // The host and port: the key is the address's tail.
+            let shown = relay.rsplit('@').next().unwrap_or(relay);
+            let plural = if n == 1 { "" } else { "s" };
+            format!(
+                "relay {}: {n} connection{plural} over {transport}",
+                clean(shown)
+            )
+        })
+        .collect()
 }

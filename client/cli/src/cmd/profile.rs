@@ -3,7 +3,7 @@
 use std::io::Write as _;
 
 use tropa_client::error::{ClientError, ProfileError};
-use tropa_client::{Client, KdfParams};
+use tropa_client::{Client, KdfParams, Network};
 
 use tropa_proto::RelayAddress;
 
@@ -12,11 +12,11 @@ use crate::input::{home_dir, new_passphrase, open, passphrase, scripted_passphra
 use crate::{Cli, CliError};
 
 /// Checks that the relay answers with the key its address names, before
-/// anything is saved.
-fn check_relay(relay: &RelayAddress) -> Result<(), CliError> {
+/// anything is saved (through the proxy and transport given).
+fn check_relay(relay: &RelayAddress, net: &Network) -> Result<(), CliError> {
     eprintln!("checking the relay...");
     runtime()?
-        .block_on(Client::check_relay(relay))
+        .block_on(Client::check_relay(relay, net))
         .map_err(CliError::BadRelay)
 }
 
@@ -39,15 +39,35 @@ pub(crate) fn init(
     if Client::exists(&home) {
         return Err(ProfileError::Exists.into());
     }
+    // Flags given at init are kept: a profile made through Tor goes on
+    // through Tor.
+    let net = Network {
+        transport: cli.transport.unwrap_or_default(),
+        socks5: cli.socks5(),
+        isolation_setting: None,
+    };
     if !offline {
-        check_relay(&relay)?;
+        check_relay(&relay, &net)?;
     }
     let pass = if scripted_passphrase(cli) {
         passphrase(cli, "")?
     } else {
         new_passphrase("New passphrase")?
     };
-    Client::init(&home, pass.as_bytes(), name, &relay, kdf)?;
+    let client = Client::init(&home, pass.as_bytes(), name, &relay, kdf)?;
+    if let Some(t) = cli.transport {
+        client.set_transport(t)?;
+    }
+    if let Some(s) = &cli.socks5 {
+        client.set_socks5(Some(s))?;
+        eprintln!(
+            "every connection goes through {}",
+            net.socks5
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        );
+    }
     eprintln!("profile created in {}", home.display());
     eprintln!("next: `tropa invite` or `tropa accept --name ALIAS`");
     Ok(())
@@ -96,9 +116,63 @@ pub(crate) fn set_relay(cli: &Cli, address: &str, offline: bool) -> Result<(), C
     let relay: RelayAddress = address.parse().map_err(ClientError::BadRelay)?;
     let mut client = open(cli)?;
     if !offline {
-        check_relay(&relay)?;
+        check_relay(&relay, &client.network()?)?;
     }
     client.set_relay(&relay)?;
     eprintln!("new invitations and accepted links now use this relay");
     Ok(())
+}
+
+/// `tropa relays`: every relay new contacts may go on, the main one first.
+pub(crate) fn list_relays(cli: &Cli) -> Result<(), CliError> {
+    let client = open(cli)?;
+    for (i, r) in client.relays()?.iter().enumerate() {
+        let r = r.without_password().to_string();
+        if cli.json {
+            println!("{}", serde_json::json!({ "relay": r, "main": i == 0 }));
+        } else {
+            println!("{r}");
+        }
+    }
+    Ok(())
+}
+
+/// `tropa relays add ADDRESS`: checked first (through the profile's
+/// transport and proxy), like `relay set`.
+pub(crate) fn add_relay(cli: &Cli, address: &str, offline: bool) -> Result<(), CliError> {
+    let relay: RelayAddress = address.parse().map_err(ClientError::BadRelay)?;
+    let client = open(cli)?;
+    if !offline {
+        check_relay(&relay, &client.network()?)?;
+    }
+    if client.add_relay(&relay)? {
+        let n = client.relays()?.len();
+        eprintln!("new contacts are now spread over {n} relays");
+    } else {
+        eprintln!("already one of your relays");
+    }
+    Ok(())
+}
+
+/// `tropa relays remove ADDRESS`.
+pub(crate) fn remove_relay(cli: &Cli, address: &str) -> Result<(), CliError> {
+    let relay: RelayAddress = address.parse().map_err(ClientError::BadRelay)?;
+    let client = open(cli)?;
+    if client
+        .relays()?
+        .first()
+        .is_some_and(|m| m.without_password() == relay.without_password())
+    {
+        return Err(CliError::Usage(
+            "that is your main relay: change it with `tropa relay set`".into(),
+        ));
+    }
+    if client.remove_relay(&relay)? {
+        eprintln!("no new contacts on it; those there stay");
+        Ok(())
+    } else {
+        Err(CliError::Usage(
+            "not one of your relays (see `tropa relays`)".into(),
+        ))
+    }
 }

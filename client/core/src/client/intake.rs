@@ -9,7 +9,7 @@ pub use tropa_e2e::MAX_REQUEST_TEXT_LEN;
 use tropa_e2e::{LinkKind, ShortLink};
 use zeroize::Zeroizing;
 
-use super::{Client, LinkResolveError, check_alias};
+use super::{Client, LinkResolveError, Network, check_alias};
 use crate::engine::{Command, Outcome};
 use crate::error::ClientError;
 use crate::records::RequestRecord;
@@ -153,12 +153,15 @@ pub fn is_address_link(link: &str) -> bool {
 /// # Errors
 /// [`ClientError::Link`] (damaged, gone, relay unreachable),
 /// [`IntakeError::NotAnAddress`] for a one-time invitation.
-pub async fn address_invitation(link: &str) -> Result<Zeroizing<String>, ClientError> {
+pub async fn address_invitation(
+    link: &str,
+    net: &Network,
+) -> Result<Zeroizing<String>, ClientError> {
     let short: ShortLink = link.trim().parse().map_err(LinkResolveError::from)?;
     if short.kind() != LinkKind::Address {
         return Err(IntakeError::NotAnAddress.into());
     }
-    let resolved = Client::resolve_link(link.trim()).await?;
+    let resolved = Client::resolve_link(link.trim(), net).await?;
     Ok(Zeroizing::new(resolved.invitation.to_link()))
 }
 
@@ -295,7 +298,7 @@ impl Client {
         if text.trim().is_empty() {
             return Err(ClientError::EmptyText);
         }
-        let address = address_invitation(link).await?;
+        let address = address_invitation(link, &self.network()?).await?;
         let command = Command::SendRequest {
             address: address.to_string(),
             alias: alias.to_owned(),

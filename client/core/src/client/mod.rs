@@ -54,6 +54,8 @@ pub struct Client {
     name: String,
     relay: RelayAddress,
     home: PathBuf,
+    /// This run's network overrides (front-end flags), never saved.
+    net_override: network::NetOverride,
 }
 
 impl std::fmt::Debug for Client {
@@ -142,6 +144,11 @@ impl Client {
             identity: identity.to_bytes().to_vec(),
             created_at: now(),
             metered: false,
+            transport: String::new(),
+            socks5: String::new(),
+            isolation: String::new(),
+            tcp_relays: Vec::new(),
+            relays: Vec::new(),
         };
         let repo = Arc::new(Repo::new(kv));
         let mut changes = Changes::new();
@@ -154,6 +161,7 @@ impl Client {
             name: name.to_owned(),
             relay: relay.clone(),
             home: home.to_path_buf(),
+            net_override: network::NetOverride::default(),
         })
     }
 
@@ -176,6 +184,7 @@ impl Client {
             name: rec.name.clone(),
             relay,
             home: home.to_path_buf(),
+            net_override: network::NetOverride::default(),
         })
     }
 
@@ -216,7 +225,9 @@ impl Client {
                     .parse()
                     .map_err(|_| ProfileError::Corrupt("decoy".into()))?;
                 let vault = Arc::new(vault);
-                Self::populate(Some(vault.clone()), vault, home, &rec.name, &relay)
+                let client = Self::populate(Some(vault.clone()), vault, home, &rec.name, &relay)?;
+                client.keep_network(&rec).map_err(storage)?;
+                Ok(client)
             }
         }
     }
@@ -253,8 +264,12 @@ impl Client {
     ///
     /// # Errors
     /// [`RelayError`]: unreachable, or another key (S11).
-    pub async fn check_relay(address: &RelayAddress) -> Result<(), crate::error::RelayError> {
-        let conn = tropa_relay_client::RelayClient::connect(address).await?;
+    pub async fn check_relay(
+        address: &RelayAddress,
+        net: &Network,
+    ) -> Result<(), crate::error::RelayError> {
+        let opts = crate::shell::connect_options(net, None, None, &mut Default::default());
+        let conn = tropa_relay_client::RelayClient::connect_with(address, &opts).await?;
         conn.close().await;
         Ok(())
     }
@@ -320,12 +335,25 @@ impl Client {
         // The decoy carries only what a fresh profile shows: name and relay.
         // (The vault gives the fresh profile this one's Argon2 parameters, so
         // it unlocks exactly as slowly; a different time would give it away.)
+        // And how it reaches relays: a profile that went through Tor must
+        // not connect directly after a duress unlock. (Settings changed
+        // after this call are not in the decoy: set the duress passphrase
+        // again after changing them.)
+        let current = self.repo.profile().map_err(storage)?;
+        let setting = |f: fn(&ProfileRecord) -> &String| {
+            current.as_ref().map(|r| f(r).clone()).unwrap_or_default()
+        };
         let decoy = ProfileRecord {
             name: self.name.clone(),
             relay: self.relay.to_string(),
             identity: Vec::new(),
             created_at: 0,
             metered: false,
+            transport: setting(|r| &r.transport),
+            socks5: setting(|r| &r.socks5),
+            isolation: setting(|r| &r.isolation),
+            tcp_relays: Vec::new(),
+            relays: Vec::new(),
         };
         let encoded = Zeroizing::new(prost::Message::encode_to_vec(&decoy));
         self.vault()?
@@ -395,6 +423,7 @@ fn passphrase_msg(e: &store::PassphraseError) -> &'static str {
 
 pub mod cases;
 mod intake;
+mod network;
 mod reading;
 mod relays;
 mod settings;
@@ -408,6 +437,7 @@ pub use intake::{
     AddressInfo, IntakeError, MAX_REQUEST_TEXT_LEN, RequestView, address_invitation,
     is_address_link,
 };
+pub use network::{Network, isolation_name, parse_isolation};
 pub use reading::{InboxEntry, Page, SearchHit, SearchResults, Unread};
 pub use relays::{SEND_LIMIT, Sent};
 pub(crate) use shortlinks::invitation_link;

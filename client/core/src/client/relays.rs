@@ -9,7 +9,7 @@ use rand::Rng as _;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Client, INVITE_TTL_SECS};
-use crate::engine::{Command, Engine, EngineConfig, InviteLinks, Mode, Outcome};
+use crate::engine::{Command, Engine, EngineConfig, InviteLinks, Isolation, Mode, Outcome};
 use crate::error::ClientError;
 use crate::shell::{self, CommandMsg, Exits};
 use crate::sync::{ONE_SHOT_LIMIT, SyncEvent, SyncOptions, SyncReport};
@@ -49,6 +49,10 @@ impl Client {
             opts,
             mode,
             seed,
+            isolation: self
+                .network()
+                .map(|n| n.isolation())
+                .unwrap_or(Isolation::Contact),
         })
     }
 
@@ -64,13 +68,14 @@ impl Client {
         events: Option<mpsc::UnboundedSender<SyncEvent>>,
     ) -> Result<SyncReport, ClientError> {
         let wait = opts.wait;
+        let net = self.network()?;
         let mut engine = self.engine(Mode::Sync, opts);
         let exits = Exits {
             when_finished: wait.is_none(),
             deadline: Instant::now() + wait.unwrap_or(ONE_SHOT_LIMIT),
             stop: None,
         };
-        shell::run(&mut engine, events, None, Vec::new(), exits).await?;
+        shell::run(&mut engine, net, events, None, Vec::new(), exits).await?;
         Ok(engine.report().clone())
     }
 
@@ -80,6 +85,7 @@ impl Client {
         command: Command,
         limit: Duration,
     ) -> Result<(Outcome, SyncReport), ClientError> {
+        let net = self.network()?;
         let mut engine = self.engine(Mode::Deliver(BTreeSet::new()), SyncOptions::default());
         let (reply, rx) = oneshot::channel();
         let exits = Exits {
@@ -91,7 +97,7 @@ impl Client {
             command,
             reply: Some(reply),
         }];
-        shell::run(&mut engine, None, None, first, exits).await?;
+        shell::run(&mut engine, net, None, None, first, exits).await?;
         let outcome = rx
             .await
             .unwrap_or(Err(ClientError::Corrupt("the command did not finish")))?;
@@ -207,7 +213,7 @@ impl Client {
     pub async fn accept(&mut self, link: &str, alias: &str) -> Result<bool, ClientError> {
         // Before the network: a bad alias fails at once.
         super::check_alias(alias)?;
-        let link = super::invitation_link(link).await?;
+        let link = super::invitation_link(link, &self.network()?).await?;
         let command = Command::Accept {
             link: link.as_str().to_owned(),
             alias: alias.to_owned(),

@@ -17,7 +17,7 @@ use tropa_proto::relay::ErrorCode;
 use tropa_relay_client::{ConnectError, RelayClient, RequestError};
 use zeroize::Zeroizing;
 
-use super::Client;
+use super::{Client, Network};
 use crate::error::{ClientError, RelayError};
 
 /// Longest wait for the close of the link's connection to leave.
@@ -117,15 +117,17 @@ impl Client {
     /// [`LinkResolveError`]: not a short link, relay unreachable or with
     /// another key, data gone (used, expired or withdrawn), data that does
     /// not match the link.
-    pub async fn resolve_link(link: &str) -> Result<ResolvedLink, LinkResolveError> {
+    pub async fn resolve_link(link: &str, net: &Network) -> Result<ResolvedLink, LinkResolveError> {
         let link: ShortLink = link.parse()?;
-        resolve(&link).await
+        resolve(&link, net).await
     }
 }
 
-async fn resolve(link: &ShortLink) -> Result<ResolvedLink, LinkResolveError> {
+async fn resolve(link: &ShortLink, net: &Network) -> Result<ResolvedLink, LinkResolveError> {
     let prefix = link.fingerprint_prefix();
-    let conn = RelayClient::connect_prefix(link.host(), link.port(), &prefix)
+    // A connection of its own (own SOCKS credentials, so its own circuit).
+    let opts = crate::shell::connect_options(net, None, None, &mut Default::default());
+    let conn = RelayClient::connect_prefix_with(link.host(), link.port(), &prefix, &opts)
         .await
         .map_err(connect_error)?;
     let fetched = conn.get_link(&link.locator()).await;
@@ -151,14 +153,17 @@ async fn resolve(link: &ShortLink) -> Result<ResolvedLink, LinkResolveError> {
 /// # Errors
 /// [`ClientError::Link`] for a short link that does not resolve, or one
 /// of an intake address.
-pub(crate) async fn invitation_link(link: &str) -> Result<Zeroizing<String>, ClientError> {
+pub(crate) async fn invitation_link(
+    link: &str,
+    net: &Network,
+) -> Result<Zeroizing<String>, ClientError> {
     if !ShortLink::is_short_link(link) {
         return Ok(Zeroizing::new(link.trim().to_owned()));
     }
     let short: ShortLink = link.parse().map_err(LinkResolveError::from)?;
     match short.kind() {
         LinkKind::Invite => {
-            let resolved = resolve(&short).await?;
+            let resolved = resolve(&short, net).await?;
             Ok(Zeroizing::new(resolved.invitation.to_link()))
         }
         // An address takes a contact request with a first message, which

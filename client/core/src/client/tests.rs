@@ -67,6 +67,7 @@ fn debug_never_shows_aliases_or_text() {
         dropped: 0,
         broken: false,
         invitation_expires_at: 0,
+        relay: String::new(),
     };
     let ev = crate::SyncEvent::Received(m.clone());
     let report = crate::SyncReport {

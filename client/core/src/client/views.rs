@@ -73,6 +73,9 @@ pub struct ContactInfo {
     /// For an invitation nobody accepted yet: when it expires (Unix
     /// seconds); 0 otherwise.
     pub invitation_expires_at: u64,
+    /// The relay (`host:port`) of our mailbox for this contact: where
+    /// their messages to us wait. "" if there is none.
+    pub relay: String,
 }
 
 /// A message as front ends show it.
@@ -180,6 +183,15 @@ impl Client {
         // profile holds hundreds of contacts and tens of thousands of
         // messages.
         let tallies = super::cases::tally(msgs, now());
+        let relays: std::collections::HashMap<Vec<u8>, String> = self
+            .repo
+            .mailboxes()?
+            .into_iter()
+            .filter_map(|mb| {
+                let a = mb.relay.parse::<tropa_proto::RelayAddress>().ok()?;
+                Some((mb.contact_id.clone(), format!("{}:{}", a.host, a.port)))
+            })
+            .collect();
         let mut out: Vec<ContactInfo> = self
             .repo
             .contacts()?
@@ -199,6 +211,7 @@ impl Client {
                         .iter()
                         .find(|(id, _)| *id == c.id)
                         .map_or(0, |(_, at)| *at),
+                    relay: relays.get(&c.id).cloned().unwrap_or_default(),
                 }
             })
             .collect();

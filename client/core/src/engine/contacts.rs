@@ -7,8 +7,6 @@
 //! Also where a contact whose relay refuses our deposits for good is marked
 //! broken, so nothing more is sent to them and nothing else is held up.
 
-use tropa_proto::RelayAddress;
-
 use super::{Engine, MailboxId, Op, Request};
 use crate::client::signing_key;
 use crate::error::ClientError;
@@ -55,12 +53,14 @@ impl Engine {
         self.repo.apply(changes)?;
         self.sending.remove(contact_id);
         for mb in mailboxes {
-            if let Ok(address) = mb.relay.parse::<RelayAddress>()
+            if let Some((key, address)) = self.mailbox_link(&mb)?
                 && let Some(auth) = signing_key(&mb.auth_secret)
                 && let Ok(rid) = MailboxId::try_from(mb.recipient_id.as_slice())
             {
-                self.set_sub(&super::links::RelayKey::of(&address), rid, None);
-                self.request(
+                self.set_sub(&key, rid, None);
+                // The record is gone already: name its group here.
+                self.request_on(
+                    Some(key.group().clone()),
                     &address,
                     Op::Delete,
                     Request::Delete { mailbox: rid, auth },

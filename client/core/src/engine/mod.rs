@@ -34,7 +34,7 @@ use rand::SeedableRng as _;
 use rand::rngs::StdRng;
 use tropa_e2e::Identity;
 use tropa_proto::RelayAddress;
-use tropa_relay_client::{CreatedMailbox, Delivery};
+use tropa_relay_client::{CreatedMailbox, Delivery, Transport};
 use x25519_dalek::PublicKey;
 
 use crate::error::{ClientError, RelayError};
@@ -52,7 +52,7 @@ mod tests;
 
 pub(crate) use intake::address_link;
 pub use intake::{ADDRESS_TTL_SECS, MAX_REQUESTS};
-pub use links::RelayKey;
+pub use links::{Group, Isolation, RelayKey};
 
 /// A mailbox's recipient-side ID.
 pub type MailboxId = [u8; tropa_proto::MAILBOX_ID_LEN];
@@ -84,6 +84,8 @@ pub enum Input {
     Connected {
         /// The relay.
         relay: RelayKey,
+        /// What carries it.
+        transport: Transport,
     },
     /// Connecting to `relay` failed.
     ConnectFailed {
@@ -226,6 +228,9 @@ pub enum Action {
         relay: RelayKey,
         /// Its full address (with the pinned key and any password).
         address: RelayAddress,
+        /// The transport that reached this relay last time, to try first
+        /// (`auto` only; `None`: QUIC first).
+        prefer: Option<Transport>,
     },
     /// Close a connection (and its subscriptions).
     Disconnect {
@@ -521,6 +526,8 @@ pub struct Engine {
     mode: Mode,
     rng: StdRng,
     now: u64,
+    /// How traffic is spread over connections.
+    isolation: Isolation,
     links: BTreeMap<RelayKey, links::Link>,
     /// Requests in flight: which relay, and what for.
     ops: BTreeMap<OpId, (RelayKey, Op)>,
@@ -576,6 +583,8 @@ pub struct EngineConfig {
     /// Seeds the engine's random numbers (message ids, keys, nonces);
     /// fixed only in simulations.
     pub seed: [u8; 32],
+    /// One connection per relay, or one per contact (S3).
+    pub isolation: Isolation,
 }
 
 impl Engine {
@@ -589,6 +598,7 @@ impl Engine {
             mode: c.mode,
             rng: StdRng::from_seed(c.seed),
             now: 0,
+            isolation: c.isolation,
             links: BTreeMap::new(),
             ops: BTreeMap::new(),
             next_op: 0,
@@ -618,7 +628,7 @@ impl Engine {
             Input::Start => self.start()?,
             Input::Tick => self.tick()?,
             Input::Stop => self.queue_receipts()?,
-            Input::Connected { relay } => self.on_connected(&relay)?,
+            Input::Connected { relay, transport } => self.on_connected(&relay, transport)?,
             Input::ConnectFailed { relay, error } => self.on_connect_failed(&relay, error)?,
             Input::Subscription {
                 relay,
@@ -714,16 +724,21 @@ impl Engine {
         self.expire_invitations()?;
         if self.mode == Mode::Sync {
             for mb in self.repo.mailboxes()? {
-                if let Ok(address) = mb.relay.parse::<RelayAddress>() {
-                    self.ensure_link(&address);
+                if let Some((key, address)) = self.mailbox_link(&mb)? {
+                    self.ensure_link(&key, &address);
                 }
             }
             if !self.opts.is_waiting() {
                 // A one-shot sync also checks the profile's own relay, even
                 // with no mailbox there yet (a new profile): a wrong address
                 // must not pass as "0 new".
+                // (Under isolation, only when no mailbox's connection goes
+                // there already: an extra connection would carry nothing.)
                 let own = self.relay.clone();
-                self.ensure_link(&own);
+                let key = RelayKey::of(&own);
+                if !self.links.keys().any(|k| k.as_str() == key.as_str()) {
+                    self.ensure_link(&key, &own);
+                }
             }
         }
         self.intake_housekeeping()?;

@@ -147,7 +147,8 @@ impl Engine {
                 continue;
             };
             blocked.push(r.contact_id.clone());
-            if !self.ensure_link(&address) {
+            let link = RelayKey::on(&address, self.contact_group(&r.contact_id));
+            if !self.ensure_link(&link, &address) {
                 continue;
             }
             if r.sealed.is_empty() {
@@ -165,7 +166,7 @@ impl Engine {
             }
             self.sending.insert(r.contact_id.clone());
             let id = self.new_op(
-                RelayKey::of(&address),
+                link.clone(),
                 Op::Deposit {
                     key: key.clone(),
                     contact_id: r.contact_id.clone(),
@@ -174,7 +175,7 @@ impl Engine {
             let signer = self.deposit_key(&contact);
             self.out.push(super::Action::Request {
                 op: id,
-                relay: RelayKey::of(&address),
+                relay: link,
                 request: Request::Deposit {
                     sender_id: contact.send_sender_id.clone(),
                     envelope: Bytes::copy_from_slice(&r.sealed),

@@ -36,33 +36,30 @@ use crate::sync::SyncEvent;
 pub(super) struct NewMailbox {
     auth: SigningKey,
     dh: StaticSecret,
+    /// The relay it is made on (one of the profile's, chosen at random).
+    relay: RelayAddress,
 }
 
 impl NewMailbox {
-    fn generate(rng: &mut rand::rngs::StdRng) -> Self {
+    fn generate(rng: &mut rand::rngs::StdRng, relay: RelayAddress) -> Self {
         Self {
             auth: SigningKey::generate(rng),
             dh: StaticSecret::random_from_rng(rng),
+            relay,
         }
     }
 
-    fn request(&self, relay: &RelayAddress) -> Request {
+    fn request(&self) -> Request {
         Request::Create {
             auth: self.auth.clone(),
             dh: PublicKey::from(&self.dh),
-            password: relay.password.clone(),
+            password: self.relay.password.clone(),
         }
     }
 
-    fn record(
-        &self,
-        relay: &RelayAddress,
-        created: &CreatedMailbox,
-        contact_id: &[u8],
-        invite_id: &[u8],
-    ) -> OwnMailbox {
+    fn record(&self, created: &CreatedMailbox, contact_id: &[u8], invite_id: &[u8]) -> OwnMailbox {
         OwnMailbox {
-            relay: relay.to_string(),
+            relay: self.relay.to_string(),
             recipient_id: created.recipient_id.to_vec(),
             auth_secret: self.auth.to_bytes().to_vec(),
             dh_secret: self.dh.to_bytes().to_vec(),
@@ -158,9 +155,9 @@ impl Engine {
             }
             None => self.unused_alias()?,
         };
-        let keys = NewMailbox::generate(&mut self.rng);
-        let request = keys.request(&self.relay);
-        let relay = self.relay.clone();
+        let relay = self.pick_relay()?;
+        let keys = NewMailbox::generate(&mut self.rng, relay.clone());
+        let request = keys.request();
         self.request(
             &relay,
             Op::Create(CreateFor::Invite {
@@ -240,9 +237,9 @@ impl Engine {
                 return Ok(());
             }
         };
-        let keys = NewMailbox::generate(&mut self.rng);
-        let request = keys.request(&self.relay);
-        let relay = self.relay.clone();
+        let relay = self.pick_relay()?;
+        let keys = NewMailbox::generate(&mut self.rng, relay.clone());
+        let request = keys.request();
         self.request(
             &relay,
             Op::Create(CreateFor::Accept(Box::new(AcceptState {
@@ -292,7 +289,7 @@ impl Engine {
                 let sender = *state.invitation.reply_sender_auth();
                 let auth = state.keys.auth.clone();
                 state.created = Some(created);
-                let relay = self.relay.clone();
+                let relay = state.keys.relay.clone();
                 // Only the inviter may deposit into our reply mailbox.
                 self.request(
                     &relay,
@@ -319,7 +316,7 @@ impl Engine {
         keys: NewMailbox,
         created: CreatedMailbox,
     ) -> Result<(), ClientError> {
-        let made = self.make_invitation(&created, ttl_secs);
+        let made = self.make_invitation(&keys.relay, &created, ttl_secs);
         let Ok((reply_sender, pending, invitation)) = made else {
             self.complete(ticket, Err(ClientError::Corrupt("invitation parameters")));
             return Ok(());
@@ -340,9 +337,9 @@ impl Engine {
             data: Bytes::copy_from_slice(&data),
             owner: owner.clone(),
             ttl_secs: u32::try_from(link_ttl).unwrap_or(u32::MAX),
-            password: self.relay.password.clone(),
+            password: keys.relay.password.clone(),
         };
-        let relay = self.relay.clone();
+        let relay = keys.relay.clone();
         let for_ = LinkFor {
             ticket,
             alias,
@@ -390,7 +387,7 @@ impl Engine {
                         detail: "no link stored in the answer".into(),
                     },
                 };
-                let relay = self.relay.clone();
+                let relay = keys.relay.clone();
                 self.request(
                     &relay,
                     Op::Delete,
@@ -420,7 +417,7 @@ impl Engine {
             created_at: self.now,
             broken: false,
         };
-        let own = keys.record(&self.relay, &created, &contact_id, &pending.id());
+        let own = keys.record(&created, &contact_id, &pending.id());
         let (link_locator, link_owner_secret) = if short {
             (link.locator().to_vec(), owner.to_bytes().to_vec())
         } else {
@@ -513,11 +510,12 @@ impl Engine {
         self.delete_links(links)
     }
 
-    /// A one-time invitation to our new mailbox `created` on our relay, with
+    /// A one-time invitation to our new mailbox `created` on `relay`, with
     /// the key the joiner must secure its reply mailbox with. Shared by
     /// `tropa invite` and a contact request (which carries one).
     pub(super) fn make_invitation(
         &mut self,
+        relay: &RelayAddress,
         created: &CreatedMailbox,
         ttl_secs: u64,
     ) -> Result<(SigningKey, PendingInvitation, Invitation), tropa_e2e::InviteError> {
@@ -526,7 +524,7 @@ impl Engine {
             &mut self.rng,
             &self.identity,
             InviteParams {
-                relay: self.relay.without_password(),
+                relay: relay.without_password(),
                 sender_id: created.sender_id.to_vec(),
                 reply_sender_auth: reply_sender.verifying_key().to_bytes(),
                 now: self.now,
@@ -536,13 +534,37 @@ impl Engine {
         Ok((reply_sender, pending, invitation))
     }
 
+    /// The relay a new mailbox of an invitation or an accept goes on: one
+    /// of the profile's relays at random, so that no one relay holds a
+    /// handler's whole caseload (S3). A relay whose address no longer
+    /// parses is skipped; the profile's main relay is always a candidate.
+    pub(super) fn pick_relay(&mut self) -> Result<RelayAddress, ClientError> {
+        let mut all = vec![self.relay.clone()];
+        if let Some(rec) = self.repo.profile()? {
+            for r in &rec.relays {
+                if let Ok(a) = r.parse::<RelayAddress>()
+                    && !all.iter().any(|x| RelayKey::of(x) == RelayKey::of(&a))
+                {
+                    all.push(a);
+                }
+            }
+        }
+        let i = rand::RngExt::random_range(&mut self.rng, 0..all.len());
+        Ok(all.swap_remove(i))
+    }
+
     /// A new mailbox of ours: a running sync listens to it at once.
     pub(super) fn listen(&mut self, mb: &OwnMailbox) -> Result<(), ClientError> {
         if self.mode != Mode::Sync {
             return Ok(());
         }
-        let key = RelayKey::of(&self.relay);
+        let Some((key, address)) = self.mailbox_link(mb)? else {
+            return Ok(());
+        };
         if !self.is_up(&key) {
+            // Under isolation its connection may not exist yet: once up,
+            // it subscribes to every mailbox of its group.
+            self.ensure_link(&key, &address);
             return Ok(());
         }
         let rid = MailboxId::try_from(mb.recipient_id.as_slice())
@@ -581,7 +603,7 @@ impl Engine {
         };
         let sender_key = SigningKey::generate(&mut self.rng);
         let hello = Hello {
-            reply_relay: self.relay.without_password(),
+            reply_relay: keys.relay.without_password(),
             reply_sender_id: created.sender_id.to_vec(),
             sender_auth: sender_key.verifying_key().to_bytes(),
         };
@@ -610,7 +632,7 @@ impl Engine {
             created_at: self.now,
             broken: false,
         };
-        let own = keys.record(&self.relay, &created, &contact_id, &[]);
+        let own = keys.record(&created, &contact_id, &[]);
         let outbox_key = random16(&mut self.rng).to_vec();
         let outbox = OutboxRecord::queued(
             OutboxKind::Handshake,
@@ -648,7 +670,7 @@ impl Engine {
                 .repo
                 .contact(&r.contact_id)?
                 .and_then(|c| c.send_relay.parse::<RelayAddress>().ok())
-                .is_none_or(|a| self.is_down(&RelayKey::of(&a)));
+                .is_none_or(|a| self.is_down(&RelayKey::on(&a, self.contact_group(&r.contact_id))));
             if down && let Some((ticket, alias)) = self.hellos.remove(&key) {
                 self.complete(
                     ticket,

@@ -21,6 +21,7 @@ use crate::repo::Changes;
 use crate::store::MemoryKv;
 
 mod intake;
+mod isolation;
 mod links;
 mod receipts;
 
@@ -94,6 +95,11 @@ fn pair() -> (Side, Side) {
             identity: id.to_bytes().to_vec(),
             created_at: NOW,
             metered: false,
+            transport: String::new(),
+            socks5: String::new(),
+            isolation: String::new(),
+            tcp_relays: Vec::new(),
+            relays: Vec::new(),
         });
         let relay_secret = StaticSecret::from([n; 32]);
         let dh = StaticSecret::from([n + 1; 32]);
@@ -202,7 +208,13 @@ fn sync_connects_and_subscribes_each_mailbox() {
     assert_eq!(connects(&a), vec![key(4433).as_str().to_owned()]);
     assert!(!e.finished());
     let a = e
-        .handle(Input::Connected { relay: key(4433) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4433),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let subscribed: Vec<MailboxId> = a
         .iter()
@@ -227,7 +239,13 @@ fn deliver_mode_touches_only_its_contact() {
     let a = send(&mut e, "hi");
     assert_eq!(connects(&a), vec![key(4434).as_str().to_owned()]);
     let a = e
-        .handle(Input::Connected { relay: key(4434) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4434),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     assert!(!a.iter().any(|a| matches!(a, Action::Subscribe { .. })));
     let d = deposits(&a);
@@ -254,7 +272,13 @@ fn one_deposit_in_flight_per_contact() {
     send(&mut e, "one");
     send(&mut e, "two");
     let a = e
-        .handle(Input::Connected { relay: key(4434) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4434),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let first = deposits(&a);
     assert_eq!(first.len(), 1, "one at a time");
@@ -279,7 +303,13 @@ fn a_refused_deposit_is_retried_later_with_the_same_bytes() {
     e.handle(Input::Start, NOW).unwrap();
     send(&mut e, "hello");
     let a = e
-        .handle(Input::Connected { relay: key(4434) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4434),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let (op, bytes) = deposits(&a).remove(0);
     let refused = RelayError::Refused {
@@ -394,8 +424,14 @@ fn receipts_queued(e: &Engine) -> usize {
 fn connected(alice: &Side) -> Engine {
     let mut e = engine(alice, Mode::Sync);
     e.handle(Input::Start, NOW).unwrap();
-    e.handle(Input::Connected { relay: key(4433) }, NOW)
-        .unwrap();
+    e.handle(
+        Input::Connected {
+            relay: key(4433),
+            transport: Transport::Quic,
+        },
+        NOW,
+    )
+    .unwrap();
     e
 }
 
@@ -407,7 +443,13 @@ fn a_text_from_bob(text: &str, id: [u8; 16]) -> (Side, Delivery) {
     b.handle(Input::Start, NOW).unwrap();
     send(&mut b, text);
     let a = b
-        .handle(Input::Connected { relay: key(4434) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4434),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let (_, envelope) = deposits(&a).remove(0);
     let sealing =
@@ -479,7 +521,13 @@ fn an_unreachable_relay_is_retried_after_its_backoff() {
     assert_eq!(connects(&e.handle(Input::Tick, NOW + 1).unwrap()).len(), 1);
     // Back: the front end hears of it (the desktop's banner goes away).
     let back = e
-        .handle(Input::Connected { relay: key(4433) }, NOW + 1)
+        .handle(
+            Input::Connected {
+                relay: key(4433),
+                transport: Transport::Quic,
+            },
+            NOW + 1,
+        )
         .unwrap();
     assert!(
         back.iter()
@@ -540,7 +588,13 @@ fn a_mailbox_gone_for_good_breaks_only_its_contact() {
     e.handle(Input::Start, NOW).unwrap();
     send(&mut e, "hello");
     let a = e
-        .handle(Input::Connected { relay: key(4434) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4434),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let (op, _) = deposits(&a).remove(0);
     let gone = RelayError::Refused {
@@ -662,7 +716,13 @@ fn a_shorter_resend_after_applies_to_texts_already_sent() {
     e.handle(Input::Start, NOW).unwrap();
     send(&mut e, "hello");
     let a = e
-        .handle(Input::Connected { relay: key(4434) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4434),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let (op, _) = deposits(&a).remove(0);
     e.handle(
@@ -683,8 +743,14 @@ fn a_shorter_resend_after_applies_to_texts_already_sent() {
         let mut e = alice.client.engine_seeded(Mode::Sync, opts, [8; 32]);
         e.handle(Input::Start, now).unwrap();
         deposits(
-            &e.handle(Input::Connected { relay: key(4434) }, now)
-                .unwrap(),
+            &e.handle(
+                Input::Connected {
+                    relay: key(4434),
+                    transport: Transport::Quic,
+                },
+                now,
+            )
+            .unwrap(),
         )
         .len()
     };

@@ -11,7 +11,6 @@ use tropa_proto::RelayAddress;
 use x25519_dalek::PublicKey;
 use zeroize::Zeroize as _;
 
-use super::super::links::RelayKey;
 use super::super::{Engine, MailboxId, Op, Outcome, Reply, Request, Ticket};
 use super::{
     ADDRESS_TTL_SECS, IntakeOp, MailboxKeys, NewAddress, Part, Withdrawal, address_link, gone,
@@ -283,7 +282,9 @@ impl Engine {
             let auth = self.mailbox_key(mb)?;
             // No longer listened to: what the relay says about it now is
             // the deletion's business.
-            self.set_sub(&RelayKey::of(&relay), rid, None);
+            if let Some((key, _)) = self.mailbox_link(mb)? {
+                self.set_sub(&key, rid, None);
+            }
             parts.push((Part::Mailbox, Request::Delete { mailbox: rid, auth }));
         }
         if parts.is_empty() {

@@ -112,7 +112,8 @@ impl Engine {
                 return Ok(());
             }
         };
-        let made = self.make_invitation(&created, crate::client::INVITE_TTL_SECS);
+        let relay = self.relay.clone();
+        let made = self.make_invitation(&relay, &created, crate::client::INVITE_TTL_SECS);
         let Ok((reply_sender, pending, own_invitation)) = made else {
             self.complete(ticket, Err(ClientError::Corrupt("invitation parameters")));
             return Ok(());

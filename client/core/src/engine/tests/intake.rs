@@ -74,7 +74,13 @@ fn create_address(org: &Client, n: u8) -> (Engine, String) {
     .unwrap();
     // A new profile has no mailbox yet: the command connects.
     let a = e
-        .handle(Input::Connected { relay: key(4433) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4433),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let (op, req) = requests(a).remove(0);
     assert!(
@@ -159,7 +165,13 @@ fn send_request(
         .unwrap();
     assert!(outcome(&a).is_none(), "{:?}", outcome(&a));
     let a = e
-        .handle(Input::Connected { relay: key(4433) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4433),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let (op, req) = requests(a).remove(0);
     assert!(matches!(req, Request::Create { .. }), "a normal mailbox");
@@ -224,7 +236,13 @@ fn no_address_without_its_link_data() {
     )
     .unwrap();
     let a = e
-        .handle(Input::Connected { relay: key(4433) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4433),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let (op, _) = requests(a).remove(0);
     let a = done(&mut e, op, Ok(Reply::Created(created(50))));
@@ -403,8 +421,14 @@ fn accepting_a_request_makes_a_contact_with_mailboxes_of_its_own() {
     // The requester receives the Hello: the organisation is a contact.
     let mut r = sync_engine(&requester, 8);
     r.handle(Input::Start, NOW).unwrap();
-    r.handle(Input::Connected { relay: key(4433) }, NOW)
-        .unwrap();
+    r.handle(
+        Input::Connected {
+            relay: key(4433),
+            transport: Transport::Quic,
+        },
+        NOW,
+    )
+    .unwrap();
     r.handle(delivery_to(&requester, [60; 24], &hello, 1), NOW)
         .unwrap();
     let refuge = requester
@@ -440,8 +464,14 @@ fn only_the_address_owner_may_answer_a_request() {
         Session::initiate(&mut rand::rng(), &mallory, &theirs, &hello, None, NOW).unwrap();
     let mut r = sync_engine(&requester, 8);
     r.handle(Input::Start, NOW).unwrap();
-    r.handle(Input::Connected { relay: key(4433) }, NOW)
-        .unwrap();
+    r.handle(
+        Input::Connected {
+            relay: key(4433),
+            transport: Transport::Quic,
+        },
+        NOW,
+    )
+    .unwrap();
     let a = r
         .handle(delivery_to(&requester, [60; 24], env.as_bytes(), 1), NOW)
         .unwrap();
@@ -561,7 +591,13 @@ fn deleting_the_address_forgets_at_once_and_finishes_on_the_relay() {
     let mut o = sync_engine(&org, 2);
     o.handle(Input::Start, NOW).unwrap();
     let a = o
-        .handle(Input::Connected { relay: key(4433) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4433),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let (op, _) = requests(a)
         .into_iter()
@@ -581,13 +617,25 @@ fn the_link_data_is_put_again_at_half_its_time() {
     let day = 24 * 3600;
     let mut o = sync_engine(&org, 2);
     let a = o.handle(Input::Start, NOW + 44 * day).unwrap();
-    o.handle(Input::Connected { relay: key(4433) }, NOW + 44 * day)
-        .unwrap();
+    o.handle(
+        Input::Connected {
+            relay: key(4433),
+            transport: Transport::Quic,
+        },
+        NOW + 44 * day,
+    )
+    .unwrap();
     assert!(requests(a).is_empty(), "not due yet");
     let mut o = sync_engine(&org, 3);
     o.handle(Input::Start, NOW + 46 * day).unwrap();
     let a = o
-        .handle(Input::Connected { relay: key(4433) }, NOW + 46 * day)
+        .handle(
+            Input::Connected {
+                relay: key(4433),
+                transport: Transport::Quic,
+            },
+            NOW + 46 * day,
+        )
         .unwrap();
     let (op, req) = requests(a)
         .into_iter()
@@ -632,7 +680,13 @@ fn a_refused_request_is_sent_again_or_given_up() {
     let mut r = sync_engine(&requester, 9);
     r.handle(Input::Start, NOW + 3600).unwrap();
     let a = r
-        .handle(Input::Connected { relay: key(4433) }, NOW + 3600)
+        .handle(
+            Input::Connected {
+                relay: key(4433),
+                transport: Transport::Quic,
+            },
+            NOW + 3600,
+        )
         .unwrap();
     let (op, again) = deposits(&a).remove(0);
     assert_eq!(again, envelope, "the same bytes: the same request id");

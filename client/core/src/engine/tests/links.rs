@@ -297,7 +297,13 @@ fn an_expired_invitation_deletes_its_link_data() {
     let mut e = engine(&alice, Mode::Sync);
     e.handle(Input::Start, later).unwrap();
     let a = e
-        .handle(Input::Connected { relay: key(4433) }, later)
+        .handle(
+            Input::Connected {
+                relay: key(4433),
+                transport: Transport::Quic,
+            },
+            later,
+        )
         .unwrap();
     assert_eq!(link_deletes(&a), vec![(put.locator, put.owner)]);
     assert!(e.repo.pending_invitations().unwrap().is_empty());

@@ -64,11 +64,23 @@ fn delivered(actions: &[Action]) -> usize {
 fn bob_sent(bob: &Side, text: &str) -> (Engine, Bytes) {
     let mut b = engine_seeded(bob, Mode::Sync, 2);
     b.handle(Input::Start, NOW).unwrap();
-    b.handle(Input::Connected { relay: key(4433) }, NOW)
-        .unwrap();
+    b.handle(
+        Input::Connected {
+            relay: key(4433),
+            transport: Transport::Quic,
+        },
+        NOW,
+    )
+    .unwrap();
     send(&mut b, text);
     let a = b
-        .handle(Input::Connected { relay: key(4434) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4434),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let (op, envelope) = deposits(&a).remove(0);
     b.handle(done(op, Ok(Reply::Done)), NOW).unwrap();
@@ -80,8 +92,14 @@ fn bob_sent(bob: &Side, text: &str) -> (Engine, Bytes) {
 fn alice_received(alice: &Side, envelope: &[u8]) -> Engine {
     let mut e = engine_seeded(alice, Mode::Sync, 1);
     e.handle(Input::Start, NOW).unwrap();
-    e.handle(Input::Connected { relay: key(4433) }, NOW)
-        .unwrap();
+    e.handle(
+        Input::Connected {
+            relay: key(4433),
+            transport: Transport::Quic,
+        },
+        NOW,
+    )
+    .unwrap();
     let a = e.handle(delivery(alice, envelope, 1), NOW).unwrap();
     assert_eq!(ack_ops(&a).len(), 1);
     assert_eq!(owed(&e), 1);
@@ -100,7 +118,13 @@ fn a_reply_carries_the_receipt_and_no_standalone_receipt_is_queued() {
     e.handle(sub(&alice, SubEvent::Idle), NOW).unwrap();
     assert_eq!(receipts_queued(&e), 0, "the receipt waits for the reply");
     let a = e
-        .handle(Input::Connected { relay: key(4434) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4434),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let d = deposits(&a);
     assert_eq!(d.len(), 1, "the reply only");
@@ -188,7 +212,13 @@ fn metered_releases_held_receipts_when_the_run_sends_or_the_text_came_twice() {
     e.handle(Input::Command { ticket: 5, command }, NOW)
         .unwrap();
     let a = e
-        .handle(Input::Connected { relay: key(4434) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4434),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let d = deposits(&a);
     assert_eq!(d.len(), 1, "carol's text");
@@ -212,7 +242,13 @@ fn a_kill_between_seal_and_deposit_still_delivers_the_receipt() {
     let mut e = alice_received(&alice, &text);
     send(&mut e, "yes");
     let a = e
-        .handle(Input::Connected { relay: key(4434) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4434),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let (_, sealed) = deposits(&a).remove(0);
     drop(e); // killed: the deposit's answer never came
@@ -220,12 +256,24 @@ fn a_kill_between_seal_and_deposit_still_delivers_the_receipt() {
 
     let mut e = engine_seeded(&alice, Mode::Sync, 4);
     e.handle(Input::Start, NOW + 5).unwrap();
-    e.handle(Input::Connected { relay: key(4433) }, NOW + 5)
-        .unwrap();
+    e.handle(
+        Input::Connected {
+            relay: key(4433),
+            transport: Transport::Quic,
+        },
+        NOW + 5,
+    )
+    .unwrap();
     e.handle(sub(&alice, SubEvent::Idle), NOW + 5).unwrap();
     assert_eq!(receipts_queued(&e), 0, "the sealed reply carries it");
     let a = e
-        .handle(Input::Connected { relay: key(4434) }, NOW + 5)
+        .handle(
+            Input::Connected {
+                relay: key(4434),
+                transport: Transport::Quic,
+            },
+            NOW + 5,
+        )
         .unwrap();
     let d = deposits(&a);
     assert_eq!(d.len(), 1);
@@ -254,7 +302,13 @@ fn receipts_of_a_text_dropped_before_its_deposit_are_sent_on_their_own() {
     let mut e = alice_received(&alice, &text);
     send(&mut e, "yes");
     let a = e
-        .handle(Input::Connected { relay: key(4434) }, NOW)
+        .handle(
+            Input::Connected {
+                relay: key(4434),
+                transport: Transport::Quic,
+            },
+            NOW,
+        )
         .unwrap();
     let (op, _) = deposits(&a).remove(0);
     let full = RelayError::Refused {
