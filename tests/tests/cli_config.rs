@@ -74,6 +74,15 @@ fn network_settings_are_kept_and_checked() {
         let r = p.tropa(&bad);
         assert_eq!(r.code, 2, "{bad:?}: {r:?}");
     }
+    // A proxy that is not there: the error says so (nothing listens on
+    // port 1 here), and nothing goes around it.
+    let down = p.tropa(&["--socks5", "127.0.0.1:1", "sync"]);
+    assert_eq!(down.code, 5, "{down:?}");
+    assert!(
+        down.stderr
+            .contains("through the SOCKS5 proxy socks5://127.0.0.1:1 (is it running?)"),
+        "{down:?}"
+    );
     p.tropa(&["config", "isolation", "profile"]).ok();
     assert!(shown(&p).ends_with("isolation: profile\n"));
     p.tropa(&["config", "socks5", "off"]).ok();

@@ -29,11 +29,11 @@ fn idle_sync(p: &Profile, args: &[&str]) -> (u64, u64, usize) {
             sent = nums[0];
             received = nums[1];
         }
-        if line.starts_with("relay ") && line.contains(" connection") {
-            let n = line
-                .rsplit(": ")
-                .next()
-                .and_then(|t| t.split(' ').next())
+        // `over tcp (3): HOST:PORT`
+        if let Some(rest) = line.strip_prefix("over ") {
+            let n = rest
+                .split(['(', ')'])
+                .nth(1)
                 .and_then(|n| n.parse::<usize>().ok())
                 .unwrap();
             connections += n;

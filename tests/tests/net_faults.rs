@@ -3,7 +3,8 @@
 //! through the relay's namespace. While `tropa chat` runs on both sides,
 //! a link is cut and restored, made lossy, or a client's address changes
 //! (QUIC migration); every message must still arrive exactly once, within
-//! a bound each test prints with the measured times.
+//! a bound each test prints with the measured times. And where UDP is
+//! blocked altogether, `auto` falls back to TCP (issue 12).
 //!
 //! Where namespaces cannot be created (CI without root), each test prints
 //! one "skipped: ..." line and passes. Nothing here talks to anything but
@@ -20,8 +21,8 @@ use tropa_tests::{Profile, RelayProcess};
 mod netns;
 
 use netns::{
-    Chat, Loss, METRICS, Net, RELAY_IP, Sent, TABLE, exec_in, ip_in, make_lossy, move_address,
-    net_or_skip, nft_dropped, relay_counter, shown, tropa_in,
+    Chat, Loss, METRICS, Net, RELAY_IP, Sent, TABLE, block_udp, exec_in, ip_in, make_lossy,
+    move_address, net_or_skip, nft_dropped, relay_counter, shown, tropa_in,
 };
 
 /// A relay in `net.r` and Alice (in `net.a`) and Bob (in `net.b`) who know
@@ -367,4 +368,61 @@ fn messages_arrive_after_a_client_changes_address() {
         "address change scenario: {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Both clients' networks drop every UDP packet (as many mobile networks
+/// and firewalls do): with the default `auto` transport each command
+/// reaches the relay over TCP after QUIC's 3 s head start, the messages
+/// arrive exactly once and end `delivered`, and `sync -v` says TCP. The
+/// nftables counters show QUIC was tried and dropped.
+#[test]
+fn with_udp_blocked_auto_falls_back_to_tcp() {
+    let Some(net) = net_or_skip("udp") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let relay = RelayProcess::start_under(
+        &dir.path().join("relay"),
+        &[&format!("listen = \"{RELAY_IP}:0\"")],
+        &["ip", "netns", "exec", &net.r],
+    );
+    block_udp(&net).unwrap();
+    let alice = Profile::init_offline(dir.path(), "alice", &relay.address);
+    let bob = Profile::init_offline(dir.path(), "bob", &relay.address);
+    let started = Instant::now();
+    let link = tropa_in(&net.a, &alice, &["invite", "--name", "bob"])
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    eprintln!("invite over a UDP-blocked network: {:?}", started.elapsed());
+    tropa_in(&net.b, &bob, &["accept", &link, "--name", "alice"]).ok();
+    let joined = tropa_in(&net.a, &alice, &["sync", "-v"]).ok();
+    assert!(joined.stdout.contains("1 joined"), "{joined:?}");
+    assert!(joined.stderr.contains("over tcp"), "{}", joined.stderr);
+    for i in 0..3 {
+        tropa_in(&net.a, &alice, &["send", "bob", &format!("line {i}")]).ok();
+    }
+    let got = tropa_in(&net.b, &bob, &["sync", "-v"]).ok();
+    eprintln!("bob's sync: {}", got.stderr);
+    assert!(got.stdout.contains("3 new"), "{got:?}");
+    assert!(got.stderr.contains("over tcp"), "{}", got.stderr);
+    assert!(!got.stderr.contains("over quic"), "{}", got.stderr);
+    let texts: Vec<String> = bob
+        .read_json(Some("alice"))
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(texts, ["line 0", "line 1", "line 2"]);
+    tropa_in(&net.a, &alice, &["sync"]).ok();
+    let states: Vec<String> = alice
+        .read_json(Some("bob"))
+        .iter()
+        .map(|m| m["status"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(states, ["delivered", "delivered", "delivered"]);
+    let dropped = nft_dropped(&net);
+    eprintln!("UDP packets dropped by the rules: {dropped}");
+    assert!(dropped > 0, "QUIC was never tried");
+    drop(relay);
 }

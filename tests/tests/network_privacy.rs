@@ -130,7 +130,7 @@ fn through_socks5_the_relay_sees_only_the_proxy_and_contacts_are_apart() {
         "one connection per contact"
     );
     assert!(
-        run.stderr.contains("connections over tcp"),
+        run.stderr.contains("over tcp (2): 127.0.0.1:"),
         "{}",
         run.stderr
     );

@@ -153,6 +153,7 @@ impl std::fmt::Debug for ClientError {
             ClientError::Relay(e) => {
                 let kind = match e {
                     RelayError::Unreachable { .. } => "Unreachable",
+                    RelayError::Proxy { .. } => "Proxy",
                     RelayError::WrongKey => "WrongKey",
                     RelayError::Refused { reason, .. } => {
                         return write!(f, "ClientError::Relay(Refused({reason:?}))");
@@ -219,6 +220,14 @@ pub enum RelayError {
         /// What the transport said.
         detail: String,
     },
+    /// The SOCKS5 proxy (e.g. Tor) could not be reached, refused our
+    /// credentials, or could not reach the relay; or QUIC was asked for
+    /// through it. Nothing was sent around it.
+    #[error("cannot reach the relay through the SOCKS5 proxy (is it running?)")]
+    Proxy {
+        /// What the proxy or the connection to it said.
+        detail: String,
+    },
     /// Whoever answered holds another key than the relay address names: a
     /// wrong address, or someone in the middle (S11).
     #[error(
@@ -246,6 +255,7 @@ impl RelayError {
     pub fn detail(&self) -> &str {
         match self {
             RelayError::Unreachable { detail }
+            | RelayError::Proxy { detail }
             | RelayError::Refused { detail, .. }
             | RelayError::Misbehaved { detail } => detail,
             RelayError::WrongKey => "the certificate's key hash differs from the address's",
@@ -303,6 +313,12 @@ impl From<ConnectError> for RelayError {
     fn from(e: ConnectError) -> Self {
         match e {
             ConnectError::WrongKey => RelayError::WrongKey,
+            ConnectError::ProxyUnreachable { .. }
+            | ConnectError::ProxyAuth { .. }
+            | ConnectError::Proxy { .. }
+            | ConnectError::QuicThroughSocks5 => RelayError::Proxy {
+                detail: e.to_string(),
+            },
             other => RelayError::Unreachable {
                 detail: other.to_string(),
             },

@@ -378,6 +378,22 @@ pub(crate) fn make_lossy(net: &Net) -> Result<(Loss, String), String> {
     Ok((Loss::Nft, how))
 }
 
+/// Makes both clients' namespaces drop every UDP packet, in and out, as
+/// networks that block UDP (and so QUIC) do; TCP still passes.
+pub(crate) fn block_udp(net: &Net) -> Result<(), String> {
+    for ns in [&net.a, &net.b] {
+        exec_in(ns, "nft", &["add", "table", "inet", TABLE])?;
+        for (chain, hook) in [("in", "input"), ("out", "output")] {
+            let spec = format!("{{ type filter hook {hook} priority 0; policy accept; }}");
+            exec_in(ns, "nft", &["add", "chain", "inet", TABLE, chain, &spec])?;
+            let mut args = vec!["add", "rule", "inet", TABLE, chain];
+            args.extend("meta l4proto udp counter drop".split(' '));
+            exec_in(ns, "nft", &args)?;
+        }
+    }
+    Ok(())
+}
+
 /// Packets the nftables rules dropped in the client namespaces.
 pub(crate) fn nft_dropped(net: &Net) -> u64 {
     let mut n = 0;

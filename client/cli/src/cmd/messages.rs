@@ -141,8 +141,14 @@ pub(crate) fn sync(
         )));
     }
     if !report.unreachable.is_empty() {
+        // Through a proxy, the proxy is the likelier culprit (Tor not
+        // started yet, or still building its circuits).
+        let via = match client.network()?.socks5 {
+            Some(p) => format!(" through the SOCKS5 proxy {p} (is it running?)"),
+            None => String::new(),
+        };
         return Err(CliError::Network(format!(
-            "cannot reach the relay: {}",
+            "cannot reach the relay{via}: {}",
             report.unreachable.join(", ")
         )));
     }
@@ -364,7 +370,7 @@ pub(crate) fn search(
 }
 
 /// `sync -v`: how many connections went to each relay, over what, e.g.
-/// `relay 1.2.3.4:4433: 3 connections over tcp`.
+/// `over tcp (3): relay.example.org:4433` (short, for 40 columns).
 fn connection_lines(connections: &[(String, String)]) -> Vec<String> {
     let mut counts: std::collections::BTreeMap<(&str, &str), usize> =
         std::collections::BTreeMap::new();
@@ -378,11 +384,7 @@ fn connection_lines(connections: &[(String, String)]) -> Vec<String> {
         .map(|((relay, transport), n)| {
             // The host and port: the key is the address's tail.
             let shown = relay.rsplit('@').next().unwrap_or(relay);
-            let plural = if n == 1 { "" } else { "s" };
-            format!(
-                "relay {}: {n} connection{plural} over {transport}",
-                clean(shown)
-            )
+            format!("over {transport} ({n}): {}", clean(shown))
         })
         .collect()
 }
