@@ -106,7 +106,7 @@ enum Cmd {
     /// your relays, chosen at random, so that no one relay sees all of
     /// your contacts. Existing contacts keep the relay they have
     /// (`tropa contacts` shows it once you have several).
-    #[command(override_usage = "tropa relays [list|add ADDRESS|remove ADDRESS]")]
+    #[command(override_usage = "tropa relays [list]\n       tropa relays add|remove ADDRESS")]
     Relays {
         #[command(subcommand)]
         action: Option<RelaysCmd>,
@@ -116,7 +116,7 @@ enum Cmd {
     /// `tropa config` prints them; `tropa config metered on` saves data
     /// when you pay for every megabyte (see `tropa config metered --help`);
     /// `tropa config socks5 127.0.0.1:9050` goes through Tor.
-    #[command(override_usage = "tropa config [metered|transport|socks5|isolation VALUE]")]
+    #[command(override_usage = "tropa config [SETTING VALUE]")]
     Config {
         #[command(subcommand)]
         action: Option<ConfigCmd>,
@@ -452,7 +452,8 @@ enum ConfigCmd {
     /// `tropa config socks5 127.0.0.1:9050`.
     #[command(override_usage = "tropa config socks5 HOST:PORT|off")]
     Socks5 {
-        /// host:port, socks5://[user:pass@]host:port, or off.
+        /// HOST:PORT (Tor: 127.0.0.1:9050), off, or for a proxy that
+        /// wants a password socks5://USER:PASS@HOST:PORT
         #[arg(value_name = "HOST:PORT|off")]
         proxy: String,
     },

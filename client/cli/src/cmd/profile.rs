@@ -61,7 +61,7 @@ pub(crate) fn init(
     if let Some(s) = &cli.socks5 {
         client.set_socks5(Some(s))?;
         eprintln!(
-            "every connection goes through {}",
+            "proxy: {}",
             net.socks5
                 .as_ref()
                 .map(ToString::to_string)
