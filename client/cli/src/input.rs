@@ -79,7 +79,7 @@ pub(crate) fn open(cli: &Cli) -> Result<Client, CliError> {
     }
     let pass = passphrase(cli, "Passphrase: ")?;
     let mut client = Client::open(&home, pass.as_bytes())?;
-    client.override_network(cli.transport, cli.socks5());
+    client.override_network(cli.transport, cli.socks5()?);
     Ok(client)
 }
 

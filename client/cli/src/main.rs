@@ -63,7 +63,7 @@ struct Cli {
     /// Go through this SOCKS5 proxy in this run, e.g. Tor's
     /// 127.0.0.1:9050: the relay sees the proxy's address, not yours.
     /// `tropa config socks5` saves it.
-    #[arg(long, global = true, value_name = "HOST:PORT", value_parser = parse_socks5)]
+    #[arg(long, global = true, value_name = "HOST:PORT")]
     socks5: Option<String>,
     /// Without one: who wrote (new messages per contact).
     #[command(subcommand)]
@@ -478,18 +478,24 @@ fn parse_transport(s: &str) -> Result<tropa_client::TransportChoice, String> {
     s.parse().map_err(|_| "auto, quic or tcp".to_owned())
 }
 
-/// Checks a proxy as `--socks5` takes it, and keeps the text as given (it
-/// is saved as given by `init`).
-fn parse_socks5(s: &str) -> Result<String, String> {
-    s.parse::<tropa_client::Socks5>()
-        .map(|_| s.trim().to_owned())
-        .map_err(|e| e.to_string())
-}
-
 impl Cli {
-    /// The `--socks5` proxy, if given (checked when parsed).
-    fn socks5(&self) -> Option<tropa_client::Socks5> {
-        self.socks5.as_deref().and_then(|s| s.parse().ok())
+    /// The `--socks5` proxy, if given. Parsed here rather than by clap,
+    /// whose error would echo the value, password and all.
+    fn socks5(&self) -> Result<Option<tropa_client::Socks5>, CliError> {
+        let Some(s) = self.socks5.as_deref() else {
+            return Ok(None);
+        };
+        let proxy: tropa_client::Socks5 =
+            s.parse().map_err(|e: tropa_client::Socks5ParseError| {
+                CliError::Usage(format!("--socks5: {e}"))
+            })?;
+        if proxy.credentials.is_some() {
+            eprintln!(
+                "note: a password on the command line stays in your shell history; \
+                 `tropa config socks5` saves it instead"
+            );
+        }
+        Ok(Some(proxy))
     }
 }
 

@@ -86,6 +86,11 @@ pub enum ConnectError {
         #[source]
         source: tokio_socks::Error,
     },
+    /// A `.onion` relay without a proxy: only Tor can reach it, and
+    /// looking the name up would tell the local network about it
+    /// (RFC 7686). Nothing was sent.
+    #[error("a .onion relay can only be reached through Tor: set a SOCKS5 proxy")]
+    OnionWithoutProxy,
     /// The SOCKS5 proxy did not connect us to the relay: it could not
     /// reach it, refused to, or did not speak SOCKS5.
     #[error("the SOCKS5 proxy {proxy} did not connect to the relay: {source}")]
@@ -102,6 +107,10 @@ pub enum ConnectError {
 pub(crate) async fn resolve(host: &Host, port: u16) -> Result<SocketAddr, ConnectError> {
     if let Host::Ip(ip) = host {
         return Ok(SocketAddr::new(*ip, port));
+    }
+    let name = host.to_string().to_ascii_lowercase();
+    if name.trim_end_matches('.').ends_with(".onion") {
+        return Err(ConnectError::OnionWithoutProxy);
     }
     tokio::net::lookup_host(format!("{host}:{port}"))
         .await
@@ -336,5 +345,16 @@ mod tests {
         let pin = Pin::Key(tropa_proto::Fingerprint([0; 32]));
         let r = dial(&host, 9, pin, &opts).await;
         assert!(matches!(r, Err(ConnectError::QuicThroughSocks5)));
+    }
+
+    /// A `.onion` name is never looked up in local DNS: without a proxy,
+    /// connecting to it is a typed error before any network activity.
+    #[tokio::test]
+    async fn an_onion_relay_without_a_proxy_is_refused_before_any_lookup() {
+        for name in ["abcdefghijklmnop.onion", "x.ONION", "y.onion."] {
+            let host: Host = Host::Name(name.to_owned());
+            let r = resolve(&host, 4433).await;
+            assert!(matches!(r, Err(ConnectError::OnionWithoutProxy)), "{name}");
+        }
     }
 }

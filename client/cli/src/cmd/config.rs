@@ -44,6 +44,16 @@ pub(crate) fn show(cli: &Cli) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Said after every change of a network setting. A duress unlock makes a
+/// fresh profile with the network settings of the moment the duress
+/// passphrase was set; whether one is set cannot be known (by design), so
+/// this is always said.
+fn duress_hint() {
+    eprintln!("a duress passphrase keeps the settings");
+    eprintln!("of when it was set: set it again to keep");
+    eprintln!("these (`tropa passphrase --duress`)");
+}
+
 /// `tropa config metered on|off`.
 pub(crate) fn set_metered(cli: &Cli, on: bool) -> Result<(), CliError> {
     let client = open(cli)?;
@@ -69,6 +79,7 @@ pub(crate) fn set_transport(cli: &Cli, transport: TransportChoice) -> Result<(),
     }
     client.set_transport(transport)?;
     eprintln!("transport: {transport}");
+    duress_hint();
     Ok(())
 }
 
@@ -78,9 +89,10 @@ pub(crate) fn set_socks5(cli: &Cli, proxy: &str) -> Result<(), CliError> {
     if proxy.trim().eq_ignore_ascii_case("off") {
         client.set_socks5(None)?;
         eprintln!("socks5: off (connecting directly)");
+        duress_hint();
         return Ok(());
     }
-    proxy
+    let parsed = proxy
         .parse::<tropa_client::Socks5>()
         .map_err(|e| CliError::Usage(e.to_string()))?;
     if client.saved_network()?.transport == TransportChoice::Quic {
@@ -96,7 +108,15 @@ pub(crate) fn set_socks5(cli: &Cli, proxy: &str) -> Result<(), CliError> {
     eprintln!("every connection goes through it (TCP)");
     if net.isolation() == Isolation::Contact {
         eprintln!("each contact on its own connection");
+        if parsed.credentials.is_some() {
+            // Tor puts connections on separate circuits by their SOCKS
+            // login; with one login for all, they share a circuit.
+            eprintln!("but the proxy's password is the same on");
+            eprintln!("all of them: Tor puts them on one");
+            eprintln!("circuit (for Tor, leave it out)");
+        }
     }
+    duress_hint();
     Ok(())
 }
 
@@ -113,5 +133,6 @@ pub(crate) fn set_isolation(cli: &Cli, mode: &str) -> Result<(), CliError> {
     client.set_isolation(setting)?;
     let now = client.saved_network()?.isolation();
     eprintln!("isolation: {}", isolation_name(now));
+    duress_hint();
     Ok(())
 }

@@ -43,7 +43,7 @@ pub(crate) fn init(
     // through Tor.
     let net = Network {
         transport: cli.transport.unwrap_or_default(),
-        socks5: cli.socks5(),
+        socks5: cli.socks5()?,
         isolation_setting: None,
     };
     if !offline {

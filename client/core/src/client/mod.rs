@@ -111,7 +111,7 @@ impl Client {
         }
         crate::passphrase::check(passphrase, &[name])?;
         let vault = Arc::new(Vault::create(home, passphrase, kdf).map_err(map_create)?);
-        Self::populate(Some(vault.clone()), vault, home, name, relay)
+        Self::populate(Some(vault.clone()), vault, home, name, relay, None)
     }
 
     /// A new profile kept in `kv` (for simulations and tests: no
@@ -127,7 +127,7 @@ impl Client {
         if let Some(rec) = Repo::new(kv.clone()).profile().map_err(storage)? {
             return Self::from_record(None, kv, Path::new(""), &rec);
         }
-        Self::populate(None, kv, Path::new(""), name, relay)
+        Self::populate(None, kv, Path::new(""), name, relay, None)
     }
 
     fn populate(
@@ -136,17 +136,20 @@ impl Client {
         home: &Path,
         name: &str,
         relay: &RelayAddress,
+        network_of: Option<&ProfileRecord>,
     ) -> Result<Client, ProfileError> {
         let identity = Identity::generate(&mut rand::rng());
+        let setting =
+            |f: fn(&ProfileRecord) -> &String| network_of.map(|r| f(r).clone()).unwrap_or_default();
         let rec = ProfileRecord {
             name: name.to_owned(),
             relay: relay.to_string(),
             identity: identity.to_bytes().to_vec(),
             created_at: now(),
             metered: false,
-            transport: String::new(),
-            socks5: String::new(),
-            isolation: String::new(),
+            transport: setting(|r| &r.transport),
+            socks5: setting(|r| &r.socks5),
+            isolation: setting(|r| &r.isolation),
             tcp_relays: Vec::new(),
             relays: Vec::new(),
         };
@@ -225,9 +228,17 @@ impl Client {
                     .parse()
                     .map_err(|_| ProfileError::Corrupt("decoy".into()))?;
                 let vault = Arc::new(vault);
-                let client = Self::populate(Some(vault.clone()), vault, home, &rec.name, &relay)?;
-                client.keep_network(&rec).map_err(storage)?;
-                Ok(client)
+                // The network settings go in the same write as the rest:
+                // a crash in between must not leave a profile that
+                // connects directly.
+                Self::populate(
+                    Some(vault.clone()),
+                    vault,
+                    home,
+                    &rec.name,
+                    &relay,
+                    Some(&rec),
+                )
             }
         }
     }

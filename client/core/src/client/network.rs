@@ -219,17 +219,6 @@ impl Client {
         Ok(true)
     }
 
-    /// Copies the network settings of `from` (the decoy of a duress
-    /// unlock) into this profile: a profile that went through Tor must not
-    /// start connecting directly because it was wiped.
-    pub(super) fn keep_network(&self, from: &ProfileRecord) -> Result<(), ClientError> {
-        self.update_profile(|rec| {
-            rec.transport.clone_from(&from.transport);
-            rec.socks5.clone_from(&from.socks5);
-            rec.isolation.clone_from(&from.isolation);
-        })
-    }
-
     fn update_profile(&self, f: impl FnOnce(&mut ProfileRecord)) -> Result<(), ClientError> {
         let mut rec = self
             .repo

@@ -235,3 +235,33 @@ fn aliases_with_invisible_characters_are_refused() {
     }
     assert!(check_alias("Karim").is_ok());
 }
+
+/// A duress unlock keeps the network settings saved before the duress
+/// passphrase was set: a profile that went through Tor must not start
+/// connecting directly because it was wiped. (Settings changed after it
+/// are not in the decoy; the CLI says to set the duress passphrase again.)
+#[test]
+fn a_duress_unlock_keeps_the_proxy_and_isolation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("p");
+    let relay: RelayAddress = format!("tropa://{}@127.0.0.1:4433", "A".repeat(43))
+        .parse()
+        .unwrap();
+    let main = b"plover gasket violin orchard";
+    let duress = b"open sesame";
+    let c = Client::init(&home, main, "Ana", &relay, KdfParams::insecure_for_tests()).unwrap();
+    c.set_socks5(Some("127.0.0.1:9050")).unwrap();
+    c.set_transport(crate::TransportChoice::Tcp).unwrap();
+    c.set_isolation(Some(crate::Isolation::Contact)).unwrap();
+    c.set_duress(duress).unwrap();
+    drop(c);
+    let fresh = Client::open(&home, duress).unwrap();
+    assert!(fresh.contacts().unwrap().is_empty(), "a fresh profile");
+    let net = fresh.saved_network().unwrap();
+    assert_eq!(
+        net.socks5.map(|s| s.proxy).as_deref(),
+        Some("127.0.0.1:9050")
+    );
+    assert_eq!(net.transport, crate::TransportChoice::Tcp);
+    assert_eq!(net.isolation_setting, Some(crate::Isolation::Contact));
+}

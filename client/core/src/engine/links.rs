@@ -410,6 +410,16 @@ impl Engine {
         self.settle_hellos()
     }
 
+    /// Closes and forgets connection `key` (if up; one still connecting is
+    /// let go when it comes up: see [`Engine::on_connected`]).
+    pub(super) fn forget_link(&mut self, key: &RelayKey) {
+        if let Some(link) = self.links.remove(key)
+            && matches!(link.state, State::Up)
+        {
+            self.out.push(Action::Disconnect { relay: key.clone() });
+        }
+    }
+
     /// Starts connecting again to relays whose backoff ran out.
     pub(super) fn reconnect_due(&mut self) {
         let now = self.now;

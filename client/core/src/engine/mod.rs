@@ -772,6 +772,12 @@ impl Engine {
             // it and reconnect later, whatever the request was.
             self.mark_down(&relay, e.clone())?;
         }
+        if matches!(relay.group(), links::Group::Once(_)) {
+            // A connection made for this one request: done with it, so it
+            // neither stays open (a Tor circuit, a slot at the relay) nor
+            // is reconnected later with nothing to carry.
+            self.forget_link(&relay);
+        }
         match what {
             Op::Create(for_) => self.on_created(for_, result),
             Op::Deposit { key, contact_id } => self.on_deposited(&key, &contact_id, result),

@@ -175,3 +175,70 @@ fn the_transport_that_worked_is_tried_first_next_time() {
     let mut e = engine(&alice, Mode::Sync);
     assert_eq!(prefer(&e.handle(Input::Start, NOW).unwrap()), None);
 }
+
+/// Under isolation a request that belongs to nobody yet (here: creating an
+/// invitation's mailbox) gets a connection of its own, and that
+/// connection is closed and forgotten once its request is answered: it
+/// neither stays open nor is reconnected later.
+#[test]
+fn a_connection_made_for_one_request_is_closed_after_it() {
+    let (alice, _, _) = alice_with_carol(Some(Isolation::Contact));
+    let mut e = engine(&alice, Mode::Deliver(BTreeSet::new()));
+    e.handle(Input::Start, NOW).unwrap();
+    let command = Command::Invite {
+        alias: Some("dora".into()),
+        ttl_secs: 3600,
+    };
+    let a = e
+        .handle(Input::Command { ticket: 5, command }, NOW)
+        .unwrap();
+    let once = connect_keys(&a);
+    assert_eq!(once.len(), 1, "{once:?}");
+    assert!(matches!(once[0].group(), Group::Once(_)), "{once:?}");
+    let a = e
+        .handle(
+            Input::Connected {
+                relay: once[0].clone(),
+                transport: Transport::Tcp,
+            },
+            NOW,
+        )
+        .unwrap();
+    let op = a
+        .iter()
+        .find_map(|a| match a {
+            Action::Request {
+                op,
+                relay,
+                request: Request::Create { .. },
+            } if *relay == once[0] => Some(*op),
+            _ => None,
+        })
+        .expect("the mailbox is created on its own connection");
+    let created = tropa_relay_client::CreatedMailbox {
+        recipient_id: [61; 24],
+        sender_id: [62; 24],
+        relay_dh_pub: [63; 32],
+    };
+    let a = e
+        .handle(
+            Input::Done {
+                op,
+                result: Ok(Reply::Created(created)),
+            },
+            NOW,
+        )
+        .unwrap();
+    assert!(
+        a.iter()
+            .any(|a| matches!(a, Action::Disconnect { relay } if *relay == once[0])),
+        "the one-request connection is closed"
+    );
+    // The link data goes on another connection of its own, not this one.
+    let next = connect_keys(&a);
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert!(next[0] != once[0] && matches!(next[0].group(), Group::Once(_)));
+    // Nothing reconnects the closed one later, even in a waiting run.
+    let a = e.handle(Input::Tick, NOW + 3600).unwrap();
+    assert!(!connect_keys(&a).contains(&once[0]));
+}
