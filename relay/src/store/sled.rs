@@ -133,16 +133,42 @@ pub fn stamp_format_for_tests(path: &std::path::Path, version: u32) -> Result<()
     Ok(())
 }
 
+/// How long [`open_db`] waits for sled's own file lock.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens the database. sled 0.34 holds its file lock until its flusher
+/// thread lets go, a moment after the `Db` is dropped, so a store closed
+/// and opened again in one process (the store tests did, and failed CI
+/// once with "could not acquire lock") may find it locked for a few
+/// milliseconds. Waiting is safe; another process holding the lock still
+/// fails after [`LOCK_PATIENCE`].
+fn open_db(path: &std::path::Path) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    loop {
+        let res = sled::Config::new()
+            .path(path)
+            .cache_capacity(64 * 1024 * 1024)
+            .open();
+        match res {
+            // sled 0.34 reports its lock as ErrorKind::Other with this text.
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SledStore {
     /// Opens (or creates) the store in `path`.
     ///
     /// # Errors
     /// [`StoreError::Backend`] if sled cannot open the directory.
     pub fn open(path: &std::path::Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(64 * 1024 * 1024)
-            .open()?;
+        let db = open_db(path)?;
         check_format(&db)?;
         // sled 0.34 keeps its whole log in this one file.
         let log = std::fs::File::open(path.join("db")).map_err(StoreError::Io)?;
