@@ -21,7 +21,8 @@ fn alice_with_carol(isolation: Option<Isolation>) -> (Side, Vec<u8>, MailboxId) 
         relay_dh_pub: vec![34; 32],
         contact_id: carol.id.clone(),
         invite_id: Vec::new(),
-        secure_with: Vec::new(),
+        // A `Secure` still owed: it must go on Carol's connection.
+        secure_with: vec![35; 32],
     });
     alice.client.repo().apply(c).unwrap();
     alice.client.set_isolation(isolation).unwrap();
@@ -33,6 +34,25 @@ fn connect_keys(actions: &[Action]) -> Vec<RelayKey> {
         .iter()
         .filter_map(|a| match a {
             Action::Connect { relay, .. } => Some(relay.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The connection each mailbox command (`Secure`, `Delete`, `Ack`) in
+/// `actions` goes on, with its mailbox.
+fn mailbox_commands(actions: &[Action]) -> Vec<(RelayKey, MailboxId)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Request {
+                relay,
+                request:
+                    Request::Secure { mailbox, .. }
+                    | Request::Delete { mailbox, .. }
+                    | Request::Ack { mailbox, .. },
+                ..
+            } => Some((relay.clone(), *mailbox)),
             _ => None,
         })
         .collect()
@@ -73,6 +93,7 @@ fn with_contact_isolation_each_contact_has_its_own_connection() {
         )
         .unwrap();
     assert_eq!(subscriptions(&a), vec![(carol_link.clone(), carol_rid)]);
+    assert_eq!(mailbox_commands(&a), vec![(carol_link.clone(), carol_rid)]);
     let a = e
         .handle(
             Input::Connected {
@@ -111,6 +132,15 @@ fn with_contact_isolation_each_contact_has_its_own_connection() {
         .collect();
     assert_eq!(on, vec![&peer_link]);
     assert_eq!(e.report().connections.len(), 3);
+
+    // Forgetting Carol deletes her mailbox on her connection, not Bob's.
+    let command = Command::Forget {
+        alias: "carol".into(),
+    };
+    let a = e
+        .handle(Input::Command { ticket: 2, command }, NOW)
+        .unwrap();
+    assert_eq!(mailbox_commands(&a), vec![(carol_link, carol_rid)]);
 }
 
 #[test]
