@@ -48,6 +48,10 @@ struct Cli {
     /// Connection counts for the throughput scenarios.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
     connections: Vec<usize>,
+    /// The relay stores to compare in the throughput scenarios (the first
+    /// also runs the latency and memory scenarios).
+    #[arg(long, value_delimiter = ',', default_value = "redb,sled")]
+    stores: Vec<StoreName>,
     /// Subscribed idle connections for the memory scenarios.
     #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
     idle: Vec<usize>,
@@ -64,6 +68,22 @@ struct Cli {
     /// The tropa-relay binary [default: next to this one].
     #[arg(long)]
     relay: Option<std::path::PathBuf>,
+}
+
+/// A relay store (`store` in relay.toml).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum StoreName {
+    Redb,
+    Sled,
+}
+
+impl StoreName {
+    fn as_str(self) -> &'static str {
+        match self {
+            StoreName::Redb => "redb",
+            StoreName::Sled => "sled",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -223,6 +243,11 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
         None => procs::sibling("tropa-relay")?,
     };
     let measure = Duration::from_secs(cli.secs.max(1));
+    let stores = if cli.stores.is_empty() {
+        vec![StoreName::Redb]
+    } else {
+        cli.stores.clone()
+    };
     let started = std::time::Instant::now();
     println!("{}", report::header());
     let mut best_relay_16 = None;
@@ -230,27 +255,30 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
         println!(
             "\n## Throughput (envelopes delivered and acked per second; raw: requests per second)\n"
         );
-        println!("{}", report::throughput_header());
+        let names: Vec<&str> = stores.iter().map(|s| s.as_str()).collect();
+        println!("{}", report::throughput_header(&names));
         for &conns in &cli.connections {
             let in_flight = (64 / conns).max(1);
-            let mut relay_best = 0.0f64;
+            let mut relay_best = vec![0.0f64; stores.len()];
             let mut raw_best = 0.0f64;
             for _ in 0..cli.rounds.max(1) {
-                let relay = procs::Relay::start(&relay_bin).await?;
-                let r = relay_load::throughput(&relay, conns, in_flight, measure).await?;
-                drop(relay);
-                relay_best = relay_best.max(r);
+                for (best, store) in relay_best.iter_mut().zip(&names) {
+                    let relay = procs::Relay::start(&relay_bin, store).await?;
+                    let r = relay_load::throughput(&relay, conns, in_flight, measure).await?;
+                    drop(relay);
+                    *best = best.max(r);
+                }
                 let raw = procs::Raw::start().await?;
                 let q = raw::throughput(&raw, conns, in_flight, measure).await?;
                 drop(raw);
                 raw_best = raw_best.max(q);
             }
             if conns == 16 {
-                best_relay_16 = Some(relay_best);
+                best_relay_16 = relay_best.first().copied();
             }
             println!(
                 "{}",
-                report::throughput_row(conns, in_flight, relay_best, raw_best)
+                report::throughput_row(conns, in_flight, &relay_best, raw_best)
             );
         }
     }
@@ -258,7 +286,7 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
         let max = match best_relay_16 {
             Some(m) => m,
             None => {
-                let relay = procs::Relay::start(&relay_bin).await?;
+                let relay = procs::Relay::start(&relay_bin, stores[0].as_str()).await?;
                 let m = relay_load::throughput(&relay, 16, 4, measure).await?;
                 drop(relay);
                 m
@@ -268,7 +296,7 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
         println!(
             "\n## Latency at 50% of the relay's maximum at 16 connections ({rate:.0}/s offered to both)\n"
         );
-        let relay = procs::Relay::start(&relay_bin).await?;
+        let relay = procs::Relay::start(&relay_bin, stores[0].as_str()).await?;
         let r = relay_load::latency(&relay, 16, rate, measure).await?;
         drop(relay);
         let raw = procs::Raw::start().await?;
@@ -280,7 +308,7 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
         println!("\n## Memory per idle subscribed connection (server RSS growth / connections)\n");
         println!("{}", report::idle_header());
         for &n in &cli.idle {
-            let relay = procs::Relay::start(&relay_bin).await?;
+            let relay = procs::Relay::start(&relay_bin, stores[0].as_str()).await?;
             let r = relay_load::idle(&relay, n).await?;
             drop(relay);
             let raw = procs::Raw::start().await?;

@@ -51,15 +51,17 @@ pub struct Relay {
 
 impl Relay {
     /// Initialises a fresh data directory on 127.0.0.1 (free port) with
-    /// [`RELAY_CONFIG`], and runs it.
-    pub async fn start(bin: &Path) -> Result<Relay, BenchError> {
-        Self::start_with(bin, RELAY_CONFIG).await
+    /// [`RELAY_CONFIG`] and the store `store` ("redb" or "sled"), and
+    /// runs it.
+    pub async fn start(bin: &Path, store: &str) -> Result<Relay, BenchError> {
+        Self::start_with(bin, &format!("{RELAY_CONFIG}store = \"{store}\"\n")).await
     }
 
     /// [`start`](Self::start) with `config` (relay.toml lines) instead of
     /// [`RELAY_CONFIG`]; `""` keeps every default.
-    pub async fn start_with(bin: &Path, config: &'static str) -> Result<Relay, BenchError> {
+    pub async fn start_with(bin: &Path, config: &str) -> Result<Relay, BenchError> {
         let bin = bin.to_path_buf();
+        let config = config.to_owned();
         tokio::task::spawn_blocking(move || {
             let dir = tempfile::tempdir()?;
             let data = dir.path().join("relay");

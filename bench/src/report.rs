@@ -61,17 +61,31 @@ where
 }
 
 /// The throughput table's header.
-pub fn throughput_header() -> String {
-    "| connections × in flight | relay envelopes/s | raw requests/s | ratio |\n| --- | --- | --- | --- |"
-        .into()
+pub fn throughput_header(stores: &[&str]) -> String {
+    let mut head = String::from("| connections × in flight |");
+    for s in stores {
+        head.push_str(&format!(" relay ({s}) envelopes/s |"));
+    }
+    head.push_str(" raw requests/s |");
+    for s in stores {
+        head.push_str(&format!(" ratio ({s}) |"));
+    }
+    let cols = 2 + 2 * stores.len();
+    format!("{head}\n|{}", " --- |".repeat(cols))
 }
 
-/// One throughput row.
-pub fn throughput_row(conns: usize, in_flight: usize, relay: f64, raw: f64) -> String {
-    format!(
-        "| {conns} × {in_flight} | {relay:.0} | {raw:.0} | {} |",
-        ratio(relay, raw)
-    )
+/// One throughput row: each store's envelopes/s, then raw's, then each
+/// store's ratio to raw.
+pub fn throughput_row(conns: usize, in_flight: usize, relay: &[f64], raw: f64) -> String {
+    let mut row = format!("| {conns} × {in_flight} |");
+    for r in relay {
+        row.push_str(&format!(" {r:.0} |"));
+    }
+    row.push_str(&format!(" {raw:.0} |"));
+    for r in relay {
+        row.push_str(&format!(" {} |", ratio(*r, raw)));
+    }
+    row
 }
 
 /// `relay` as a percentage of `raw` ("n/a" when `raw` is zero).

@@ -90,8 +90,25 @@ pub struct Config {
     /// own 20 s, so a client on a slow link gives up first and retries on a
     /// fresh connection.
     pub request_timeout_secs: u64,
+    /// Which database holds mailboxes and envelopes in the data directory.
+    pub store: StoreEngine,
     /// Loopback address for the Prometheus endpoint (off if unset).
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The relay's database (see docs/benchmarks.md for why redb is the
+/// default).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreEngine {
+    /// redb, in `DATA/store.redb`: one fsynced transaction per group
+    /// commit. A sled store found in the data directory is moved into it
+    /// at the first start.
+    #[default]
+    Redb,
+    /// sled 0.34, in `DATA/store/` (the store of relays before issue 13),
+    /// kept for comparison in the load generator.
+    Sled,
 }
 
 impl Default for Config {
@@ -125,6 +142,7 @@ impl Default for Config {
             memory_budget_mib: 256,
             connection_memory_kib: 256,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            store: StoreEngine::Redb,
             metrics_listen: None,
         }
     }
@@ -668,6 +686,11 @@ const FIELDS: &[(&str, &str, &str)] = &[
     (
         "request_timeout_secs",
         "Seconds a client has to send a whole request once it opened a stream\n(default 30, above a client's own 20 s; at most 600). Raise it for\nusers on very slow links; a stalled stream holds its memory this long.",
+        "",
+    ),
+    (
+        "store",
+        "Database: \"redb\" (default; a sled store from an older relay is moved\ninto it at the first start) or \"sled\" (the old one, for comparison).",
         "",
     ),
     (

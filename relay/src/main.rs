@@ -10,16 +10,14 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use tropa_relay::config::Config;
 use tropa_relay::identity::{KEY_FILE, RelayIdentity};
 use tropa_relay::server::{Server, address_for};
-use tropa_relay::store::SledStore;
+use tropa_relay::store::migrate;
 
 const CONFIG_FILE: &str = "relay.toml";
-const STORE_DIR: &str = "store";
 
 /// A Tropa relay: stores sealed, fixed-size envelopes for Tropa clients and
 /// learns nothing else about them.
@@ -98,7 +96,7 @@ enum CliError {
     #[error(transparent)]
     Identity(#[from] tropa_relay::identity::IdentityError),
     #[error(transparent)]
-    Store(#[from] tropa_relay::store::StoreError),
+    Store(#[from] migrate::OpenError),
     #[error(transparent)]
     Server(#[from] tropa_relay::server::ServerError),
     #[error("cannot start the async runtime: {0}")]
@@ -232,7 +230,15 @@ fn run(data: &Path, listen: Option<SocketAddr>) -> Result<(), CliError> {
         .build()
         .map_err(CliError::Runtime)?;
     rt.block_on(async {
-        let store = Arc::new(SledStore::open(&data.join(STORE_DIR))?);
+        let (store, opened) = migrate::open(data, cfg.store)?;
+        if let migrate::Opened::MovedFromSled(t) = opened {
+            tracing::info!(
+                "moved the store from sled into redb: {} mailboxes, {} envelopes, {} links",
+                t.mailboxes,
+                t.envelopes,
+                t.links
+            );
+        }
         warn_public_host(&cfg);
         let has_public_host = cfg.public_host.is_some();
         let wildcard = cfg.listen.ip().is_unspecified();

@@ -35,7 +35,10 @@ use crate::Hour;
 use crate::crypto::{self, ChannelBinding, SealingKey};
 use crate::limits::{RateLimiter, pressure_quota};
 use crate::metrics::Metrics;
-use crate::store::{EnvelopeId, MailboxRecord, RecipientId, Store, StoreError, StoreLimits};
+use crate::store::{
+    EnvelopeId, MailboxRecord, RecipientId, RecipientWrite, Store, StoreError, StoreLimits,
+    WriteOp, Written,
+};
 
 /// Addresses whose creation budget is tracked at once; beyond this, new
 /// addresses are refused until the table has been pruned (fail closed).
@@ -152,9 +155,35 @@ pub enum Outcome {
         /// Wake this mailbox's subscriptions once durable.
         wake: Option<RecipientId>,
     },
+    /// Queue `op` for the store's next group commit ([`Store::apply`]),
+    /// then answer what [`Service::finish`] makes of its result. No
+    /// thread waits for the disk on the way.
+    Write {
+        /// The write.
+        op: WriteOp,
+        /// How to answer once it is durable.
+        then: Then,
+    },
     /// Send [`ok`] and keep the stream open for deliveries of this mailbox
-    /// (see [`Service::next_delivery`]).
-    Subscribe(Subscription),
+    /// (see [`Service::next_delivery`]); queue `touch` (the mailbox was
+    /// used this hour) without waiting for it.
+    Subscribe {
+        /// The subscription.
+        sub: Subscription,
+        /// The mailbox's activity mark.
+        touch: WriteOp,
+    },
+}
+
+/// How to answer a [`Outcome::Write`] (see [`Service::finish`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Then {
+    /// `Accepted`, and wake this mailbox's subscriptions.
+    Deposit(RecipientId),
+    /// `Ok` (an envelope acknowledged, whether it was still there or not).
+    Ack,
+    /// `Ok`.
+    Done,
 }
 
 impl Outcome {
@@ -250,6 +279,8 @@ fn store_error(e: &StoreError) -> Response {
         | StoreError::Corrupt
         | StoreError::NewerFormat { .. }
         | StoreError::Backend(_)
+        | StoreError::Redb(_)
+        | StoreError::CommitFailed
         | StoreError::Io(_) => error(ErrorCode::Internal, "relay storage error, try again later"),
     }
 }
@@ -338,6 +369,16 @@ impl Service {
     /// Intake budgets tracked now (for tests of the bound).
     pub fn tracked_intake(&self) -> usize {
         self.intake.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Whether [`Service::handle`] only reads the store for this request
+    /// (its writes, if any, come back as [`Outcome::Write`] or in
+    /// [`Outcome::Subscribe`]), so the shell may run it on an async worker.
+    pub fn reads_only(req: &Request) -> bool {
+        matches!(
+            req.command,
+            Some(request::Command::Deposit(_) | request::Command::Signed(_))
+        )
     }
 
     /// Decides what to do with one request.
@@ -516,22 +557,68 @@ impl Service {
             // signature check above and the write must not let this through.
             secured_as_checked: rec.secured_sender.clone(),
         };
-        let seal = |id: &EnvelopeId| at_rest.seal(id, &d.envelope);
-        match self.store.put_envelope(&rid, now.hour, &limits, &seal) {
-            Ok(_) => {
+        let envelope = d.envelope.clone();
+        Outcome::Write {
+            op: WriteOp::Deposit {
+                recipient_id: rid,
+                hour: now.hour,
+                limits,
+                seal: Box::new(move |id: &EnvelopeId| at_rest.seal(id, &envelope)),
+            },
+            then: Then::Deposit(rid),
+        }
+    }
+
+    /// The answer to an [`Outcome::Write`] once the store applied it (and
+    /// made it durable, if it succeeded), and the mailbox whose
+    /// subscriptions to wake.
+    pub fn finish(
+        &self,
+        then: Then,
+        result: Result<Written, StoreError>,
+    ) -> (Response, Option<RecipientId>) {
+        match (then, result) {
+            (Then::Deposit(rid), Ok(_)) => {
                 self.metrics.inc(&self.metrics.deposits);
-                Outcome::Reply {
-                    response: accepted(),
-                    durable: true,
-                    wake: Some(rid),
-                }
+                (accepted(), Some(rid))
             }
-            Err(e) => {
+            (Then::Ack, Ok(_)) => {
+                self.metrics.inc(&self.metrics.acks);
+                (ok(), None)
+            }
+            (Then::Done, Ok(_)) => (ok(), None),
+            (_, Err(e)) => {
                 if matches!(e, StoreError::Quota | StoreError::DiskFull) {
                     self.metrics.inc(&self.metrics.quota_refusals);
                 }
-                Outcome::reply(store_error(&e))
+                (store_error(&e), None)
             }
+        }
+    }
+
+    /// Carries out an [`Outcome::Write`] (and a subscription's touch) on
+    /// the calling thread, as the server's commit thread would, and
+    /// returns the reply: for tests and simulations, which have no server.
+    pub fn settle(&self, outcome: Outcome) -> Outcome {
+        match outcome {
+            Outcome::Write { op, then } => {
+                let result = self
+                    .store
+                    .apply(std::slice::from_ref(&op))
+                    .pop()
+                    .unwrap_or(Err(StoreError::CommitFailed));
+                let (response, wake) = self.finish(then, result);
+                Outcome::Reply {
+                    response,
+                    durable: true,
+                    wake,
+                }
+            }
+            Outcome::Subscribe { sub, touch } => {
+                let _ = self.store.apply(std::slice::from_ref(&touch));
+                Outcome::Subscribe { sub, touch }
+            }
+            reply => reply,
         }
     }
 
@@ -553,20 +640,22 @@ impl Service {
             self.metrics.inc(&self.metrics.auth_failures);
             return Outcome::reply(auth_failed());
         }
-        if let Err(e) = self.store.touch(&rid, now) {
-            return Outcome::reply(store_error(&e));
-        }
-        let result = match cmd.action {
+        let write = |action| WriteOp::Recipient {
+            recipient_id: rid,
+            hour: now,
+            action,
+        };
+        let (action, then) = match cmd.action {
             None => return Outcome::reply(error(ErrorCode::Malformed, "unknown action")),
-            Some(Action::Subscribe(_)) => return self.subscribe(rid, &rec),
+            Some(Action::Subscribe(_)) => {
+                return self.subscribe(rid, &rec, write(RecipientWrite::Touch));
+            }
             Some(Action::Ack(a)) => {
                 let Ok(id) = <[u8; ENVELOPE_ID_LEN]>::try_from(a.envelope_id.as_ref()) else {
                     return Outcome::reply(error(ErrorCode::Malformed, "bad envelope id"));
                 };
                 // Acking twice is harmless: the client retries after losses.
-                self.store.ack(&rid, &id).map(|_| {
-                    self.metrics.inc(&self.metrics.acks);
-                })
+                (RecipientWrite::Ack(id), Then::Ack)
             }
             // An intake mailbox takes requests from anyone for as long as
             // it exists: securing it would silently stop them all.
@@ -577,29 +666,32 @@ impl Service {
                 ));
             }
             Some(Action::Secure(sec)) => match ed25519_key(&sec.sender_auth_pub) {
-                Some(k) => self.store.secure(&rid, &k),
+                Some(k) => (RecipientWrite::Secure(k.to_vec()), Then::Done),
                 None => return Outcome::reply(error(ErrorCode::Malformed, "invalid sender key")),
             },
-            Some(Action::Delete(_)) => self.store.delete_mailbox(&rid),
+            Some(Action::Delete(_)) => (RecipientWrite::Delete, Then::Done),
         };
-        match result {
-            Ok(()) => Outcome::durable(ok()),
-            Err(e) => Outcome::reply(store_error(&e)),
+        Outcome::Write {
+            op: write(action),
+            then,
         }
     }
 
-    fn subscribe(&self, rid: RecipientId, rec: &MailboxRecord) -> Outcome {
+    fn subscribe(&self, rid: RecipientId, rec: &MailboxRecord, touch: WriteOp) -> Outcome {
         let (Some(secret), Some(peer)) =
             (key32(&rec.relay_dh_secret), key32(&rec.recipient_dh_pub))
         else {
             return Outcome::reply(store_error(&StoreError::Corrupt));
         };
         let secret = StaticSecret::from(secret);
-        Outcome::Subscribe(Subscription {
-            recipient_id: rid,
-            delivery_key: SealingKey::delivery(&secret, &PublicKey::from(peer), &rid),
-            at_rest_key: SealingKey::at_rest(&secret, &rid),
-        })
+        Outcome::Subscribe {
+            sub: Subscription {
+                recipient_id: rid,
+                delivery_key: SealingKey::delivery(&secret, &PublicKey::from(peer), &rid),
+                at_rest_key: SealingKey::at_rest(&secret, &rid),
+            },
+            touch,
+        }
     }
 
     /// The next delivery of a subscription at or after sequence number

@@ -13,7 +13,7 @@ use tropa_proto::{ENVELOPE_SIZE, RelayAddress};
 use tropa_relay::config::Config;
 use tropa_relay::identity::RelayIdentity;
 use tropa_relay::server::{PeerIps, Served, Server};
-use tropa_relay::store::SledStore;
+use tropa_relay::store::RedbStore;
 use tropa_relay_client::{RelayClient, RequestError};
 use x25519_dalek::{PublicKey, StaticSecret};
 
@@ -38,7 +38,7 @@ impl Relay {
     pub async fn start(cfg: Config) -> Relay {
         let dir = tempfile::tempdir().unwrap();
         let identity = RelayIdentity::generate().unwrap();
-        let store = Arc::new(SledStore::open(&dir.path().join("store")).unwrap());
+        let store = Arc::new(RedbStore::open(&dir.path().join("store.redb")).unwrap());
         let cfg = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             ..cfg

@@ -75,7 +75,7 @@ fn a_broken_contact_does_not_spoil_other_sends() {
     connect_profiles(&bob, "x", &x, "bob");
     // x's relay loses its store: bob's mailbox at x is gone.
     r2.kill9();
-    std::fs::remove_dir_all(r2_data.join("store")).unwrap();
+    std::fs::remove_file(r2_data.join("store.redb")).unwrap();
     let _r2 = RelayProcess::start(&r2_data);
 
     let first = bob.tropa_input(&["send", "x"], "are you there");

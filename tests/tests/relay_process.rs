@@ -230,8 +230,8 @@ fn a_store_from_a_newer_relay_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("relay");
     drop(RelayProcess::start(&data));
-    let store = data.join("store");
-    tropa_relay::store::stamp_format_for_tests(&store, 99).unwrap();
+    let store = data.join("store.redb");
+    tropa_relay::store::stamp_redb_format_for_tests(&store, 99).unwrap();
     let out = Command::new(bin("tropa-relay"))
         .args(["run", "--data"])
         .arg(&data)
@@ -244,7 +244,8 @@ fn a_store_from_a_newer_relay_is_refused_clearly() {
         stderr.contains("written by a newer tropa-relay (store format 99"),
         "{stderr}"
     );
-    tropa_relay::store::stamp_format_for_tests(&store, tropa_relay::store::FORMAT_VERSION).unwrap();
+    tropa_relay::store::stamp_redb_format_for_tests(&store, tropa_relay::store::FORMAT_VERSION)
+        .unwrap();
     // `start` panics unless the relay prints its address.
     drop(RelayProcess::start(&data));
 }

@@ -304,11 +304,17 @@ async fn handle_stream<S: SendHalf, R: RecvHalf>(
             return reply_and_finish(ctx, send, resp).await;
         }
     };
-    let c = ctx.clone();
-    let co = conn.clone();
-    // The store is synchronous (sled); keep it off the async workers.
-    let outcome =
-        tokio::task::spawn_blocking(move || c.service.handle(req, &co.peer, Now::current())).await;
+    let outcome = if service::Service::reads_only(&req) {
+        // Deposits and recipient commands only read here (from the store's
+        // cache or the page cache) and check a signature; their writes go
+        // to the commit thread below. No blocking thread for them.
+        Ok(ctx.service.handle(req, &conn.peer, Now::current()))
+    } else {
+        // The rare requests (a new mailbox, links) write the store
+        // themselves: keep those off the async workers.
+        let (c, co) = (ctx.clone(), conn.clone());
+        tokio::task::spawn_blocking(move || c.service.handle(req, &co.peer, Now::current())).await
+    };
     drop(permit);
     match outcome {
         Ok(Outcome::Reply {
@@ -326,7 +332,18 @@ async fn handle_stream<S: SendHalf, R: RecvHalf>(
             };
             reply_and_finish(ctx, send, response).await;
         }
-        Ok(Outcome::Subscribe(sub)) => deliver(ctx, conn, send, sub).await,
+        Ok(Outcome::Write { op, then }) => {
+            let result = ctx.committer.write(op).await;
+            let (response, wake) = ctx.service.finish(then, result);
+            if let Some(rid) = wake {
+                ctx.subscribers.notify(&rid);
+            }
+            reply_and_finish(ctx, send, response).await;
+        }
+        Ok(Outcome::Subscribe { sub, touch }) => {
+            ctx.committer.write_detached(touch);
+            deliver(ctx, conn, send, sub).await;
+        }
         Err(_) => reply_and_finish(ctx, send, service::internal_error()).await,
     }
 }
@@ -414,12 +431,11 @@ async fn push<S: SendHalf>(
             let Some(permit) = permit else {
                 return End::GaveUp;
             };
-            let (c, s) = (ctx.clone(), sub.clone());
-            let next =
-                tokio::task::spawn_blocking(move || c.service.next_delivery(&s, cursor)).await;
-            let delivery = match next {
-                Ok(Ok(Some(d))) => d,
-                Ok(Ok(None)) => break,
+            // A read (cache or page cache) and two AEAD passes over 16 KiB:
+            // short enough for an async worker.
+            let delivery = match ctx.service.next_delivery(&sub, cursor) {
+                Ok(Some(d)) => d,
+                Ok(None) => break,
                 _ => {
                     tracing::error!("reading envelopes failed");
                     return End::GaveUp;

@@ -294,8 +294,7 @@ impl Server {
         };
         let metrics = Arc::new(Metrics::default());
         let budget = RelayBudget::new(config.memory_budget_mib.saturating_mul(1024 * 1024));
-        let synced = store.clone();
-        let committer = commit::Committer::start(move || synced.flush(), metrics.clone())
+        let committer = commit::Committer::start(store.clone(), metrics.clone())
             .map_err(ServerError::Thread)?;
         Ok(Self {
             endpoint,

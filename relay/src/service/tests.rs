@@ -55,7 +55,7 @@ fn reply(o: Outcome) -> (Response, bool, Option<RecipientId>) {
             durable,
             wake,
         } => (response, durable, wake),
-        Outcome::Subscribe(_) => panic!("expected a reply"),
+        Outcome::Subscribe { .. } | Outcome::Write { .. } => panic!("expected a reply"),
     }
 }
 
@@ -67,6 +67,12 @@ fn code(r: &Response) -> Option<ErrorCode> {
 }
 
 impl Fixture {
+    /// [`Service::handle`], with its writes carried out as the server's
+    /// commit thread would.
+    fn handle(&self, req: Request, peer: &Peer, now: Now) -> Outcome {
+        self.service.settle(self.service.handle(req, peer, now))
+    }
+
     fn create_on(&self, peer: &Peer) -> Result<Mailbox, ErrorCode> {
         self.create_kind(peer, false)
     }
@@ -74,7 +80,7 @@ impl Fixture {
     fn create_kind(&self, peer: &Peer, intake: bool) -> Result<Mailbox, ErrorCode> {
         let auth = SigningKey::generate(&mut rand::rng());
         let dh = StaticSecret::random_from_rng(&mut rand::rng());
-        let (resp, durable, _) = reply(self.service.handle(
+        let (resp, durable, _) = reply(self.handle(
             request(request::Command::CreateMailbox(relay::CreateMailbox {
                 recipient_auth_pub: auth.verifying_key().to_bytes().to_vec().into(),
                 recipient_dh_pub: PublicKey::from(&dh).to_bytes().to_vec().into(),
@@ -111,7 +117,7 @@ impl Fixture {
         let signature = signer
             .map(|k| crypto::sign_deposit(k, &mb.sid, &envelope).to_vec())
             .unwrap_or_default();
-        let (resp, durable, wake) = reply(self.service.handle(
+        let (resp, durable, wake) = reply(self.handle(
             request(request::Command::Deposit(relay::Deposit {
                 sender_id: mb.sid.to_vec().into(),
                 envelope,
@@ -134,7 +140,7 @@ impl Fixture {
         }
         .encode_to_vec();
         let signature = crypto::sign_recipient(&mb.auth, &BINDING, &command);
-        self.service.handle(
+        self.handle(
             request(request::Command::Signed(relay::SignedCommand {
                 command: command.into(),
                 signature: signature.to_vec().into(),
@@ -146,8 +152,9 @@ impl Fixture {
 
     fn subscribe(&self, mb: &Mailbox) -> Subscription {
         match self.signed(mb, Action::Subscribe(relay::Subscribe {})) {
-            Outcome::Subscribe(s) => s,
+            Outcome::Subscribe { sub, .. } => sub,
             Outcome::Reply { response, .. } => panic!("subscribe refused: {response:?}"),
+            Outcome::Write { .. } => panic!("subscribe wrote"),
         }
     }
 
@@ -277,7 +284,7 @@ fn unknown_mailbox_and_bad_signature_look_the_same() {
     }
     .encode_to_vec();
     let signature = crypto::sign_recipient(&mb.auth, &BINDING, &command);
-    let (resp, ..) = reply(f.service.handle(
+    let (resp, ..) = reply(f.handle(
         request(request::Command::Signed(relay::SignedCommand {
             command: command.into(),
             signature: signature.to_vec().into(),

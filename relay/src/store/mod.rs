@@ -21,11 +21,14 @@ use tropa_proto::{ENVELOPE_ID_LEN, MAILBOX_ID_LEN};
 use crate::Hour;
 
 mod memory;
+pub mod migrate;
+mod redb_store;
 mod sled;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use memory::MemoryStore;
+pub use redb_store::{RedbStore, stamp_redb_format_for_tests};
 pub use sled::{FORMAT_VERSION, SledStore, stamp_format_for_tests};
 
 /// A mailbox's recipient-side ID.
@@ -239,6 +242,13 @@ pub enum StoreError {
     /// The storage engine failed.
     #[error("storage: {0}")]
     Backend(#[from] ::sled::Error),
+    /// redb failed (boxed: its error is large).
+    #[error("storage: {0}")]
+    Redb(Box<::redb::Error>),
+    /// The group commit holding this write failed, so it is not on disk
+    /// (the reason was logged once for the whole batch).
+    #[error("storage: the commit failed")]
+    CommitFailed,
     /// Syncing the store's files to disk failed.
     #[error("storage sync: {0}")]
     Io(std::io::Error),
@@ -362,6 +372,126 @@ pub trait Store: Send + Sync + 'static {
     fn totals(&self) -> Totals;
     /// Makes every completed write durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Applies a batch of queued writes and makes them durable before
+    /// returning: one result per op, in order. A refused op (quota, no
+    /// mailbox) must not keep a partial write. The default applies each
+    /// with the methods above and then [`Store::flush`]es once; if that
+    /// fails, no op is confirmed.
+    fn apply(&self, ops: &[WriteOp]) -> Vec<Result<Written, StoreError>> {
+        let results: Vec<_> = ops.iter().map(|op| apply_one(self, op)).collect();
+        match self.flush() {
+            Ok(()) => results,
+            Err(e) => {
+                tracing::error!("sync failed; {} writes are not confirmed: {e}", ops.len());
+                ops.iter().map(|_| Err(StoreError::CommitFailed)).collect()
+            }
+        }
+    }
+}
+
+/// Seals an envelope at rest under its ID (see [`WriteOp::Deposit`]).
+pub type Sealer = Box<dyn Fn(&EnvelopeId) -> Vec<u8> + Send>;
+
+/// A write the relay's writer thread commits in a batch with others
+/// ([`Store::apply`]): the hot requests, so none of them needs a thread
+/// of its own to wait for the disk.
+pub enum WriteOp {
+    /// Stores an envelope ([`Store::put_envelope`]).
+    Deposit {
+        /// The mailbox.
+        recipient_id: RecipientId,
+        /// The hour it arrived.
+        hour: Hour,
+        /// The quotas, checked inside the write.
+        limits: StoreLimits,
+        /// Seals the envelope at rest under its ID (runs inside the write,
+        /// since the ID's sequence number is only known there).
+        seal: Sealer,
+    },
+    /// A signed recipient command: marks the mailbox used this hour
+    /// ([`Store::touch`]), then does `action`.
+    Recipient {
+        /// The mailbox.
+        recipient_id: RecipientId,
+        /// The hour now.
+        hour: Hour,
+        /// What else to write.
+        action: RecipientWrite,
+    },
+}
+
+impl std::fmt::Debug for WriteOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteOp::Deposit { .. } => f.write_str("Deposit"),
+            WriteOp::Recipient { action, .. } => write!(f, "Recipient({action:?})"),
+        }
+    }
+}
+
+/// The write of a [`WriteOp::Recipient`] after the touch.
+pub enum RecipientWrite {
+    /// Nothing more (a subscription starts).
+    Touch,
+    /// [`Store::ack`].
+    Ack(EnvelopeId),
+    /// [`Store::secure`] with this sender key.
+    Secure(Vec<u8>),
+    /// [`Store::delete_mailbox`].
+    Delete,
+}
+
+impl std::fmt::Debug for RecipientWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RecipientWrite::Touch => "Touch",
+            RecipientWrite::Ack(_) => "Ack",
+            RecipientWrite::Secure(_) => "Secure",
+            RecipientWrite::Delete => "Delete",
+        })
+    }
+}
+
+/// What a [`WriteOp`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Written {
+    /// The envelope was stored under this ID.
+    Envelope(EnvelopeId),
+    /// Whether the acked envelope was there.
+    Acked(bool),
+    /// Done.
+    Done,
+}
+
+/// One op through the single-write methods (the default [`Store::apply`]).
+fn apply_one<S: Store + ?Sized>(store: &S, op: &WriteOp) -> Result<Written, StoreError> {
+    match op {
+        WriteOp::Deposit {
+            recipient_id,
+            hour,
+            limits,
+            seal,
+        } => store
+            .put_envelope(recipient_id, *hour, limits, seal.as_ref())
+            .map(Written::Envelope),
+        WriteOp::Recipient {
+            recipient_id,
+            hour,
+            action,
+        } => {
+            store.touch(recipient_id, *hour)?;
+            match action {
+                RecipientWrite::Touch => Ok(Written::Done),
+                RecipientWrite::Ack(id) => store.ack(recipient_id, id).map(Written::Acked),
+                RecipientWrite::Secure(key) => {
+                    store.secure(recipient_id, key).map(|()| Written::Done)
+                }
+                RecipientWrite::Delete => {
+                    store.delete_mailbox(recipient_id).map(|()| Written::Done)
+                }
+            }
+        }
+    }
 }
 
 /// The sequence number inside an envelope ID.

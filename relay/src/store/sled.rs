@@ -201,6 +201,26 @@ impl SledStore {
         })
     }
 
+    /// Every record of the four trees, tree by tree (by name), for moving
+    /// the store into redb ([`super::migrate`]).
+    pub(crate) fn for_each_record(
+        &self,
+        mut f: impl FnMut(&'static str, &[u8], &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for (name, tree) in [
+            ("mailboxes", &self.mailboxes),
+            ("senders", &self.senders),
+            ("envelopes", &self.envelopes),
+            ("links", &self.links),
+        ] {
+            for kv in tree.iter() {
+                let (k, v) = kv?;
+                f(name, &k, &v)?;
+            }
+        }
+        Ok(())
+    }
+
     fn remove_envelopes(&self, recipient_id: &RecipientId) -> Result<u64, StoreError> {
         let mut n = 0;
         for kv in self.envelopes.scan_prefix(recipient_id) {

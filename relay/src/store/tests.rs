@@ -18,7 +18,7 @@ const KEEP: SweepPolicy = SweepPolicy {
     unused_hours: 1000,
 };
 
-fn record(sender: u8, hour: Hour) -> MailboxRecord {
+pub(crate) fn record(sender: u8, hour: Hour) -> MailboxRecord {
     MailboxRecord {
         recipient_auth_pub: vec![1; 32],
         recipient_dh_pub: vec![2; 32],
@@ -34,7 +34,7 @@ fn record(sender: u8, hour: Hour) -> MailboxRecord {
     }
 }
 
-fn link(owner: u8, expires_hour: Hour) -> LinkRecord {
+pub(crate) fn link(owner: u8, expires_hour: Hour) -> LinkRecord {
     LinkRecord {
         owner_auth_pub: vec![owner; 32],
         expires_hour,
@@ -61,10 +61,19 @@ fn all(s: &dyn Store, rid: &RecipientId) -> Vec<EnvelopeId> {
     out
 }
 
+/// How each on-disk store is opened in a data directory.
+type Open = fn(&std::path::Path) -> std::sync::Arc<dyn Store>;
+const DISK: [Open; 2] = [
+    |p| std::sync::Arc::new(SledStore::open(p).unwrap()),
+    |p| std::sync::Arc::new(RedbStore::open(&p.join("store.redb")).unwrap()),
+];
+
 fn both(test: impl Fn(&dyn Store)) {
     test(&MemoryStore::new());
-    let dir = tempfile::tempdir().unwrap();
-    test(&SledStore::open(dir.path()).unwrap());
+    for open in DISK {
+        let dir = tempfile::tempdir().unwrap();
+        test(&*open(dir.path()));
+    }
 }
 
 #[test]
@@ -233,29 +242,31 @@ fn unused_mailboxes_are_removed_even_if_deposits_keep_them_active() {
 
 #[test]
 fn sled_reopen_keeps_everything_and_recounts() {
-    let dir = tempfile::tempdir().unwrap();
-    let (rid, open) = ([5u8; 24], [6u8; 24]);
-    {
-        let s = SledStore::open(dir.path()).unwrap();
-        s.create_mailbox(&rid, &record(6, 0)).unwrap();
-        s.create_mailbox(&open, &record(7, 0)).unwrap();
-        s.secure(&rid, &[7; 32]).unwrap();
-        put(&s, &rid, 0).unwrap();
-        put(&s, &open, 0).unwrap();
-        s.put_link(&[1; 32], &link(1, 10), 0, 10).unwrap();
-        s.flush().unwrap();
-    }
-    let s = SledStore::open(dir.path()).unwrap();
-    assert_eq!(
-        s.totals(),
-        Totals {
-            mailboxes: 2,
-            envelopes: 2,
-            open_envelopes: 1,
-            links: 1,
+    for reopen in DISK {
+        let dir = tempfile::tempdir().unwrap();
+        let (rid, open) = ([5u8; 24], [6u8; 24]);
+        {
+            let s = reopen(dir.path());
+            s.create_mailbox(&rid, &record(6, 0)).unwrap();
+            s.create_mailbox(&open, &record(7, 0)).unwrap();
+            s.secure(&rid, &[7; 32]).unwrap();
+            put(&*s, &rid, 0).unwrap();
+            put(&*s, &open, 0).unwrap();
+            s.put_link(&[1; 32], &link(1, 10), 0, 10).unwrap();
+            s.flush().unwrap();
         }
-    );
-    assert_eq!(all(&s, &rid).len(), 1);
+        let s = reopen(dir.path());
+        assert_eq!(
+            s.totals(),
+            Totals {
+                mailboxes: 2,
+                envelopes: 2,
+                open_envelopes: 1,
+                links: 1,
+            }
+        );
+        assert_eq!(all(&*s, &rid).len(), 1);
+    }
 }
 
 /// The relay-wide counters must match the trees whatever runs at once:
@@ -263,7 +274,6 @@ fn sled_reopen_keeps_everything_and_recounts() {
 /// would refuse every invitation's Hello as "relay storage is full").
 #[test]
 fn counters_survive_deletes_racing_acks_and_secures() {
-    let dir = tempfile::tempdir().unwrap();
     let limits = StoreLimits {
         mailbox_quota: 100,
         total_quota: 1_000_000,
@@ -271,82 +281,85 @@ fn counters_survive_deletes_racing_acks_and_secures() {
         open_total_quota: 1_000_000,
         secured_as_checked: Vec::new(),
     };
-    {
-        let s = std::sync::Arc::new(SledStore::open(dir.path()).unwrap());
-        for round in 0..40u8 {
-            let rids: Vec<RecipientId> = (0..8u8)
-                .map(|i| {
-                    [
-                        round, i, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-                        19, 20, 21, 22,
-                    ]
-                })
-                .collect();
-            let mut ids = Vec::new();
-            for (i, rid) in rids.iter().enumerate() {
-                let mut rec = record(0, 0);
-                rec.sender_id = vec![
-                    round,
-                    u8::try_from(i).unwrap(),
-                    0xee,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                ];
-                s.create_mailbox(rid, &rec).unwrap();
-                for _ in 0..6 {
-                    ids.push((
-                        *rid,
-                        s.put_envelope(rid, 0, &limits, &|id| id.to_vec()).unwrap(),
-                    ));
+    for open in DISK {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = open(dir.path());
+            for round in 0..40u8 {
+                let rids: Vec<RecipientId> = (0..8u8)
+                    .map(|i| {
+                        [
+                            round, i, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+                            18, 19, 20, 21, 22,
+                        ]
+                    })
+                    .collect();
+                let mut ids = Vec::new();
+                for (i, rid) in rids.iter().enumerate() {
+                    let mut rec = record(0, 0);
+                    rec.sender_id = vec![
+                        round,
+                        u8::try_from(i).unwrap(),
+                        0xee,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                        0,
+                    ];
+                    s.create_mailbox(rid, &rec).unwrap();
+                    for _ in 0..6 {
+                        ids.push((
+                            *rid,
+                            s.put_envelope(rid, 0, &limits, &|id| id.to_vec()).unwrap(),
+                        ));
+                    }
                 }
+                std::thread::scope(|t| {
+                    let a = s.clone();
+                    let r = rids.clone();
+                    t.spawn(move || {
+                        for rid in &r {
+                            let _ = a.delete_mailbox(rid);
+                        }
+                    });
+                    let b = s.clone();
+                    let acked = ids.clone();
+                    t.spawn(move || {
+                        for (rid, id) in &acked {
+                            let _ = b.ack(rid, id);
+                        }
+                    });
+                    let c = s.clone();
+                    let r = rids.clone();
+                    t.spawn(move || {
+                        for rid in &r {
+                            let _ = c.secure(rid, &[7; 32]);
+                        }
+                    });
+                });
             }
-            std::thread::scope(|t| {
-                let a = s.clone();
-                let r = rids.clone();
-                t.spawn(move || {
-                    for rid in &r {
-                        let _ = a.delete_mailbox(rid);
-                    }
-                });
-                let b = s.clone();
-                let acked = ids.clone();
-                t.spawn(move || {
-                    for (rid, id) in &acked {
-                        let _ = b.ack(rid, id);
-                    }
-                });
-                let c = s.clone();
-                let r = rids.clone();
-                t.spawn(move || {
-                    for rid in &r {
-                        let _ = c.secure(rid, &[7; 32]);
-                    }
-                });
-            });
+            let counted = s.totals();
+            drop(s);
+            let recount = open(dir.path()).totals();
+            assert_eq!(counted, recount, "counters drifted from the trees");
         }
-        let counted = s.totals();
-        drop(s);
-        let recount = SledStore::open(dir.path()).unwrap().totals();
-        assert_eq!(counted, recount, "counters drifted from the trees");
     }
 }
 
@@ -428,5 +441,82 @@ fn intake_mailboxes_use_the_secured_quota() {
         }
         assert!(matches!(put(s, &rid, 0), Err(StoreError::Quota)));
         assert_eq!(s.totals().open_envelopes, 0);
+    });
+}
+
+/// A batch of writes ([`Store::apply`]): one result per op in order, a
+/// refused op (quota, unknown mailbox) writes nothing and does not stop
+/// the others, and the counters follow what was written.
+#[test]
+fn a_batch_applies_each_op_on_its_own() {
+    both(|s| {
+        let (rid, other) = ([1u8; 24], [2u8; 24]);
+        s.create_mailbox(&rid, &record(1, 0)).unwrap();
+        s.create_mailbox(&other, &record(2, 0)).unwrap();
+        s.secure(&rid, &[7; 32]).unwrap();
+        let limits = StoreLimits {
+            secured_as_checked: vec![7; 32],
+            ..LIMITS
+        };
+        let deposit = |r: RecipientId| WriteOp::Deposit {
+            recipient_id: r,
+            hour: 3,
+            limits: limits.clone(),
+            seal: Box::new(|id: &EnvelopeId| id.to_vec()),
+        };
+        // The mailbox quota is 3: the fourth deposit is refused.
+        let ops = vec![
+            deposit(rid),
+            deposit(rid),
+            deposit([9u8; 24]),
+            deposit(rid),
+            deposit(rid),
+        ];
+        let results = s.apply(&ops);
+        assert_eq!(results.len(), 5);
+        assert!(matches!(results[0], Ok(Written::Envelope(_))));
+        assert!(matches!(results[1], Ok(Written::Envelope(_))));
+        assert!(matches!(results[2], Err(StoreError::NoMailbox)));
+        assert!(matches!(results[3], Ok(Written::Envelope(_))));
+        assert!(matches!(results[4], Err(StoreError::Quota)));
+        assert_eq!(all(s, &rid).len(), 3);
+        assert_eq!(s.totals().envelopes, 3);
+        let Ok(Written::Envelope(first)) = results[0] else {
+            unreachable!()
+        };
+        let recipient = |action| WriteOp::Recipient {
+            recipient_id: rid,
+            hour: 4,
+            action,
+        };
+        let results = s.apply(&[
+            recipient(RecipientWrite::Ack(first)),
+            recipient(RecipientWrite::Ack(first)),
+            WriteOp::Recipient {
+                recipient_id: other,
+                hour: 4,
+                action: RecipientWrite::Delete,
+            },
+            WriteOp::Recipient {
+                recipient_id: other,
+                hour: 4,
+                action: RecipientWrite::Touch,
+            },
+        ]);
+        assert!(matches!(results[0], Ok(Written::Acked(true))));
+        assert!(
+            matches!(results[1], Ok(Written::Acked(false))),
+            "acked twice"
+        );
+        assert!(matches!(results[2], Ok(Written::Done)));
+        assert!(
+            matches!(results[3], Err(StoreError::NoMailbox)),
+            "deleted before"
+        );
+        assert_eq!(all(s, &rid).len(), 2);
+        assert_eq!(s.mailbox(&rid).unwrap().unwrap().active_hour, 4);
+        assert!(s.mailbox(&other).unwrap().is_none());
+        assert_eq!(s.totals().envelopes, 2);
+        assert_eq!(s.totals().mailboxes, 1);
     });
 }

@@ -66,8 +66,9 @@ impl Sim {
                             .expect("conn")
                             .1
                             .peer;
-                        match self.relays[r].service.handle(req, peer, now) {
-                            Served::Subscribe(sub) => {
+                        let service = &self.relays[r].service;
+                        match service.settle(service.handle(req, peer, now)) {
+                            Served::Subscribe { sub, .. } => {
                                 let node = &mut self.nodes[n];
                                 node.subs
                                     .retain(|s| !(s.relay == r && s.mailbox == mailbox));
@@ -83,6 +84,7 @@ impl Sim {
                             Served::Reply { response, .. } => SubEvent::Refused(
                                 requests::ok(response).err().map_or_else(lost, Into::into),
                             ),
+                            Served::Write { .. } => SubEvent::Refused(lost()),
                         }
                     }
                 };
@@ -187,7 +189,8 @@ impl Sim {
             .expect("conn")
             .1
             .peer;
-        let Served::Reply { response, .. } = self.relays[r].service.handle(req, peer, now) else {
+        let service = &self.relays[r].service;
+        let Served::Reply { response, .. } = service.settle(service.handle(req, peer, now)) else {
             return Err(RelayError::Misbehaved {
                 detail: "a subscription for a request".into(),
             });

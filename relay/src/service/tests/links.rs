@@ -60,12 +60,12 @@ impl Fixture {
             hour,
             instant: self.now.instant,
         };
-        reply(self.service.handle(req, &self.peer, now)).0
+        reply(self.handle(req, &self.peer, now)).0
     }
 
     /// Puts a link; the granted TTL in seconds, or the error code.
     fn put(&self, owner: &SigningKey, l: &Locator, d: Bytes, ttl: u32) -> Result<u32, ErrorCode> {
-        let (resp, durable, _) = reply(self.service.handle(
+        let (resp, durable, _) = reply(self.handle(
             put_request(&BINDING, owner, l, d, ttl),
             &self.peer,
             self.now,
@@ -92,7 +92,7 @@ impl Fixture {
     }
 
     fn delete(&self, req: Request) -> Option<ErrorCode> {
-        let (resp, durable, _) = reply(self.service.handle(req, &self.peer, self.now));
+        let (resp, durable, _) = reply(self.handle(req, &self.peer, self.now));
         if resp == ok() {
             assert!(durable, "a deletion is durable before it is confirmed");
         }
@@ -109,7 +109,7 @@ impl Fixture {
             envelope: Bytes::from(vec![1u8; ENVELOPE_SIZE]),
             signature: Bytes::new(),
         }));
-        reply(self.service.handle(req, &self.peer, now)).0
+        reply(self.handle(req, &self.peer, now)).0
     }
 }
 

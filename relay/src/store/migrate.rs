@@ -1,0 +1,186 @@
+//! Opening the relay's store in its data directory: redb in
+//! `DATA/store.redb` (the default), or sled in `DATA/store/` (relays before
+//! issue 13, and the load generator's comparison).
+//!
+//! A sled store found where redb is wanted is moved into redb at start, in
+//! an order that loses nothing to a crash at any point: copy into
+//! `store.redb.tmp` and commit it durably, rename it to `store.redb`, sync
+//! the directory, and only then delete the sled directory. A crash before
+//! the rename starts the copy over (the temporary file is discarded); a
+//! crash after it finds `store.redb` in place and finishes deleting sled.
+//! The relay must never run on a half-copied store, and never delete the
+//! sled store before its copy is durably in place.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{RedbStore, SledStore, Store, StoreError, Totals};
+use crate::config::StoreEngine;
+
+/// The sled store's directory in the data directory.
+pub const SLED_DIR: &str = "store";
+/// The redb store's file in the data directory.
+pub const REDB_FILE: &str = "store.redb";
+const REDB_TMP: &str = "store.redb.tmp";
+
+/// What [`open`] did besides opening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// Opened (or created) the configured store.
+    AsIs,
+    /// Moved a sled store into redb first; these are its totals.
+    MovedFromSled(Totals),
+}
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The store itself failed to open or to copy.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A file operation of the move failed.
+    #[error("moving the store into redb: {0}")]
+    Io(#[from] std::io::Error),
+    /// `store = "sled"` with a redb store in the data directory: running on
+    /// sled would hide every mailbox that is in redb.
+    #[error(
+        "this data directory holds a redb store ({REDB_FILE}); remove `store = \"sled\"` \
+         from relay.toml to use it"
+    )]
+    RedbPresent,
+}
+
+/// Opens the store `engine` names in `data`, moving a sled store into
+/// redb first when redb is wanted and only sled is there.
+///
+/// # Errors
+/// [`OpenError`].
+pub fn open(data: &Path, engine: StoreEngine) -> Result<(Arc<dyn Store>, Opened), OpenError> {
+    let (sled_dir, redb_file) = (data.join(SLED_DIR), data.join(REDB_FILE));
+    match engine {
+        StoreEngine::Sled => {
+            if redb_file.exists() {
+                return Err(OpenError::RedbPresent);
+            }
+            Ok((Arc::new(SledStore::open(&sled_dir)?), Opened::AsIs))
+        }
+        StoreEngine::Redb if redb_file.exists() => {
+            if sled_dir.exists() {
+                // A move that crashed after its rename: the copy is whole.
+                std::fs::remove_dir_all(&sled_dir)?;
+            }
+            Ok((Arc::new(RedbStore::open(&redb_file)?), Opened::AsIs))
+        }
+        StoreEngine::Redb if sled_dir.exists() => {
+            let totals = move_from_sled(data)?;
+            let store = RedbStore::open(&redb_file)?;
+            Ok((Arc::new(store), Opened::MovedFromSled(totals)))
+        }
+        StoreEngine::Redb => Ok((Arc::new(RedbStore::open(&redb_file)?), Opened::AsIs)),
+    }
+}
+
+fn move_from_sled(data: &Path) -> Result<Totals, OpenError> {
+    let tmp = data.join(REDB_TMP);
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    let totals = {
+        let sled = SledStore::open(&data.join(SLED_DIR))?;
+        let redb = RedbStore::open(&tmp)?;
+        redb.import(|sink| sled.for_each_record(sink))?;
+        let (from, to) = (sled.totals(), redb.totals());
+        if from != to {
+            tracing::error!("the copy of the sled store counts {to:?}, the original {from:?}");
+            return Err(StoreError::Corrupt.into());
+        }
+        to
+    };
+    std::fs::rename(&tmp, data.join(REDB_FILE))?;
+    std::fs::File::open(data)?.sync_all()?;
+    std::fs::remove_dir_all(data.join(SLED_DIR))?;
+    Ok(totals)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::tests::record;
+
+    fn fill_sled(data: &Path) -> Totals {
+        let s = SledStore::open(&data.join(SLED_DIR)).unwrap();
+        let (rid, open) = ([5u8; 24], [6u8; 24]);
+        s.create_mailbox(&rid, &record(6, 0)).unwrap();
+        s.create_mailbox(&open, &record(7, 0)).unwrap();
+        s.secure(&rid, &[7; 32]).unwrap();
+        let limits = crate::store::StoreLimits {
+            mailbox_quota: 100,
+            total_quota: 100,
+            open_mailbox_quota: 10,
+            open_total_quota: 10,
+            secured_as_checked: vec![7; 32],
+        };
+        for _ in 0..3 {
+            s.put_envelope(&rid, 0, &limits, &|id| id.to_vec()).unwrap();
+        }
+        let open_limits = crate::store::StoreLimits {
+            secured_as_checked: Vec::new(),
+            ..limits
+        };
+        s.put_envelope(&open, 0, &open_limits, &|id| id.to_vec())
+            .unwrap();
+        s.put_link(&[1; 32], &crate::store::tests::link(1, 10), 0, 10)
+            .unwrap();
+        s.flush().unwrap();
+        s.totals()
+    }
+
+    /// A relay's sled store is moved whole into redb at the first start,
+    /// the sled directory is gone after, and the next start just opens it.
+    #[test]
+    fn a_sled_store_is_moved_whole_into_redb() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = fill_sled(dir.path());
+        assert_eq!(before.envelopes, 4);
+        let (s, opened) = open(dir.path(), StoreEngine::Redb).unwrap();
+        assert_eq!(opened, Opened::MovedFromSled(before));
+        assert_eq!(s.totals(), before);
+        let (first, _) = s.next_envelope(&[5u8; 24], 0).unwrap();
+        assert_eq!(crate::store::seq_of(&first.unwrap().id), 0);
+        assert!(s.mailbox_by_sender(&[7u8; 24]).unwrap().is_some());
+        assert!(s.link(&[1; 32]).unwrap().is_some());
+        assert!(!dir.path().join(SLED_DIR).exists());
+        drop(s);
+        let (s, opened) = open(dir.path(), StoreEngine::Redb).unwrap();
+        assert_eq!(opened, Opened::AsIs);
+        assert_eq!(s.totals(), before);
+        drop(s);
+        assert!(matches!(
+            open(dir.path(), StoreEngine::Sled),
+            Err(OpenError::RedbPresent)
+        ));
+    }
+
+    /// A move interrupted before its rename (a half-written temporary
+    /// file) starts over; one interrupted after it finishes the deletion.
+    #[test]
+    fn an_interrupted_move_starts_over_or_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let before = fill_sled(dir.path());
+        std::fs::write(dir.path().join(REDB_TMP), b"half a copy").unwrap();
+        let (s, opened) = open(dir.path(), StoreEngine::Redb).unwrap();
+        assert_eq!(opened, Opened::MovedFromSled(before));
+        assert!(!dir.path().join(REDB_TMP).exists());
+        drop(s);
+        // As if the relay died between the rename and the deletion.
+        std::fs::create_dir(dir.path().join(SLED_DIR)).unwrap();
+        let (s, opened) = open(dir.path(), StoreEngine::Redb).unwrap();
+        assert_eq!(opened, Opened::AsIs);
+        assert_eq!(s.totals(), before);
+        assert!(!dir.path().join(SLED_DIR).exists());
+    }
+}
