@@ -338,6 +338,7 @@ fn build(kind: Kind, i: usize, c: &RelayClient, own: &Owned, target: Option<Targ
             let binding = c.binding();
             let ack = Action::Ack(relay::Ack {
                 envelope_id: Bytes::copy_from_slice(&random::<16>()),
+                more_ids: Vec::new(),
             });
             let mut req = match i % 5 {
                 // Signed by a key that is not the mailbox's.

@@ -63,27 +63,31 @@ impl Mailbox {
         })
     }
 
-    /// Acks `id` in the background; `then` runs if the relay confirmed it.
-    fn ack(
+    /// Starts the mailbox's acker: it acks the IDs sent to the returned
+    /// channel in batches (whatever arrived while the previous ack was
+    /// under way, up to `MAX_ACK_IDS`), one ack request at a time, and
+    /// calls `then` with the number acked each time the relay confirmed.
+    fn acker(
         &self,
-        acks: &Arc<Semaphore>,
-        id: [u8; tropa_proto::ENVELOPE_ID_LEN],
-        then: impl FnOnce() + Send + 'static,
-    ) {
-        let (client, auth, rid, acks) = (
+        tasks: &mut JoinSet<()>,
+        then: impl Fn(usize) + Send + 'static,
+    ) -> tokio::sync::mpsc::UnboundedSender<[u8; tropa_proto::ENVELOPE_ID_LEN]> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (client, auth, rid) = (
             self.client.clone(),
             self.auth.clone(),
             self.ids.recipient_id,
-            acks.clone(),
         );
-        tokio::spawn(async move {
-            let Ok(_permit) = acks.acquire_owned().await else {
-                return;
-            };
-            if client.ack(&auth, &rid, &id).await.is_ok() {
-                then();
+        tasks.spawn(async move {
+            let mut batch = Vec::with_capacity(tropa_proto::MAX_ACK_IDS);
+            while rx.recv_many(&mut batch, tropa_proto::MAX_ACK_IDS).await > 0 {
+                if client.ack_many(&auth, &rid, &batch).await.is_ok() {
+                    then(batch.len());
+                }
+                batch.clear();
             }
         });
+        tx
     }
 }
 
@@ -119,7 +123,6 @@ pub async fn throughput(
     let mailboxes = open_all(&relay.address, conns, true, None).await?;
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let acks = Arc::new(Semaphore::new(64 * conns));
     let mut tasks = JoinSet::new();
     let mut windows = Vec::new();
     let envelope = Bytes::from(vec![0xa5u8; ENVELOPE_SIZE]);
@@ -143,8 +146,11 @@ pub async fn throughput(
             });
         }
         let mut sub = m.client.subscribe(&m.auth, &m.ids.recipient_id).await?;
-        let (stop, done, acks) = (stop.clone(), done.clone(), acks.clone());
-        let me = m.clone();
+        let (stop, done2) = (stop.clone(), done.clone());
+        let acks = m.acker(&mut tasks, move |n| {
+            done2.fetch_add(n as u64, Ordering::Relaxed);
+            window.add_permits(n);
+        });
         tasks.spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let Ok(next) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await
@@ -152,11 +158,7 @@ pub async fn throughput(
                     continue;
                 };
                 let Ok(Some(d)) = next else { break };
-                let (done, window) = (done.clone(), window.clone());
-                me.ack(&acks, d.envelope_id, move || {
-                    done.fetch_add(1, Ordering::Relaxed);
-                    window.add_permits(1);
-                });
+                let _ = acks.send(d.envelope_id);
             }
             sub.close();
         });
@@ -167,7 +169,6 @@ pub async fn throughput(
         w.close();
     }
     crate::report::drain(tasks).await;
-    acks.close();
     close_all(mailboxes).await;
     Ok(rate)
 }
@@ -184,14 +185,14 @@ pub async fn latency(
     let mailboxes = open_all(&relay.address, conns, true, None).await?;
     let rec = LatencyRecorder::new(measure)?;
     let origin = Instant::now();
-    let acks = Arc::new(Semaphore::new(64 * conns));
     let stop = Arc::new(AtomicBool::new(false));
     let mut receivers = JoinSet::new();
     let mut pacers = JoinSet::new();
     for m in &mailboxes {
         let mut sub = m.client.subscribe(&m.auth, &m.ids.recipient_id).await?;
         let me = m.clone();
-        let (rec2, acks2, stop2) = (rec.clone(), acks.clone(), stop.clone());
+        let acks = m.acker(&mut receivers, |_| {});
+        let (rec2, stop2) = (rec.clone(), stop.clone());
         receivers.spawn(async move {
             while !stop2.load(Ordering::Relaxed) {
                 let Ok(next) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await
@@ -207,7 +208,7 @@ pub async fn latency(
                     }
                     Err(_) => rec2.failed(),
                 }
-                me.ack(&acks2, d.envelope_id, || {});
+                let _ = acks.send(d.envelope_id);
             }
             sub.close();
         });
@@ -239,7 +240,6 @@ pub async fn latency(
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Relaxed);
     crate::report::drain(receivers).await;
-    acks.close();
     close_all(mailboxes).await;
     Ok(rec.summary())
 }

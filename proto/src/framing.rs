@@ -196,7 +196,7 @@ mod tests {
             })
         });
         proptest::option::of(prop_oneof![
-            Just(response::Result::Ok(relay::Ok {})),
+            Just(response::Result::Ok(relay::Ok::default())),
             Just(response::Result::Accepted(relay::Accepted {})),
             Just(response::Result::Idle(relay::Idle {})),
             err,
@@ -210,7 +210,14 @@ mod tests {
         use relay::recipient_command::Action;
         let action = prop_oneof![
             Just(Action::Subscribe(relay::Subscribe {})),
-            arb_bytes(20).prop_map(|id| Action::Ack(relay::Ack { envelope_id: id })),
+            (
+                arb_bytes(20),
+                proptest::collection::vec(arb_bytes(20), 0..3)
+            )
+                .prop_map(|(id, more)| Action::Ack(relay::Ack {
+                    envelope_id: id,
+                    more_ids: more
+                })),
             arb_bytes(40).prop_map(|k| Action::Secure(relay::Secure { sender_auth_pub: k })),
             Just(Action::Delete(relay::DeleteMailbox {})),
         ];

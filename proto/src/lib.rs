@@ -35,6 +35,8 @@ pub const LINK_LOCATOR_LEN: usize = 32;
 
 /// The protocol version carried in every request.
 pub const PROTOCOL_VERSION: u32 = 1;
+/// Envelope IDs one `Ack` may carry (`envelope_id` and `more_ids`).
+pub const MAX_ACK_IDS: usize = 64;
 
 /// QUIC ALPN identifier of relay protocol version 1.
 pub const ALPN: &[u8] = b"tropa/1";

@@ -163,7 +163,8 @@ mod tests {
                 relay::RecipientCommand {
                     recipient_id: id.clone(),
                     action: Some(relay::recipient_command::Action::Ack(relay::Ack {
-                        envelope_id: id.clone()
+                        envelope_id: id.clone(),
+                        more_ids: vec![id.clone()],
                     })),
                 }
             ),

@@ -28,7 +28,7 @@ use tropa_proto::relay::{
     self, ErrorCode, RecipientCommand, Request, Response, recipient_command::Action, request,
     response,
 };
-use tropa_proto::{ENVELOPE_ID_LEN, ENVELOPE_SIZE, MAILBOX_ID_LEN, PROTOCOL_VERSION};
+use tropa_proto::{ENVELOPE_ID_LEN, ENVELOPE_SIZE, MAILBOX_ID_LEN, MAX_ACK_IDS, PROTOCOL_VERSION};
 use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::Hour;
@@ -180,8 +180,9 @@ pub enum Outcome {
 pub enum Then {
     /// `Accepted`, and wake this mailbox's subscriptions.
     Deposit(RecipientId),
-    /// `Ok` (an envelope acknowledged, whether it was still there or not).
-    Ack,
+    /// `Ok` with `acked` = this many envelope IDs (each acknowledged
+    /// whether it was still there or not).
+    Ack(u32),
     /// `Ok`.
     Done,
 }
@@ -240,7 +241,7 @@ pub fn error(code: ErrorCode, message: &str) -> Response {
 /// The generic success response (also the first frame of a subscription).
 pub fn ok() -> Response {
     Response {
-        result: Some(response::Result::Ok(relay::Ok {})),
+        result: Some(response::Result::Ok(relay::Ok::default())),
     }
 }
 
@@ -582,9 +583,12 @@ impl Service {
                 self.metrics.inc(&self.metrics.deposits);
                 (accepted(), Some(rid))
             }
-            (Then::Ack, Ok(_)) => {
-                self.metrics.inc(&self.metrics.acks);
-                (ok(), None)
+            (Then::Ack(n), Ok(_)) => {
+                self.metrics.add(&self.metrics.acks, u64::from(n));
+                let acked = Response {
+                    result: Some(response::Result::Ok(relay::Ok { acked: n })),
+                };
+                (acked, None)
             }
             (Then::Done, Ok(_)) => (ok(), None),
             (_, Err(e)) => {
@@ -651,11 +655,19 @@ impl Service {
                 return self.subscribe(rid, &rec, write(RecipientWrite::Touch));
             }
             Some(Action::Ack(a)) => {
-                let Ok(id) = <[u8; ENVELOPE_ID_LEN]>::try_from(a.envelope_id.as_ref()) else {
+                if a.more_ids.len() >= MAX_ACK_IDS {
+                    return Outcome::reply(error(ErrorCode::Malformed, "too many envelope ids"));
+                }
+                let ids: Result<Vec<EnvelopeId>, _> = std::iter::once(&a.envelope_id)
+                    .chain(&a.more_ids)
+                    .map(|id| <[u8; ENVELOPE_ID_LEN]>::try_from(id.as_ref()))
+                    .collect();
+                let Ok(ids) = ids else {
                     return Outcome::reply(error(ErrorCode::Malformed, "bad envelope id"));
                 };
+                let n = u32::try_from(ids.len()).unwrap_or(u32::MAX);
                 // Acking twice is harmless: the client retries after losses.
-                (RecipientWrite::Ack(id), Then::Ack)
+                (RecipientWrite::Ack(ids), Then::Ack(n))
             }
             // An intake mailbox takes requests from anyone for as long as
             // it exists: securing it would silently stop them all.

@@ -473,7 +473,7 @@ async fn answer(mut send: quinn::SendStream, mut recv: quinn::RecvStream, attack
             }
             FrameAttack::Flood => {
                 let ok = Response {
-                    result: Some(response::Result::Ok(relay::Ok {})),
+                    result: Some(response::Result::Ok(relay::Ok::default())),
                 };
                 if send.write_all(&frame(&ok)).await.is_err() {
                     return;

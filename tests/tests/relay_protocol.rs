@@ -1,4 +1,4 @@
-//! Relay protocol over real QUIC sockets on loopback with a real sled store
+//! Relay protocol over real QUIC sockets on loopback with a real redb store
 //! in a temp dir: the round trip, authentication, replay across connections,
 //! bad input, quotas, rate limits and what lands on disk (S6, S12).
 
@@ -491,4 +491,44 @@ async fn a_request_that_arrives_too_slowly_is_answered_timed_out() {
     let c = RelayClient::connect(&relay.address).await.unwrap();
     mailbox(&c).await;
     relay.stop().await;
+}
+
+/// Issue 13: one signed ack covers many envelopes. 70 IDs go out as two
+/// acks (64 + 6), every envelope is gone after, and an ack of more than
+/// 64 IDs is refused as malformed without deleting anything.
+#[tokio::test]
+async fn one_ack_covers_many_envelopes() {
+    let relay = Relay::start(Config {
+        open_mailbox_quota: 100,
+        ..Config::default()
+    })
+    .await;
+    let c = RelayClient::connect(&relay.address).await.unwrap();
+    let mb = mailbox(&c).await;
+    for i in 0..70u8 {
+        c.deposit(&mb.sid, envelope(i), None).await.unwrap();
+    }
+    let mut sub = c.subscribe(&mb.auth, &mb.rid).await.unwrap();
+    let mut ids = Vec::new();
+    while let tropa_relay_client::Event::Delivery(d) = sub.next_event().await.unwrap().unwrap() {
+        ids.push(d.envelope_id);
+    }
+    sub.close();
+    assert_eq!(ids.len(), 70);
+
+    // 65 IDs in one ack: refused, and nothing deleted.
+    let refs: Vec<&[u8]> = ids[..65].iter().map(|id| id.as_slice()).collect();
+    let req = tropa_relay_client::requests::ack_many(c.binding(), &mb.auth, &mb.rid, &refs);
+    let resp = c.exchange(&req).await.unwrap();
+    assert_eq!(resp_code(&resp), Some(ErrorCode::Malformed));
+
+    c.ack_many(&mb.auth, &mb.rid, &ids).await.unwrap();
+    let mut sub = c.subscribe(&mb.auth, &mb.rid).await.unwrap();
+    assert!(
+        matches!(
+            sub.next_event().await.unwrap().unwrap(),
+            tropa_relay_client::Event::Idle
+        ),
+        "every envelope was acked"
+    );
 }

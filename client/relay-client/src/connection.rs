@@ -386,6 +386,36 @@ impl RelayClient {
         self.send_expect_ok(&req).await
     }
 
+    /// Deletes several delivered envelopes with one signed request per
+    /// [`tropa_proto::MAX_ACK_IDS`] of them. Against a relay that reads
+    /// only the first ID of an ack (older relays answer `acked` = 0), the
+    /// rest of each batch is acked one by one.
+    ///
+    /// # Errors
+    /// [`RequestError`] of the first request that failed; the IDs before
+    /// it were acked.
+    pub async fn ack_many(
+        &self,
+        auth: &SigningKey,
+        recipient_id: &[u8],
+        ids: &[[u8; tropa_proto::ENVELOPE_ID_LEN]],
+    ) -> Result<(), RequestError> {
+        for chunk in ids.chunks(tropa_proto::MAX_ACK_IDS) {
+            let refs: Vec<&[u8]> = chunk.iter().map(|id| id.as_slice()).collect();
+            let req = requests::ack_many(&self.binding, auth, recipient_id, &refs);
+            let covered = requests::acked(self.exchange(&req).await?)?;
+            if covered != 0 && covered as usize != chunk.len() {
+                return Err(RequestError::Unexpected);
+            }
+            if covered == 0 {
+                for id in &chunk[1..] {
+                    self.ack(auth, recipient_id, id).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// From now on only deposits signed by `sender` are accepted.
     ///
     /// # Errors

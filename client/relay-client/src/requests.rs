@@ -238,10 +238,38 @@ pub fn ack(
     recipient_id: &[u8],
     envelope_id: &[u8],
 ) -> Request {
+    ack_many(binding, auth, recipient_id, &[envelope_id])
+}
+
+/// `Ack` of several envelopes at once (at most [`tropa_proto::MAX_ACK_IDS`];
+/// the caller splits longer lists). Empty `ids` makes an ack of nothing,
+/// which the relay refuses as malformed.
+pub fn ack_many(
+    binding: &ChannelBinding,
+    auth: &SigningKey,
+    recipient_id: &[u8],
+    ids: &[&[u8]],
+) -> Request {
+    let (first, more) = ids
+        .split_first()
+        .map_or((&[][..], &[][..]), |(f, m)| (*f, m));
     let action = Action::Ack(relay::Ack {
-        envelope_id: Bytes::copy_from_slice(envelope_id),
+        envelope_id: Bytes::copy_from_slice(first),
+        more_ids: more.iter().map(|id| Bytes::copy_from_slice(id)).collect(),
     });
     signed(binding, auth, recipient_id, action)
+}
+
+/// Reads the answer to an `Ack`: how many IDs the relay covered (0 from a
+/// relay that reads only the first ID).
+///
+/// # Errors
+/// [`RequestError`].
+pub fn acked(resp: Response) -> Result<u32, RequestError> {
+    match check(resp)? {
+        response::Result::Ok(ok) => Ok(ok.acked),
+        _ => Err(RequestError::Unexpected),
+    }
 }
 
 /// `Secure`: from now on only deposits signed by `sender` are accepted.
@@ -405,7 +433,7 @@ mod tests {
         }));
         assert_eq!(link_stored(stored).unwrap(), Duration::from_secs(7200));
         assert!(matches!(
-            link_stored(answer(response::Result::Ok(relay::Ok {}))),
+            link_stored(answer(response::Result::Ok(relay::Ok::default()))),
             Err(RequestError::Unexpected)
         ));
     }

@@ -122,10 +122,15 @@ impl ServerCertVerifier for PinnedKey {
     }
 }
 
+/// Delivery frames a subscription's stream may have in flight.
+const FRAMES_PER_STREAM: u32 = 4;
+
 /// Client transport settings: the relay never opens streams towards a
-/// client; a receive window for several subscriptions' deliveries at once
-/// but one frame per stream, so the relay cannot make the client buffer
-/// what it did not ask for; no path-MTU probing (it costs kilobytes per
+/// client; a receive window for several subscriptions' deliveries at once,
+/// and [`FRAMES_PER_STREAM`] per stream, so a busy mailbox has several
+/// deliveries in flight (with one, each delivery waited a round trip for
+/// the window to reopen: about 1,000 a second at most) while what a relay
+/// can make the client buffer stays bounded by the connection's window; no path-MTU probing (it costs kilobytes per
 /// connection on metered data, for little gain on 16 KiB envelopes); and a
 /// keep-alive below common carrier UDP NAT timeouts.
 fn transport() -> quinn::TransportConfig {
@@ -134,7 +139,7 @@ fn transport() -> quinn::TransportConfig {
     t.max_concurrent_uni_streams(0u32.into());
     t.max_concurrent_bidi_streams(0u32.into());
     t.datagram_receive_buffer_size(None);
-    t.stream_receive_window(frame.into());
+    t.stream_receive_window((FRAMES_PER_STREAM * frame).into());
     t.receive_window((16 * frame).into());
     t.send_window(u64::from(4 * frame));
     t.mtu_discovery_config(None);

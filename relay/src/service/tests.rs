@@ -198,15 +198,29 @@ fn deposit_deliver_ack_round_trip() {
     let a = f.service.next_delivery(&sub, 0).unwrap().unwrap();
     let b = f.service.next_delivery(&sub, 0).unwrap().unwrap();
     assert_ne!(a.frame, b.frame);
-    let (resp, durable, _) = reply(f.signed(
-        &mb,
+    let ack = |ids: &[EnvelopeId]| {
         Action::Ack(relay::Ack {
-            envelope_id: got[0].0.to_vec().into(),
-        }),
-    ));
-    assert_eq!(resp, ok());
+            envelope_id: ids[0].to_vec().into(),
+            more_ids: ids[1..].iter().map(|id| id.to_vec().into()).collect(),
+        })
+    };
+    let acked = |n| Response {
+        result: Some(response::Result::Ok(relay::Ok { acked: n })),
+    };
+    let (resp, durable, _) = reply(f.signed(&mb, ack(&[got[0].0])));
+    assert_eq!(resp, acked(1));
     assert!(durable, "an ack is made durable before it is confirmed");
     assert_eq!(f.drain(&sub, &mb).len(), 2);
+    // One ack for several envelopes, an already acked one among them.
+    let (resp, ..) = reply(f.signed(&mb, ack(&[got[1].0, got[0].0, got[2].0])));
+    assert_eq!(resp, acked(3), "every ID is counted");
+    assert!(f.drain(&sub, &mb).is_empty());
+    // At most MAX_ACK_IDS in one ack.
+    let many = vec![got[0].0; tropa_proto::MAX_ACK_IDS + 1];
+    let (resp, ..) = reply(f.signed(&mb, ack(&many)));
+    assert_eq!(code(&resp), Some(ErrorCode::Malformed));
+    let (resp, ..) = reply(f.signed(&mb, ack(&many[1..])));
+    assert_eq!(resp, acked(64));
 }
 
 #[test]

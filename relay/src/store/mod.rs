@@ -433,8 +433,8 @@ impl std::fmt::Debug for WriteOp {
 pub enum RecipientWrite {
     /// Nothing more (a subscription starts).
     Touch,
-    /// [`Store::ack`].
-    Ack(EnvelopeId),
+    /// [`Store::ack`] of each.
+    Ack(Vec<EnvelopeId>),
     /// [`Store::secure`] with this sender key.
     Secure(Vec<u8>),
     /// [`Store::delete_mailbox`].
@@ -457,8 +457,8 @@ impl std::fmt::Debug for RecipientWrite {
 pub enum Written {
     /// The envelope was stored under this ID.
     Envelope(EnvelopeId),
-    /// Whether the acked envelope was there.
-    Acked(bool),
+    /// How many of the acked envelopes were there.
+    Acked(u32),
     /// Done.
     Done,
 }
@@ -482,7 +482,13 @@ fn apply_one<S: Store + ?Sized>(store: &S, op: &WriteOp) -> Result<Written, Stor
             store.touch(recipient_id, *hour)?;
             match action {
                 RecipientWrite::Touch => Ok(Written::Done),
-                RecipientWrite::Ack(id) => store.ack(recipient_id, id).map(Written::Acked),
+                RecipientWrite::Ack(ids) => {
+                    let mut n = 0;
+                    for id in ids {
+                        n += u32::from(store.ack(recipient_id, id)?);
+                    }
+                    Ok(Written::Acked(n))
+                }
                 RecipientWrite::Secure(key) => {
                     store.secure(recipient_id, key).map(|()| Written::Done)
                 }

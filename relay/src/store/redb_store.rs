@@ -322,7 +322,13 @@ impl Tx<'_> {
                 self.touch(recipient_id, *hour)?;
                 match action {
                     RecipientWrite::Touch => Ok(Written::Done),
-                    RecipientWrite::Ack(id) => self.ack(recipient_id, id).map(Written::Acked),
+                    RecipientWrite::Ack(ids) => {
+                        let mut n = 0;
+                        for id in ids {
+                            n += u32::from(self.ack(recipient_id, id)?);
+                        }
+                        Ok(Written::Acked(n))
+                    }
                     RecipientWrite::Secure(key) => {
                         self.secure(recipient_id, key).map(|()| Written::Done)
                     }

@@ -490,8 +490,8 @@ fn a_batch_applies_each_op_on_its_own() {
             action,
         };
         let results = s.apply(&[
-            recipient(RecipientWrite::Ack(first)),
-            recipient(RecipientWrite::Ack(first)),
+            recipient(RecipientWrite::Ack(vec![first])),
+            recipient(RecipientWrite::Ack(vec![first, first])),
             WriteOp::Recipient {
                 recipient_id: other,
                 hour: 4,
@@ -503,11 +503,8 @@ fn a_batch_applies_each_op_on_its_own() {
                 action: RecipientWrite::Touch,
             },
         ]);
-        assert!(matches!(results[0], Ok(Written::Acked(true))));
-        assert!(
-            matches!(results[1], Ok(Written::Acked(false))),
-            "acked twice"
-        );
+        assert!(matches!(results[0], Ok(Written::Acked(1))));
+        assert!(matches!(results[1], Ok(Written::Acked(0))), "acked twice");
         assert!(matches!(results[2], Ok(Written::Done)));
         assert!(
             matches!(results[3], Err(StoreError::NoMailbox)),
