@@ -24,6 +24,11 @@ creation_burst_per_address = 100000
 mailbox_quota = 100000
 ";
 
+/// [`RELAY_CONFIG`] with the store `store`.
+pub fn config(store: &str) -> String {
+    format!("{RELAY_CONFIG}store = \"{store}\"\n")
+}
+
 /// The path of `name` next to this executable (both built by cargo into
 /// the same target directory).
 pub fn sibling(name: &str) -> Result<PathBuf, BenchError> {
@@ -54,12 +59,22 @@ impl Relay {
     /// [`RELAY_CONFIG`] and the store `store` ("redb" or "sled"), and
     /// runs it.
     pub async fn start(bin: &Path, store: &str) -> Result<Relay, BenchError> {
-        Self::start_with(bin, &format!("{RELAY_CONFIG}store = \"{store}\"\n")).await
+        Self::start_with(bin, &config(store)).await
     }
 
     /// [`start`](Self::start) with `config` (relay.toml lines) instead of
     /// [`RELAY_CONFIG`]; `""` keeps every default.
     pub async fn start_with(bin: &Path, config: &str) -> Result<Relay, BenchError> {
+        Self::start_prefilled(bin, config, |_| Ok(())).await
+    }
+
+    /// [`start_with`](Self::start_with), calling `prefill` with the data
+    /// directory after `init` and before `run` (to fill its store).
+    pub async fn start_prefilled(
+        bin: &Path,
+        config: &str,
+        prefill: impl FnOnce(&Path) -> Result<(), BenchError> + Send + 'static,
+    ) -> Result<Relay, BenchError> {
         let bin = bin.to_path_buf();
         let config = config.to_owned();
         tokio::task::spawn_blocking(move || {
@@ -90,10 +105,16 @@ impl Relay {
                 .filter(|l| !ours.contains(&l.split('=').next().map_or("", str::trim)))
                 .collect();
             std::fs::write(&cfg, format!("{config}{}\n", kept.join("\n")))?;
+            prefill(&data)?;
             let child = Command::new(&bin)
                 .args(["run", "--data"])
                 .arg(&data)
-                .env("TROPA_LOG", "error")
+                // The relay's log level (TROPA_BENCH_RELAY_LOG, default
+                // errors only) goes to this process's stderr.
+                .env(
+                    "TROPA_LOG",
+                    std::env::var("TROPA_BENCH_RELAY_LOG").unwrap_or_else(|_| "error".into()),
+                )
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::inherit())

@@ -23,7 +23,12 @@ static BODY: [u8; ENVELOPE_SIZE] = [0x5a; ENVELOPE_SIZE];
 pub async fn serve() -> Result<(), BenchError> {
     let id = tropa_relay::identity::RelayIdentity::generate()?;
     let cfg = tropa_relay::tls::server_config(id.cert(), id.private_key())?;
-    let endpoint = quinn::Endpoint::server(cfg, ([127, 0, 0, 1], 0).into())?;
+    let endpoint = quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        Some(cfg),
+        crate::udp_socket()?,
+        std::sync::Arc::new(quinn::TokioRuntime),
+    )?;
     println!("{} {}", endpoint.local_addr()?.port(), id.fingerprint());
     while let Some(incoming) = endpoint.accept().await {
         tokio::spawn(async move {
@@ -161,7 +166,7 @@ pub async fn latency(
 pub async fn idle(raw: &Raw, n: usize) -> Result<Idle, BenchError> {
     let before = raw.proc.rss()?;
     let t = Instant::now();
-    let endpoint = quinn::Endpoint::client(([127, 0, 0, 1], 0).into())?;
+    let endpoint = crate::shared_client_endpoint()?;
     let clients = connect_all(raw, n, Some(&endpoint)).await?;
     let mut streams = Vec::with_capacity(n);
     for c in &clients {

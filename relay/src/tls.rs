@@ -11,11 +11,20 @@ use rustls::pki_types::CertificateDer;
 use tropa_proto::ALPN;
 use tropa_relay_protocol::crypto::{BINDING_LEN, ChannelBinding, EXPORTER_LABEL};
 
-/// Concurrent streams per connection: requests plus subscriptions, so a
-/// client subscribes to fewer mailboxes than this on one connection (a
-/// handler has hundreds). All connections together are bounded by the
-/// relay's stream budget (`server::budget::STREAM_COST`).
+/// Concurrent streams per connection at most: requests plus
+/// subscriptions, so a client subscribes to fewer mailboxes than this on
+/// one connection (a handler has hundreds). All connections together are
+/// bounded by the relay's stream budget (`server::budget::STREAM_COST`).
 pub const MAX_STREAMS: u32 = 1024;
+
+/// Concurrent streams a new QUIC connection may open: what a phone uses (a
+/// subscription or two and up to 8 requests). The relay doubles it, up to
+/// [`MAX_STREAMS`], whenever a connection has half of it open
+/// (`server::conn`). quinn reserves state for every stream a connection
+/// may open, about 70 bytes each, so 1,024 from the start cost every idle
+/// phone some 70 KiB (measured: 121 KiB per idle subscribed connection at
+/// 1,024, 37 KiB at 8).
+pub const INITIAL_STREAMS: u32 = 16;
 
 /// How long a connection may stay silent (nothing received from the
 /// client) before the relay drops it, on either transport. Clients keep
@@ -38,6 +47,25 @@ pub enum TlsConfigError {
     Quic(String),
 }
 
+/// The UDP receive buffer the relay asks for: room for the handshake
+/// flights of a burst of reconnecting clients (after a relay restart, or a
+/// mobile network's outage) while the relay is busy. With the kernel's
+/// default (208 KiB on Linux) a burst of 3,000 connects overflowed it on
+/// loopback and the lost Initials waited out QUIC's retransmission
+/// backoff. Linux caps the request at `net.core.rmem_max`.
+pub const UDP_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
+
+/// Asks for [`UDP_RECEIVE_BUFFER`] on `socket`; returns the size the
+/// kernel granted (Linux reports twice what it reserves for payload).
+///
+/// # Errors
+/// The socket option could not be set or read.
+pub fn tune_udp_socket(socket: &std::net::UdpSocket) -> std::io::Result<usize> {
+    let sock = socket2::SockRef::from(socket);
+    sock.set_recv_buffer_size(UDP_RECEIVE_BUFFER)?;
+    sock.recv_buffer_size()
+}
+
 /// Server transport settings. Flow-control windows are sized to the
 /// protocol: one frame in flight per stream, so a peer cannot make the
 /// relay buffer megabytes it never asked for (quinn's defaults allow
@@ -52,7 +80,7 @@ fn transport() -> quinn::TransportConfig {
     // handler's client subscribes to hundreds of mailboxes on one
     // connection; the memory budgets and windows bound what streams can
     // make the relay hold, not their number.
-    t.max_concurrent_bidi_streams(MAX_STREAMS.into());
+    t.max_concurrent_bidi_streams(INITIAL_STREAMS.into());
     t.datagram_receive_buffer_size(None);
     t.stream_receive_window(frame.into());
     t.mtu_discovery_config(None);

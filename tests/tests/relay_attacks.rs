@@ -27,7 +27,8 @@ const ENVELOPES: usize = 32;
 const SUB_CONNECTIONS: usize = 8;
 /// Attacking connections that announce frames and stall.
 const STALL_CONNECTIONS: usize = 8;
-/// Streams per attacking connection (the relay's per-connection maximum).
+/// Streams per attacking connection at most (the relay's per-connection
+/// maximum; it grants fewer to a connection whose streams end).
 const STREAMS: usize = tropa_relay::tls::MAX_STREAMS as usize;
 /// The bound this test holds the relay to: resident memory may grow by at
 /// most what the relay charges for the attackers' streams (so the charge
@@ -83,7 +84,11 @@ async fn stalled_subscriber(addr: &RelayAddress, mailboxes: &[Owned]) -> Held {
     let mut sends = Vec::new();
     let mut recvs = Vec::new();
     for i in 0..STREAMS {
-        let Ok((mut send, recv)) = conn.open_bi().await else {
+        // The relay grants streams as they are used (tls::INITIAL_STREAMS):
+        // stop once it grants no more.
+        let Ok(Ok((mut send, recv))) =
+            tokio::time::timeout(Duration::from_secs(2), conn.open_bi()).await
+        else {
             break;
         };
         let req = subscribe_request(&binding, &mailboxes[i % mailboxes.len()]);
@@ -104,7 +109,11 @@ async fn stalled_requester(addr: &RelayAddress) -> Held {
     let mut recvs = Vec::new();
     let prefix = u32::try_from(MAX_FRAME_LEN).unwrap().to_be_bytes();
     for _ in 0..STREAMS {
-        let Ok((mut send, recv)) = conn.open_bi().await else {
+        // The relay grants streams as they are used (tls::INITIAL_STREAMS):
+        // stop once it grants no more.
+        let Ok(Ok((mut send, recv))) =
+            tokio::time::timeout(Duration::from_secs(2), conn.open_bi()).await
+        else {
             break;
         };
         if send.write_all(&prefix).await.is_err() {
@@ -182,6 +191,8 @@ async fn stalled_subscriptions_and_requests_keep_relay_memory_bounded() {
         held.push(stalled_requester(&addr).await);
     }
     // Let the relay do whatever it does with them, and watch its memory.
+    let opened: Vec<usize> = held.iter().map(|h| h.2.len()).collect();
+    eprintln!("streams held per attacking connection: {opened:?}");
     let mut peak = before;
     for _ in 0..30 {
         tokio::time::sleep(Duration::from_millis(100)).await;

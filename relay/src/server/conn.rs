@@ -141,8 +141,15 @@ pub(crate) async fn handle_connection(incoming: quinn::Incoming, ctx: Arc<Ctx>, 
         return;
     };
     let mut streams = Streams::new(ctx, binding, conn.remote_address().ip());
+    let mut limit = crate::tls::INITIAL_STREAMS;
     while let Ok((send, recv)) = conn.accept_bi().await {
         streams.accept(send, recv);
+        // Raise the limit before the client runs into it (see
+        // tls::INITIAL_STREAMS); never beyond MAX_STREAMS.
+        if streams.open() * 2 >= limit as usize && limit < crate::tls::MAX_STREAMS {
+            limit = limit.saturating_mul(2).min(crate::tls::MAX_STREAMS);
+            conn.set_max_concurrent_bi_streams(limit.into());
+        }
     }
 }
 
@@ -152,6 +159,17 @@ pub(crate) struct Streams {
     ctx: Arc<Ctx>,
     state: Arc<Connection>,
     limiter: RateLimiter,
+    /// Streams of this connection whose task has not ended.
+    open: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// One stream's place in [`Streams::open`], given back when its task ends.
+struct OpenStream(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Streams {
@@ -176,7 +194,18 @@ impl Streams {
             ctx,
             state,
             limiter,
+            open: Arc::default(),
         }
+    }
+
+    /// Streams of this connection still being served.
+    pub(crate) fn open(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn track(&self) -> OpenStream {
+        self.open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenStream(self.open.clone())
     }
 
     /// Takes one new stream: answered `RATE_LIMITED` beyond the
@@ -184,25 +213,34 @@ impl Streams {
     /// and served by its own task otherwise.
     pub(crate) fn accept<S: SendHalf, R: RecvHalf>(&mut self, send: S, recv: R) {
         let ctx = &self.ctx;
+        let open = self.track();
         if !self.limiter.try_take(Instant::now()) {
             ctx.metrics.inc(&ctx.metrics.rate_limited);
             drop(recv);
-            tokio::spawn(reply_and_finish(
+            let reply = reply_and_finish(
                 ctx.clone(),
                 send,
                 service::error(ErrorCode::RateLimited, "too many requests, slow down"),
-            ));
+            );
+            tokio::spawn(async move {
+                reply.await;
+                drop(open);
+            });
         } else if let Some(stream) = ctx.budget.try_stream() {
             let (c, s) = (ctx.clone(), self.state.clone());
             tokio::spawn(async move {
                 handle_stream(c, s, send, recv).await;
-                drop(stream);
+                drop((stream, open));
             });
         } else {
             // The relay holds as many streams as its budget allows.
             ctx.metrics.inc(&ctx.metrics.memory_refusals);
             recv.stop_reading();
-            tokio::spawn(reply_and_finish(ctx.clone(), send, service::busy()));
+            let reply = reply_and_finish(ctx.clone(), send, service::busy());
+            tokio::spawn(async move {
+                reply.await;
+                drop(open);
+            });
         }
     }
 }

@@ -83,10 +83,23 @@ pub(super) fn bind_sockets(
 ) -> Result<(Option<std::net::UdpSocket>, Option<std::net::TcpListener>), ServerError> {
     let listen = config.listen;
     let udp = || {
-        std::net::UdpSocket::bind(listen).map_err(|source| ServerError::Bind {
+        let socket = std::net::UdpSocket::bind(listen).map_err(|source| ServerError::Bind {
             addr: listen,
             source,
-        })
+        })?;
+        match crate::tls::tune_udp_socket(&socket) {
+            // Linux reports double the payload room it reserves.
+            Ok(got) if got < crate::tls::UDP_RECEIVE_BUFFER => tracing::warn!(
+                "the UDP receive buffer is {} KiB, less than the {} KiB asked for; a burst of \
+                 reconnecting clients may lose handshakes. Raise net.core.rmem_max \
+                 (deploy/README.md, Sizing)",
+                got / 1024,
+                crate::tls::UDP_RECEIVE_BUFFER / 1024
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot size the UDP receive buffer: {e}"),
+        }
+        Ok::<_, ServerError>(socket)
     };
     let tcp = |addr: SocketAddr| {
         std::net::TcpListener::bind(addr).map_err(|source| ServerError::BindTcp { addr, source })
