@@ -15,6 +15,7 @@
 #![allow(clippy::print_stderr, reason = "errors end the run with one line")]
 
 mod attack;
+mod floor;
 mod procs;
 mod raw;
 mod relay_load;
@@ -60,7 +61,7 @@ struct Cli {
     #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
     idle: Vec<usize>,
     /// Run only these parts.
-    #[arg(long, value_delimiter = ',', default_values = ["throughput", "latency", "idle", "stored", "attack"])]
+    #[arg(long, value_delimiter = ',', default_values = ["throughput", "floor", "mailbox", "latency", "idle", "stored", "attack"])]
     only: Vec<Part>,
     /// Attack intensities for the attack scenario: frames (or streams) per
     /// second per kind of attack, 0 for as fast as the relay answers.
@@ -93,6 +94,8 @@ impl StoreName {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 enum Part {
     Throughput,
+    Floor,
+    Mailbox,
     Latency,
     Idle,
     Stored,
@@ -319,6 +322,39 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
             );
         }
     }
+    if cli.only.contains(&Part::Floor) {
+        let f = tokio::task::spawn_blocking(|| floor::measure(5_000)).await?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        println!("\n## The cryptography of one envelope (one core, no I/O)\n");
+        println!("| part | µs per envelope |\n| --- | --- |");
+        println!("| sender signs the deposit | {:.1} |", f.sign);
+        println!("| relay verifies it | {:.1} |", f.verify);
+        println!(
+            "| relay seals at rest, opens, seals for delivery | {:.1} |",
+            f.reseal
+        );
+        println!("| total | {:.1} |", f.total());
+        println!(
+            "\nOn {cores:.0} cores, this alone caps the relay at {:.0} envelopes/s \
+             (acks, batched, and TLS come on top).",
+            floor::ceiling(&f, cores)
+        );
+    }
+    if cli.only.contains(&Part::Mailbox) {
+        println!(
+            "\n## One busy mailbox (8 sender connections × 8 deposits in flight, acked in batches)\n"
+        );
+        println!("| store | deliveries/s |\n| --- | --- |");
+        for store in &stores {
+            let mut best = 0.0f64;
+            for _ in 0..cli.rounds.max(1) {
+                let relay = procs::Relay::start(&relay_bin, store.as_str()).await?;
+                best = best.max(relay_load::one_mailbox(&relay, 8, 8, measure).await?);
+                drop(relay);
+            }
+            println!("| {} | {best:.0} |", store.as_str());
+        }
+    }
     if cli.only.contains(&Part::Latency) {
         let max = match best_relay_16 {
             Some(m) => m,
@@ -355,7 +391,14 @@ async fn run(cli: &Cli) -> Result<(), BenchError> {
         }
     }
     if cli.only.contains(&Part::Stored) {
-        stored_scenario(&relay_bin, stores[0].as_str(), cli.stored, measure, cli.rounds).await?;
+        stored_scenario(
+            &relay_bin,
+            stores[0].as_str(),
+            cli.stored,
+            measure,
+            cli.rounds,
+        )
+        .await?;
     }
     if cli.only.contains(&Part::Attack) {
         attack_scenario(&relay_bin, measure, &cli.attack_rates, &cli.attack_kinds).await?;

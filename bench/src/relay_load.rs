@@ -173,6 +173,82 @@ pub async fn throughput(
     Ok(rate)
 }
 
+/// Deliveries per second into one mailbox: `senders` connections, each
+/// keeping `in_flight` signed deposits going, and the owner's own
+/// connection receiving and acking in batches (at most 256 envelopes
+/// waiting in the mailbox).
+pub async fn one_mailbox(
+    relay: &Relay,
+    senders: usize,
+    in_flight: usize,
+    measure: Duration,
+) -> Result<f64, BenchError> {
+    let owner = Mailbox::open(relay.address.clone(), true, None).await?;
+    let clients = crate::connect_all(senders, || {
+        let addr = relay.address.clone();
+        async move {
+            RelayClient::connect(&addr)
+                .await
+                .map(Arc::new)
+                .map_err(|e| format!("connect: {e}").into())
+        }
+    })
+    .await?;
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let window = Arc::new(Semaphore::new(256));
+    let mut tasks = JoinSet::new();
+    let envelope = Bytes::from(vec![0x5au8; ENVELOPE_SIZE]);
+    for client in &clients {
+        for _ in 0..in_flight {
+            let (client, sender, window) = (client.clone(), owner.sender.clone(), window.clone());
+            let (sid, envelope) = (owner.ids.sender_id, envelope.clone());
+            tasks.spawn(async move {
+                while let Ok(permit) = window.acquire().await {
+                    permit.forget();
+                    if client
+                        .deposit(&sid, envelope.clone(), Some(&sender))
+                        .await
+                        .is_err()
+                    {
+                        window.add_permits(1);
+                    }
+                }
+            });
+        }
+    }
+    let mut sub = owner
+        .client
+        .subscribe(&owner.auth, &owner.ids.recipient_id)
+        .await?;
+    let (done2, window2) = (done.clone(), window.clone());
+    let acks = owner.acker(&mut tasks, move |n| {
+        done2.fetch_add(n as u64, Ordering::Relaxed);
+        window2.add_permits(n);
+    });
+    let stop2 = stop.clone();
+    tasks.spawn(async move {
+        while !stop2.load(Ordering::Relaxed) {
+            let Ok(next) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await
+            else {
+                continue;
+            };
+            let Ok(Some(d)) = next else { break };
+            let _ = acks.send(d.envelope_id);
+        }
+        sub.close();
+    });
+    let rate = crate::report::count_rate(&done, measure).await;
+    stop.store(true, Ordering::Relaxed);
+    window.close();
+    crate::report::drain(tasks).await;
+    for c in &clients {
+        c.abort();
+    }
+    close_all(vec![owner]).await;
+    Ok(rate)
+}
+
 /// Deposit→delivery latency at `rate` envelopes per second spread over
 /// `conns` connections (open loop). Each envelope carries its deposit
 /// time; the subscriber opens every delivery to read it.
