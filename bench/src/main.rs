@@ -108,6 +108,13 @@ enum Command {
     /// (Internal) the raw quinn baseline server: prints its port and
     /// fingerprint, then answers every bi stream's 16 KiB with 16 KiB.
     RawServer,
+    /// (Internal) creates a mailbox on the relay at ADDRESS, waits a
+    /// second, deposits one envelope and exits: one quiet deposit to watch
+    /// the relay's system calls with strace (docs/benchmarks.md).
+    Probe {
+        /// The relay's address.
+        address: tropa_proto::RelayAddress,
+    },
     /// (Internal) floods the relay at ADDRESS with hostile clients (see
     /// bench/src/attack.rs), then prints what it sent and what came back,
     /// one line per kind.
@@ -161,6 +168,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::RawServer) => rt.block_on(raw::serve()),
+        Some(Command::Probe { address }) => rt.block_on(relay_load::probe(&address)),
         Some(Command::Attack {
             address,
             secs,

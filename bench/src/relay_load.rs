@@ -411,3 +411,21 @@ pub fn prefill(data: &std::path::Path, n: u64) -> Result<(), BenchError> {
     }
     Ok(())
 }
+
+/// One deposit into a fresh mailbox, a second after creating it, so that
+/// its system calls stand alone in a trace of the relay.
+pub async fn probe(address: &tropa_proto::RelayAddress) -> Result<(), BenchError> {
+    let m = Mailbox::open(address.clone(), false, None).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    eprintln!("tropa-bench: depositing");
+    m.client
+        .deposit(
+            &m.ids.sender_id,
+            Bytes::from(vec![0x11u8; ENVELOPE_SIZE]),
+            None,
+        )
+        .await?;
+    eprintln!("tropa-bench: accepted");
+    close_all(vec![m]).await;
+    Ok(())
+}

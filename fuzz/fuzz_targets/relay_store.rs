@@ -1,6 +1,7 @@
-//! The relay's stored records, tampered with on disk: a sled database with
-//! whatever records the fuzzer writes into the relay's trees is opened by
-//! the real `SledStore` and read and written through the `Store` trait. The
+//! The relay's stored records, tampered with on disk: a redb (the default)
+//! or sled database with whatever records the fuzzer writes into the
+//! relay's tables is opened by the real `RedbStore` or `SledStore` and read
+//! and written through the `Store` trait, single writes and batches. The
 //! relay must answer with typed errors (`StoreError`), never panic.
 #![no_main]
 
@@ -9,12 +10,17 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use tropa_relay::store::{LinkRecord, SledStore, Store, StoreLimits, SweepPolicy};
+use redb::TableDefinition;
+use tropa_relay::store::{
+    LinkRecord, RecipientWrite, RedbStore, SledStore, Store, StoreLimits, SweepPolicy, WriteOp,
+};
 
 const TREES: [&str; 5] = ["meta", "mailboxes", "senders", "envelopes", "links"];
 
 #[derive(Arbitrary, Debug)]
 struct Input {
+    /// redb (the relay's default) or sled.
+    redb: bool,
     records: Vec<(u8, Vec<u8>, Vec<u8>)>,
     queries: Vec<Query>,
 }
@@ -36,6 +42,9 @@ enum Query {
     PutLink(u8, Vec<u8>, u32, u32),
     Link(u8),
     DeleteLink(u8, Vec<u8>),
+    /// A batch through `Store::apply`: a deposit into one mailbox and an
+    /// ack of one ID in another.
+    Apply(u8, u8, u8, u32),
 }
 
 fn dir() -> &'static PathBuf {
@@ -61,29 +70,58 @@ fn pick<const N: usize>(keys: &[Vec<u8>], i: u8) -> [u8; N] {
     out
 }
 
+/// The records, raw, into the redb tables the relay's store reads.
+fn write_redb(
+    file: &std::path::Path,
+    records: &[&(u8, Vec<u8>, Vec<u8>)],
+) -> Result<(), redb::Error> {
+    let db = redb::Database::create(file)?;
+    let write = db.begin_write()?;
+    for (table, k, v) in records {
+        let name = TREES[usize::from(*table) % TREES.len()];
+        write
+            .open_table(TableDefinition::<&[u8], &[u8]>::new(name))?
+            .insert(k.as_slice(), v.as_slice())?;
+    }
+    write.commit()?;
+    Ok(())
+}
+
 fuzz_target!(|input: Input| {
     let path = dir();
     let _ = std::fs::remove_dir_all(path);
-    let mut keys = Vec::new();
-    {
-        let Ok(db) = sled::Config::new().path(path).temporary(false).open() else {
+    let records: Vec<_> = input.records.iter().take(32).collect();
+    let keys: Vec<Vec<u8>> = records.iter().map(|(_, k, _)| k.clone()).collect();
+    let store: Box<dyn Store> = if input.redb {
+        let file = path.join("store.redb");
+        if std::fs::create_dir_all(path).is_err() || write_redb(&file, &records).is_err() {
             return;
-        };
-        for (tree, k, v) in input.records.iter().take(32) {
-            let Ok(t) = db.open_tree(TREES[usize::from(*tree) % TREES.len()]) else {
+        }
+        match RedbStore::open(&file) {
+            Ok(s) => Box::new(s),
+            Err(_) => return,
+        }
+    } else {
+        {
+            let Ok(db) = sled::Config::new().path(path).temporary(false).open() else {
                 return;
             };
-            if t.insert(k.as_slice(), v.as_slice()).is_err() {
+            for (tree, k, v) in &records {
+                let Ok(t) = db.open_tree(TREES[usize::from(*tree) % TREES.len()]) else {
+                    return;
+                };
+                if t.insert(k.as_slice(), v.as_slice()).is_err() {
+                    return;
+                }
+            }
+            if db.flush().is_err() {
                 return;
             }
-            keys.push(k.clone());
         }
-        if db.flush().is_err() {
-            return;
+        match SledStore::open(path) {
+            Ok(s) => Box::new(s),
+            Err(_) => return,
         }
-    }
-    let Ok(store) = SledStore::open(path) else {
-        return;
     };
     let limits = StoreLimits {
         mailbox_quota: 4,
@@ -142,6 +180,22 @@ fuzz_target!(|input: Input| {
             }
             Query::DeleteLink(i, owner) => {
                 let _ = store.delete_link(&pick(&keys, *i), owner);
+            }
+            Query::Apply(i, j, k, hour) => {
+                let ops = [
+                    WriteOp::Deposit {
+                        recipient_id: pick(&keys, *i),
+                        hour: *hour,
+                        limits: limits.clone(),
+                        seal: Box::new(|_| vec![7; 64]),
+                    },
+                    WriteOp::Recipient {
+                        recipient_id: pick(&keys, *j),
+                        hour: *hour,
+                        action: RecipientWrite::Ack(vec![pick(&keys, *k)]),
+                    },
+                ];
+                let _ = store.apply(&ops);
             }
         }
     }

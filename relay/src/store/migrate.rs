@@ -183,4 +183,46 @@ mod tests {
         assert_eq!(s.totals(), before);
         assert!(!dir.path().join(SLED_DIR).exists());
     }
+
+    /// How fast a large sled store moves (a measurement, not a check; the
+    /// figure is in deploy/README.md, Upgrades):
+    /// `cargo test --release -p tropa-relay --lib moving_a_large -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a measurement: fills 330 MB"]
+    fn moving_a_large_sled_store() {
+        const N: u32 = 20_000;
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = SledStore::open(&dir.path().join(SLED_DIR)).unwrap();
+            let limits = crate::store::StoreLimits {
+                mailbox_quota: u32::MAX,
+                total_quota: u64::MAX,
+                open_mailbox_quota: u32::MAX,
+                open_total_quota: u64::MAX,
+                secured_as_checked: Vec::new(),
+            };
+            for m in 0..N / 1000 {
+                let mut rid = [0u8; 24];
+                rid[..4].copy_from_slice(&m.to_be_bytes());
+                let mut rec = record(1, 0);
+                rec.sender_id = rid.to_vec();
+                s.create_mailbox(&rid, &rec).unwrap();
+                for _ in 0..1000 {
+                    s.put_envelope(&rid, 0, &limits, &|_| vec![0x5a; 16_412])
+                        .unwrap();
+                }
+            }
+            s.flush().unwrap();
+        }
+        let t = std::time::Instant::now();
+        let (s, opened) = open(dir.path(), StoreEngine::Redb).unwrap();
+        let took = t.elapsed().as_secs_f64();
+        assert!(matches!(opened, Opened::MovedFromSled(_)));
+        assert_eq!(s.totals().envelopes, u64::from(N));
+        let mb = f64::from(N) * 16_412.0 / 1e6;
+        eprintln!(
+            "moved {N} envelopes ({mb:.0} MB) in {took:.1} s: {:.0} MB/s",
+            mb / took
+        );
+    }
 }
