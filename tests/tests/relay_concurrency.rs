@@ -169,3 +169,74 @@ async fn a_client_ignoring_the_request_limit_gets_busy_answers_not_a_stalled_con
     // before the fix, and in every run at 256.
     flow(true, 256).await;
 }
+
+/// From the review of issue 13: a deposit waiting for the disk (the commit
+/// thread) must still hold its share of the connection's memory budget, or
+/// a client that ignores the request limit can queue a 16 KiB body per
+/// stream while the disk lags (1,024 per connection, not the 15 the
+/// 256 KiB budget pays for). With the store's writes held, 64 raw deposits
+/// at once on one connection: those beyond the budget are answered busy
+/// at once, and the rest are accepted once the disk goes on.
+#[test]
+fn deposits_waiting_for_the_disk_stay_within_the_connection_budget() {
+    use tropa_proto::relay::ErrorCode;
+    use tropa_tests::hostile_relay::{HostileRelay, Knobs};
+    const DEPOSITS: usize = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let relay = HostileRelay::start(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let client = Arc::new(RelayClient::connect(&relay.address).await.unwrap());
+        let mb = Arc::new(SecuredMailbox::create(&client).await);
+        relay.store.set(Knobs {
+            hold_deposits: true,
+            ..Knobs::default()
+        });
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        for i in 0..DEPOSITS {
+            let (client, mb, tx) = (client.clone(), mb.clone(), tx.clone());
+            tokio::spawn(async move {
+                let req = tropa_relay_client::requests::deposit(
+                    &mb.ids.sender_id,
+                    envelope(i as u8),
+                    Some(&mb.sender),
+                );
+                let bytes = tropa_proto::framing::encode(&req).unwrap();
+                let answer = client
+                    .raw(&bytes)
+                    .await
+                    .map(|r| tropa_tests::inproc::resp_code(&r));
+                let _ = tx.send(answer);
+            });
+        }
+        drop(tx);
+        // While the disk is held, only refusals can come back.
+        let mut busy = 0;
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while let Ok(Some(answer)) =
+            tokio::time::timeout_at(deadline.into(), rx.recv()).await
+        {
+            // A refused deposit is answered busy, and its stream stopped:
+            // the client sees either, whichever comes first.
+            match answer {
+                Ok(Some(ErrorCode::RateLimited)) | Err(_) => busy += 1,
+                other => panic!("only refusals while the disk is held, got {other:?}"),
+            }
+        }
+        assert!(
+            busy >= DEPOSITS - 16,
+            "{busy} of {DEPOSITS} deposits answered busy while the disk was held: \
+             the others hold their bodies in memory beyond the connection's budget"
+        );
+        relay.store.set(Knobs::default());
+        let mut accepted = 0;
+        while let Ok(Some(answer)) =
+            tokio::time::timeout(Duration::from_secs(20), rx.recv()).await
+        {
+            assert_eq!(answer.unwrap(), None, "accepted once the disk goes on");
+            accepted += 1;
+        }
+        assert_eq!(busy + accepted, DEPOSITS);
+        assert!(accepted > 0);
+    });
+}

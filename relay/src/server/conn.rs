@@ -353,13 +353,13 @@ async fn handle_stream<S: SendHalf, R: RecvHalf>(
         let (c, co) = (ctx.clone(), conn.clone());
         tokio::task::spawn_blocking(move || c.service.handle(req, &co.peer, Now::current())).await
     };
-    drop(permit);
     match outcome {
         Ok(Outcome::Reply {
             response,
             durable,
             wake,
         }) => {
+            drop(permit);
             let response = if durable && !ctx.committer.durable().await {
                 service::internal_error()
             } else {
@@ -371,7 +371,13 @@ async fn handle_stream<S: SendHalf, R: RecvHalf>(
             reply_and_finish(ctx, send, response).await;
         }
         Ok(Outcome::Write { op, then }) => {
+            // The op may still hold the request's body (a deposit's
+            // envelope): it stays paid for until the disk has it, so a
+            // lagging disk cannot make a connection queue more than its
+            // budget (relay_concurrency's
+            // deposits_waiting_for_the_disk_stay_within_the_connection_budget).
             let result = ctx.committer.write(op).await;
+            drop(permit);
             let (response, wake) = ctx.service.finish(then, result);
             if let Some(rid) = wake {
                 ctx.subscribers.notify(&rid);
@@ -379,10 +385,14 @@ async fn handle_stream<S: SendHalf, R: RecvHalf>(
             reply_and_finish(ctx, send, response).await;
         }
         Ok(Outcome::Subscribe { sub, touch }) => {
+            drop(permit);
             ctx.committer.write_detached(touch);
             deliver(ctx, conn, send, sub).await;
         }
-        Err(_) => reply_and_finish(ctx, send, service::internal_error()).await,
+        Err(_) => {
+            drop(permit);
+            reply_and_finish(ctx, send, service::internal_error()).await;
+        }
     }
 }
 
