@@ -213,9 +213,7 @@ fn deposits_waiting_for_the_disk_stay_within_the_connection_budget() {
         // While the disk is held, only refusals can come back.
         let mut busy = 0;
         let deadline = Instant::now() + Duration::from_secs(3);
-        while let Ok(Some(answer)) =
-            tokio::time::timeout_at(deadline.into(), rx.recv()).await
-        {
+        while let Ok(Some(answer)) = tokio::time::timeout_at(deadline.into(), rx.recv()).await {
             // A refused deposit is answered busy, and its stream stopped:
             // the client sees either, whichever comes first.
             match answer {
@@ -230,8 +228,7 @@ fn deposits_waiting_for_the_disk_stay_within_the_connection_budget() {
         );
         relay.store.set(Knobs::default());
         let mut accepted = 0;
-        while let Ok(Some(answer)) =
-            tokio::time::timeout(Duration::from_secs(20), rx.recv()).await
+        while let Ok(Some(answer)) = tokio::time::timeout(Duration::from_secs(20), rx.recv()).await
         {
             assert_eq!(answer.unwrap(), None, "accepted once the disk goes on");
             accepted += 1;

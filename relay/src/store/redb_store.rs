@@ -47,6 +47,9 @@ const FORMAT_KEY: &[u8] = b"format";
 /// after (ack), so a large cache would mostly hold the dead.
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Items one sweep transaction deletes at most.
+const SWEEP_CHUNK: usize = 1000;
+
 fn db(e: impl Into<redb::Error>) -> StoreError {
     StoreError::Redb(Box::new(e.into()))
 }
@@ -244,9 +247,17 @@ impl Tx<'_> {
         if &stored.id != id {
             return Ok(false);
         }
+        // A record that no longer decodes keeps no count to update, and
+        // must not keep its envelopes from going (the sweep acks expired
+        // ones; an error here would abort its whole transaction).
+        let rec = match self.record(rid) {
+            Ok(rec) => rec,
+            Err(StoreError::Corrupt) => None,
+            Err(e) => return Err(e),
+        };
         self.e.remove(key.as_slice()).map_err(db)?;
         self.totals.envelopes = self.totals.envelopes.saturating_sub(1);
-        if let Some(mut rec) = self.record(rid)? {
+        if let Some(mut rec) = rec {
             rec.count = rec.count.saturating_sub(1);
             if rec.is_open() {
                 self.totals.open_envelopes = self.totals.open_envelopes.saturating_sub(1);
@@ -691,33 +702,49 @@ impl Store for RedbStore {
                 .filter(|_| stored.hour.saturating_add(policy.ttl_hours) < now)
                 .map(|rid: RecipientId| (rid, stored.id)))
         })?;
-        // Everything is re-checked in the deleting transaction: a link
-        // refreshed or a mailbox used since the scan stays.
-        self.write(|tx| {
-            for id in links {
-                if tx.remove_link_if(&id, |l| l.is_expired(now))? {
-                    stats.expired_links += 1;
+        // Everything is re-checked in the deleting transactions: a link
+        // refreshed or a mailbox used since the scan stays. Transactions
+        // of at most SWEEP_CHUNK items, so deposits and acks (which wait
+        // for the writer) never wait behind a whole sweep.
+        for chunk in links.chunks(SWEEP_CHUNK) {
+            self.write(|tx| {
+                for id in chunk {
+                    if tx.remove_link_if(id, |l| l.is_expired(now))? {
+                        stats.expired_links += 1;
+                    }
                 }
-            }
-            for (rid, unused) in doomed {
-                let before = tx.totals.envelopes;
-                if !tx.delete_mailbox_if(&rid, |rec| sweep_verdict(rec, now, policy).is_some())? {
-                    continue;
+                Ok(())
+            })?;
+        }
+        for chunk in doomed.chunks(SWEEP_CHUNK) {
+            self.write(|tx| {
+                for (rid, unused) in chunk {
+                    let before = tx.totals.envelopes;
+                    if !tx
+                        .delete_mailbox_if(rid, |rec| sweep_verdict(rec, now, policy).is_some())?
+                    {
+                        continue;
+                    }
+                    if *unused {
+                        stats.unused_mailboxes += 1;
+                    } else {
+                        stats.expired_mailboxes += 1;
+                    }
+                    stats.expired_envelopes += before.saturating_sub(tx.totals.envelopes);
                 }
-                if unused {
-                    stats.unused_mailboxes += 1;
-                } else {
-                    stats.expired_mailboxes += 1;
+                Ok(())
+            })?;
+        }
+        for chunk in expired.chunks(SWEEP_CHUNK) {
+            self.write(|tx| {
+                for (rid, id) in chunk {
+                    if tx.ack(rid, id)? {
+                        stats.expired_envelopes += 1;
+                    }
                 }
-                stats.expired_envelopes += before.saturating_sub(tx.totals.envelopes);
-            }
-            for (rid, id) in expired {
-                if tx.ack(&rid, &id)? {
-                    stats.expired_envelopes += 1;
-                }
-            }
-            Ok(())
-        })?;
+                Ok(())
+            })?;
+        }
         Ok(stats)
     }
 

@@ -517,3 +517,50 @@ fn a_batch_applies_each_op_on_its_own() {
         assert_eq!(s.totals().mailboxes, 1);
     });
 }
+
+/// From the review of issue 13: one mailbox record that no longer decodes
+/// must not stop the sweep for everyone else (redb sweeps in transactions;
+/// an error inside one aborts it). Its expired envelopes go too, and the
+/// other mailboxes expire as usual.
+#[test]
+fn a_corrupt_record_does_not_stop_the_sweep() {
+    use ::redb::{ReadableDatabase as _, TableDefinition};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("store.redb");
+    let (bad, good) = ([1u8; 24], [2u8; 24]);
+    {
+        let s = RedbStore::open(&file).unwrap();
+        for (rid, sender) in [(bad, 1u8), (good, 2u8)] {
+            let mut rec = record(sender, 0);
+            rec.fresh = false;
+            s.create_mailbox(&rid, &rec).unwrap();
+            put(&s, &rid, 0).unwrap();
+        }
+    }
+    {
+        let db = ::redb::Database::create(&file).unwrap();
+        let w = db.begin_write().unwrap();
+        w.open_table(TableDefinition::<&[u8], &[u8]>::new("mailboxes"))
+            .unwrap()
+            .insert(bad.as_slice(), [0xffu8; 7].as_slice())
+            .unwrap();
+        w.commit().unwrap();
+    }
+    let s = RedbStore::open(&file).unwrap();
+    let expire_all = SweepPolicy {
+        ttl_hours: 10,
+        idle_hours: 10,
+        unused_hours: 10,
+    };
+    let stats = s.sweep(100, &expire_all).unwrap();
+    assert!(stats.corrupt >= 1, "{stats:?}");
+    assert!(
+        s.mailbox(&good).unwrap().is_none(),
+        "the good mailbox expired"
+    );
+    assert!(all(&s, &good).is_empty());
+    assert!(
+        all(&s, &bad).is_empty(),
+        "the corrupt mailbox's envelope expired"
+    );
+}
