@@ -524,7 +524,7 @@ fn a_batch_applies_each_op_on_its_own() {
 /// other mailboxes expire as usual.
 #[test]
 fn a_corrupt_record_does_not_stop_the_sweep() {
-    use ::redb::{ReadableDatabase as _, TableDefinition};
+    use ::redb::TableDefinition;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("store.redb");
     let (bad, good) = ([1u8; 24], [2u8; 24]);
