@@ -231,13 +231,17 @@ fn run(data: &Path, listen: Option<SocketAddr>) -> Result<(), CliError> {
         .map_err(CliError::Runtime)?;
     rt.block_on(async {
         let (store, opened) = migrate::open(data, cfg.store)?;
-        if let migrate::Opened::MovedFromSled(t) = opened {
-            tracing::info!(
+        match opened {
+            migrate::Opened::MovedFromSled(t) => tracing::info!(
                 "moved the store from sled into redb: {} mailboxes, {} envelopes, {} links",
                 t.mailboxes,
                 t.envelopes,
                 t.links
-            );
+            ),
+            migrate::Opened::FinishedMove => {
+                tracing::info!("finished moving the store from sled into redb");
+            }
+            migrate::Opened::AsIs => {}
         }
         warn_public_host(&cfg);
         let has_public_host = cfg.public_host.is_some();

@@ -3,13 +3,21 @@
 //! issue 13, and the load generator's comparison).
 //!
 //! A sled store found where redb is wanted is moved into redb at start, in
-//! an order that loses nothing to a crash at any point: copy into
-//! `store.redb.tmp` and commit it durably, rename it to `store.redb`, sync
-//! the directory, and only then delete the sled directory. A crash before
-//! the rename starts the copy over (the temporary file is discarded); a
-//! crash after it finds `store.redb` in place and finishes deleting sled.
-//! The relay must never run on a half-copied store, and never delete the
-//! sled store before its copy is durably in place.
+//! an order that loses nothing to a crash at any point:
+//!
+//! 1. copy it into `store.redb.tmp` and commit that durably;
+//! 2. rename `store/` to `store.moved/` (the copy is complete);
+//! 3. rename `store.redb.tmp` to `store.redb`;
+//! 4. delete `store.moved/`.
+//!
+//! The directory is synced after each rename. A crash in step 1 starts the
+//! copy over; after step 2 the next start finishes steps 3 and 4. The
+//! relay must never run on a half-copied store, never delete a sled store
+//! that was not copied whole, and never delete one it did not move: a
+//! `store/` next to a `store.redb` (an older relay was started on the
+//! moved directory and made a new sled store, or a backup was restored
+//! over part of it) may hold accepted envelopes, so the relay refuses to
+//! start and says so instead of choosing.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,6 +30,8 @@ pub const SLED_DIR: &str = "store";
 /// The redb store's file in the data directory.
 pub const REDB_FILE: &str = "store.redb";
 const REDB_TMP: &str = "store.redb.tmp";
+/// The sled store once its copy is complete, until it is deleted.
+const SLED_MOVED: &str = "store.moved";
 
 /// What [`open`] did besides opening.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +40,8 @@ pub enum Opened {
     AsIs,
     /// Moved a sled store into redb first; these are its totals.
     MovedFromSled(Totals),
+    /// Finished a move that a crash interrupted after the copy.
+    FinishedMove,
 }
 
 /// Why the store could not be opened.
@@ -48,6 +60,18 @@ pub enum OpenError {
          from relay.toml to use it"
     )]
     RedbPresent,
+    /// Both stores are there: which one holds the envelopes is not for the
+    /// relay to guess.
+    #[error(
+        "this data directory holds both a redb store ({REDB_FILE}) and a sled store \
+         ({SLED_DIR}/), perhaps from an older relay started after the upgrade; both may \
+         hold accepted envelopes. Move the one you do not want out of the data directory"
+    )]
+    BothStores,
+}
+
+fn exists(data: &Path, name: &str) -> bool {
+    data.join(name).exists()
 }
 
 /// Opens the store `engine` names in `data`, moving a sled store into
@@ -56,28 +80,48 @@ pub enum OpenError {
 /// # Errors
 /// [`OpenError`].
 pub fn open(data: &Path, engine: StoreEngine) -> Result<(Arc<dyn Store>, Opened), OpenError> {
-    let (sled_dir, redb_file) = (data.join(SLED_DIR), data.join(REDB_FILE));
-    match engine {
-        StoreEngine::Sled => {
-            if redb_file.exists() {
-                return Err(OpenError::RedbPresent);
-            }
-            Ok((Arc::new(SledStore::open(&sled_dir)?), Opened::AsIs))
+    let redb_file = data.join(REDB_FILE);
+    if engine == StoreEngine::Sled {
+        if redb_file.exists() {
+            return Err(OpenError::RedbPresent);
         }
-        StoreEngine::Redb if redb_file.exists() => {
-            if sled_dir.exists() {
-                // A move that crashed after its rename: the copy is whole.
-                std::fs::remove_dir_all(&sled_dir)?;
-            }
-            Ok((Arc::new(RedbStore::open(&redb_file)?), Opened::AsIs))
+        return Ok((
+            Arc::new(SledStore::open(&data.join(SLED_DIR))?),
+            Opened::AsIs,
+        ));
+    }
+    let mut opened = Opened::AsIs;
+    if exists(data, SLED_MOVED) {
+        if exists(data, SLED_DIR) {
+            return Err(OpenError::BothStores);
         }
-        StoreEngine::Redb if sled_dir.exists() => {
+        // A move interrupted after its copy was complete: finish it.
+        if exists(data, REDB_TMP) && !redb_file.exists() {
+            rename(data, REDB_TMP, REDB_FILE)?;
+        }
+        if redb_file.exists() {
+            std::fs::remove_dir_all(data.join(SLED_MOVED))?;
+            opened = Opened::FinishedMove;
+        } else {
+            // Renamed by hand, or the copy is gone: move it again.
+            rename(data, SLED_MOVED, SLED_DIR)?;
+        }
+    }
+    match (redb_file.exists(), exists(data, SLED_DIR)) {
+        (true, true) => Err(OpenError::BothStores),
+        (false, true) => {
             let totals = move_from_sled(data)?;
             let store = RedbStore::open(&redb_file)?;
             Ok((Arc::new(store), Opened::MovedFromSled(totals)))
         }
-        StoreEngine::Redb => Ok((Arc::new(RedbStore::open(&redb_file)?), Opened::AsIs)),
+        (_, false) => Ok((Arc::new(RedbStore::open(&redb_file)?), opened)),
     }
+}
+
+/// Renames `from` to `to` in `data` and syncs the directory.
+fn rename(data: &Path, from: &str, to: &str) -> std::io::Result<()> {
+    std::fs::rename(data.join(from), data.join(to))?;
+    std::fs::File::open(data)?.sync_all()
 }
 
 fn move_from_sled(data: &Path) -> Result<Totals, OpenError> {
@@ -98,9 +142,9 @@ fn move_from_sled(data: &Path) -> Result<Totals, OpenError> {
         }
         to
     };
-    std::fs::rename(&tmp, data.join(REDB_FILE))?;
-    std::fs::File::open(data)?.sync_all()?;
-    std::fs::remove_dir_all(data.join(SLED_DIR))?;
+    rename(data, SLED_DIR, SLED_MOVED)?;
+    rename(data, REDB_TMP, REDB_FILE)?;
+    std::fs::remove_dir_all(data.join(SLED_MOVED))?;
     Ok(totals)
 }
 
@@ -165,23 +209,50 @@ mod tests {
         ));
     }
 
-    /// A move interrupted before its rename (a half-written temporary
-    /// file) starts over; one interrupted after it finishes the deletion.
+    /// A move interrupted in its copy (a half-written temporary file)
+    /// starts over; one interrupted after its copy was complete finishes.
     #[test]
     fn an_interrupted_move_starts_over_or_finishes() {
         let dir = tempfile::tempdir().unwrap();
-        let before = fill_sled(dir.path());
-        std::fs::write(dir.path().join(REDB_TMP), b"half a copy").unwrap();
-        let (s, opened) = open(dir.path(), StoreEngine::Redb).unwrap();
+        let data = dir.path();
+        let before = fill_sled(data);
+        std::fs::write(data.join(REDB_TMP), b"half a copy").unwrap();
+        let (s, opened) = open(data, StoreEngine::Redb).unwrap();
         assert_eq!(opened, Opened::MovedFromSled(before));
-        assert!(!dir.path().join(REDB_TMP).exists());
+        assert!(!data.join(REDB_TMP).exists());
         drop(s);
-        // As if the relay died between the rename and the deletion.
-        std::fs::create_dir(dir.path().join(SLED_DIR)).unwrap();
-        let (s, opened) = open(dir.path(), StoreEngine::Redb).unwrap();
-        assert_eq!(opened, Opened::AsIs);
+        // As if the relay died between the two renames: the copy is whole.
+        std::fs::rename(data.join(REDB_FILE), data.join(REDB_TMP)).unwrap();
+        std::fs::create_dir(data.join(SLED_MOVED)).unwrap();
+        let (s, opened) = open(data, StoreEngine::Redb).unwrap();
+        assert_eq!(opened, Opened::FinishedMove);
         assert_eq!(s.totals(), before);
-        assert!(!dir.path().join(SLED_DIR).exists());
+        drop(s);
+        // As if it died before deleting the moved sled store.
+        std::fs::create_dir(data.join(SLED_MOVED)).unwrap();
+        let (s, opened) = open(data, StoreEngine::Redb).unwrap();
+        assert_eq!(opened, Opened::FinishedMove);
+        assert_eq!(s.totals(), before);
+        assert!(!data.join(SLED_MOVED).exists());
+    }
+
+    /// A sled store next to a redb store (an older relay started on the
+    /// moved directory made one, and may have accepted envelopes into it)
+    /// is never deleted: the relay refuses to start, and both stay.
+    #[test]
+    fn a_sled_store_next_to_a_redb_store_is_refused_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path();
+        fill_sled(data);
+        drop(open(data, StoreEngine::Redb).unwrap());
+        let newer = fill_sled(data);
+        assert!(matches!(
+            open(data, StoreEngine::Redb),
+            Err(OpenError::BothStores)
+        ));
+        assert!(data.join(REDB_FILE).exists());
+        let sled = SledStore::open(&data.join(SLED_DIR)).unwrap();
+        assert_eq!(sled.totals(), newer, "the sled store is untouched");
     }
 
     /// How fast a large sled store moves (a measurement, not a check; the
