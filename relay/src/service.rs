@@ -166,12 +166,12 @@ pub enum Outcome {
     },
     /// Send [`ok`] and keep the stream open for deliveries of this mailbox
     /// (see [`Service::next_delivery`]); queue `touch` (the mailbox was
-    /// used this hour) without waiting for it.
+    /// used this hour), if it changes anything, without waiting for it.
     Subscribe {
         /// The subscription.
         sub: Subscription,
-        /// The mailbox's activity mark.
-        touch: WriteOp,
+        /// The mailbox's activity mark, if it is not set for this hour yet.
+        touch: Option<WriteOp>,
     },
 }
 
@@ -619,7 +619,9 @@ impl Service {
                 }
             }
             Outcome::Subscribe { sub, touch } => {
-                let _ = self.store.apply(std::slice::from_ref(&touch));
+                if let Some(touch) = &touch {
+                    let _ = self.store.apply(std::slice::from_ref(touch));
+                }
                 Outcome::Subscribe { sub, touch }
             }
             reply => reply,
@@ -652,7 +654,10 @@ impl Service {
         let (action, then) = match cmd.action {
             None => return Outcome::reply(error(ErrorCode::Malformed, "unknown action")),
             Some(Action::Subscribe(_)) => {
-                return self.subscribe(rid, &rec, write(RecipientWrite::Touch));
+                // Most subscriptions come within the hour of the last one:
+                // nothing to write then (no commit, no queued job).
+                let stale = rec.active_hour != now || rec.fresh;
+                return self.subscribe(rid, &rec, stale.then(|| write(RecipientWrite::Touch)));
             }
             Some(Action::Ack(a)) => {
                 if a.more_ids.len() >= MAX_ACK_IDS {
@@ -689,7 +694,7 @@ impl Service {
         }
     }
 
-    fn subscribe(&self, rid: RecipientId, rec: &MailboxRecord, touch: WriteOp) -> Outcome {
+    fn subscribe(&self, rid: RecipientId, rec: &MailboxRecord, touch: Option<WriteOp>) -> Outcome {
         let (Some(secret), Some(peer)) =
             (key32(&rec.relay_dh_secret), key32(&rec.recipient_dh_pub))
         else {

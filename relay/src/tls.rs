@@ -56,14 +56,21 @@ pub enum TlsConfigError {
 pub const UDP_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
 
 /// Asks for [`UDP_RECEIVE_BUFFER`] on `socket`; returns the size the
-/// kernel granted (Linux reports twice what it reserves for payload).
+/// kernel granted, comparable with what was asked.
 ///
 /// # Errors
 /// The socket option could not be set or read.
 pub fn tune_udp_socket(socket: &std::net::UdpSocket) -> std::io::Result<usize> {
     let sock = socket2::SockRef::from(socket);
     sock.set_recv_buffer_size(UDP_RECEIVE_BUFFER)?;
-    sock.recv_buffer_size()
+    let got = sock.recv_buffer_size()?;
+    // Linux grants min(asked, net.core.rmem_max) and reports twice that
+    // (the other half is its bookkeeping).
+    Ok(if cfg!(target_os = "linux") {
+        got / 2
+    } else {
+        got
+    })
 }
 
 /// Server transport settings. Flow-control windows are sized to the

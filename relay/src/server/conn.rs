@@ -386,7 +386,9 @@ async fn handle_stream<S: SendHalf, R: RecvHalf>(
         }
         Ok(Outcome::Subscribe { sub, touch }) => {
             drop(permit);
-            ctx.committer.write_detached(touch);
+            if let Some(touch) = touch {
+                ctx.committer.write_detached(touch);
+            }
             deliver(ctx, conn, send, sub).await;
         }
         Err(_) => {

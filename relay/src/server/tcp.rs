@@ -88,7 +88,6 @@ pub(super) fn bind_sockets(
             source,
         })?;
         match crate::tls::tune_udp_socket(&socket) {
-            // Linux reports double the payload room it reserves.
             Ok(got) if got < crate::tls::UDP_RECEIVE_BUFFER => tracing::warn!(
                 "the UDP receive buffer is {} KiB, less than the {} KiB asked for; a burst of \
                  reconnecting clients may lose handshakes. Raise net.core.rmem_max \
