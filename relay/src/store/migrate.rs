@@ -56,8 +56,8 @@ pub enum OpenError {
     /// `store = "sled"` with a redb store in the data directory: running on
     /// sled would hide every mailbox that is in redb.
     #[error(
-        "this data directory holds a redb store ({REDB_FILE}); remove `store = \"sled\"` \
-         from relay.toml to use it"
+        "this data directory holds a redb store ({REDB_FILE}); set `store = \"redb\"` in \
+         relay.toml to use it"
     )]
     RedbPresent,
     /// Both stores are there: which one holds the envelopes is not for the
