@@ -378,7 +378,7 @@ pub trait Store: Send + Sync + 'static {
     /// with the methods above and then [`Store::flush`]es once; if that
     /// fails, no op is confirmed.
     fn apply(&self, ops: &[WriteOp]) -> Vec<Result<Written, StoreError>> {
-        let results: Vec<_> = ops.iter().map(|op| apply_one(self, op)).collect();
+        let results: Vec<_> = ops.iter().map(|op| apply_op(&mut &*self, op)).collect();
         match self.flush() {
             Ok(()) => results,
             Err(e) => {
@@ -463,15 +463,65 @@ pub enum Written {
     Done,
 }
 
-/// One op through the single-write methods (the default [`Store::apply`]).
-fn apply_one<S: Store + ?Sized>(store: &S, op: &WriteOp) -> Result<Written, StoreError> {
+/// The writes a [`WriteOp`] is made of, so that one dispatch
+/// ([`apply_op`]) serves every store: a [`Store`]'s own single-write
+/// methods (the default [`Store::apply`]) or redb's open transaction.
+pub(crate) trait OpWrites {
+    /// [`Store::put_envelope`].
+    fn put_envelope(
+        &mut self,
+        rid: &RecipientId,
+        hour: Hour,
+        limits: &StoreLimits,
+        seal: &dyn Fn(&EnvelopeId) -> Vec<u8>,
+    ) -> Result<EnvelopeId, StoreError>;
+    /// [`Store::touch`].
+    fn touch(&mut self, rid: &RecipientId, hour: Hour) -> Result<(), StoreError>;
+    /// [`Store::ack`].
+    fn ack(&mut self, rid: &RecipientId, id: &EnvelopeId) -> Result<bool, StoreError>;
+    /// [`Store::secure`].
+    fn secure(&mut self, rid: &RecipientId, sender_pub: &[u8]) -> Result<(), StoreError>;
+    /// [`Store::delete_mailbox`].
+    fn delete_mailbox(&mut self, rid: &RecipientId) -> Result<(), StoreError>;
+}
+
+impl<S: Store + ?Sized> OpWrites for &S {
+    fn put_envelope(
+        &mut self,
+        rid: &RecipientId,
+        hour: Hour,
+        limits: &StoreLimits,
+        seal: &dyn Fn(&EnvelopeId) -> Vec<u8>,
+    ) -> Result<EnvelopeId, StoreError> {
+        (**self).put_envelope(rid, hour, limits, seal)
+    }
+
+    fn touch(&mut self, rid: &RecipientId, hour: Hour) -> Result<(), StoreError> {
+        (**self).touch(rid, hour)
+    }
+
+    fn ack(&mut self, rid: &RecipientId, id: &EnvelopeId) -> Result<bool, StoreError> {
+        (**self).ack(rid, id)
+    }
+
+    fn secure(&mut self, rid: &RecipientId, sender_pub: &[u8]) -> Result<(), StoreError> {
+        (**self).secure(rid, sender_pub)
+    }
+
+    fn delete_mailbox(&mut self, rid: &RecipientId) -> Result<(), StoreError> {
+        (**self).delete_mailbox(rid)
+    }
+}
+
+/// One op, through `w`'s writes.
+pub(crate) fn apply_op(w: &mut impl OpWrites, op: &WriteOp) -> Result<Written, StoreError> {
     match op {
         WriteOp::Deposit {
             recipient_id,
             hour,
             limits,
             seal,
-        } => store
+        } => w
             .put_envelope(recipient_id, *hour, limits, seal.as_ref())
             .map(Written::Envelope),
         WriteOp::Recipient {
@@ -479,22 +529,18 @@ fn apply_one<S: Store + ?Sized>(store: &S, op: &WriteOp) -> Result<Written, Stor
             hour,
             action,
         } => {
-            store.touch(recipient_id, *hour)?;
+            w.touch(recipient_id, *hour)?;
             match action {
                 RecipientWrite::Touch => Ok(Written::Done),
                 RecipientWrite::Ack(ids) => {
                     let mut n = 0;
                     for id in ids {
-                        n += u32::from(store.ack(recipient_id, id)?);
+                        n += u32::from(w.ack(recipient_id, id)?);
                     }
                     Ok(Written::Acked(n))
                 }
-                RecipientWrite::Secure(key) => {
-                    store.secure(recipient_id, key).map(|()| Written::Done)
-                }
-                RecipientWrite::Delete => {
-                    store.delete_mailbox(recipient_id).map(|()| Written::Done)
-                }
+                RecipientWrite::Secure(key) => w.secure(recipient_id, key).map(|()| Written::Done),
+                RecipientWrite::Delete => w.delete_mailbox(recipient_id).map(|()| Written::Done),
             }
         }
     }

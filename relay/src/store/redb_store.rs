@@ -20,14 +20,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use prost::Message;
-use redb::{ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _};
+use redb::{ReadableDatabase as _, ReadableTable, ReadableTableMetadata as _};
 use redb::{Table, TableDefinition, WriteTransaction};
 use tropa_proto::MAILBOX_ID_LEN;
 
 use super::{
-    EnvelopeId, LinkId, LinkRecord, MailboxRecord, RecipientId, RecipientWrite, SenderId, Store,
+    EnvelopeId, LinkId, LinkRecord, MailboxRecord, OpWrites, RecipientId, SenderId, Store,
     StoreError, StoreLimits, StoredEnvelope, SweepPolicy, SweepStats, Totals, WriteOp, Written,
-    check_deposit, check_put_link, new_envelope_id, seq_of, sweep_verdict,
+    apply_op, check_deposit, check_put_link, new_envelope_id, seq_of, sweep_verdict,
 };
 use crate::Hour;
 
@@ -69,6 +69,20 @@ fn decode_link(raw: &[u8]) -> Result<LinkRecord, StoreError> {
     LinkRecord::decode(raw).map_err(|_| StoreError::Corrupt)
 }
 
+/// The value under `key` in `table` (a transaction's or a reader's),
+/// decoded with `decode`.
+fn get_decoded<T>(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8],
+    decode: impl FnOnce(&[u8]) -> Result<T, StoreError>,
+) -> Result<Option<T>, StoreError> {
+    table
+        .get(key)
+        .map_err(db)?
+        .map(|raw| decode(raw.value()))
+        .transpose()
+}
+
 /// [`Store`] on redb.
 pub struct RedbStore {
     db: redb::Database,
@@ -100,11 +114,7 @@ struct Tx<'t> {
 
 impl Tx<'_> {
     fn record(&self, rid: &RecipientId) -> Result<Option<MailboxRecord>, StoreError> {
-        self.m
-            .get(rid.as_slice())
-            .map_err(db)?
-            .map(|raw| decode_record(raw.value()))
-            .transpose()
+        get_decoded(&self.m, rid, decode_record)
     }
 
     fn put_record(&mut self, rid: &RecipientId, rec: &MailboxRecord) -> Result<(), StoreError> {
@@ -234,13 +244,7 @@ impl Tx<'_> {
 
     fn ack(&mut self, rid: &RecipientId, id: &EnvelopeId) -> Result<bool, StoreError> {
         let key = env_key(rid, seq_of(id));
-        let Some(stored) = self
-            .e
-            .get(key.as_slice())
-            .map_err(db)?
-            .map(|raw| StoredEnvelope::decode(raw.value()))
-            .transpose()?
-        else {
+        let Some(stored) = get_decoded(&self.e, &key, StoredEnvelope::decode)? else {
             return Ok(false);
         };
         // The random half must match too: IDs are not guessable.
@@ -296,13 +300,7 @@ impl Tx<'_> {
         id: &LinkId,
         doomed: impl FnOnce(&LinkRecord) -> bool,
     ) -> Result<bool, StoreError> {
-        let Some(link) = self
-            .l
-            .get(id.as_slice())
-            .map_err(db)?
-            .map(|raw| decode_link(raw.value()))
-            .transpose()?
-        else {
+        let Some(link) = get_decoded(&self.l, id, decode_link)? else {
             return Ok(false);
         };
         if !doomed(&link) {
@@ -312,48 +310,35 @@ impl Tx<'_> {
         self.totals.links = self.totals.links.saturating_sub(1);
         Ok(true)
     }
+}
 
-    /// One queued write; errors are the op's own (a failed write of the
-    /// whole transaction is reported by its commit).
-    fn apply(&mut self, op: &WriteOp) -> Result<Written, StoreError> {
-        match op {
-            WriteOp::Deposit {
-                recipient_id,
-                hour,
-                limits,
-                seal,
-            } => self
-                .put_envelope(recipient_id, *hour, limits, seal.as_ref())
-                .map(Written::Envelope),
-            WriteOp::Recipient {
-                recipient_id,
-                hour,
-                action,
-            } => {
-                self.touch(recipient_id, *hour)?;
-                match action {
-                    RecipientWrite::Touch => Ok(Written::Done),
-                    RecipientWrite::Ack(ids) => {
-                        let mut n = 0;
-                        for id in ids {
-                            n += u32::from(self.ack(recipient_id, id)?);
-                        }
-                        Ok(Written::Acked(n))
-                    }
-                    RecipientWrite::Secure(key) => {
-                        self.secure(recipient_id, key).map(|()| Written::Done)
-                    }
-                    RecipientWrite::Delete => self
-                        .delete_mailbox_if(recipient_id, |_| true)
-                        .and_then(|gone| {
-                            if gone {
-                                Ok(Written::Done)
-                            } else {
-                                Err(StoreError::NoMailbox)
-                            }
-                        }),
-                }
-            }
+impl OpWrites for Tx<'_> {
+    fn put_envelope(
+        &mut self,
+        rid: &RecipientId,
+        hour: Hour,
+        limits: &StoreLimits,
+        seal: &dyn Fn(&EnvelopeId) -> Vec<u8>,
+    ) -> Result<EnvelopeId, StoreError> {
+        Tx::put_envelope(self, rid, hour, limits, seal)
+    }
+
+    fn touch(&mut self, rid: &RecipientId, hour: Hour) -> Result<(), StoreError> {
+        Tx::touch(self, rid, hour)
+    }
+
+    fn ack(&mut self, rid: &RecipientId, id: &EnvelopeId) -> Result<bool, StoreError> {
+        Tx::ack(self, rid, id)
+    }
+
+    fn secure(&mut self, rid: &RecipientId, sender_pub: &[u8]) -> Result<(), StoreError> {
+        Tx::secure(self, rid, sender_pub)
+    }
+
+    fn delete_mailbox(&mut self, rid: &RecipientId) -> Result<(), StoreError> {
+        match self.delete_mailbox_if(rid, |_| true)? {
+            true => Ok(()),
+            false => Err(StoreError::NoMailbox),
         }
     }
 }
@@ -582,12 +567,7 @@ impl Store for RedbStore {
     }
 
     fn mailbox(&self, rid: &RecipientId) -> Result<Option<MailboxRecord>, StoreError> {
-        self.read(MAILBOXES, |t| {
-            t.get(rid.as_slice())
-                .map_err(db)?
-                .map(|raw| decode_record(raw.value()))
-                .transpose()
-        })
+        self.read(MAILBOXES, |t| get_decoded(t, rid, decode_record))
     }
 
     fn mailbox_by_sender(
@@ -602,11 +582,7 @@ impl Store for RedbStore {
         };
         let rid: RecipientId = rid.value().try_into().map_err(|_| StoreError::Corrupt)?;
         let m = read.open_table(MAILBOXES).map_err(db)?;
-        let rec = m
-            .get(rid.as_slice())
-            .map_err(db)?
-            .map(|raw| decode_record(raw.value()))
-            .transpose()?;
+        let rec = get_decoded(&m, &rid, decode_record)?;
         Ok(rec.map(|rec| (rid, rec)))
     }
 
@@ -619,10 +595,7 @@ impl Store for RedbStore {
     }
 
     fn delete_mailbox(&self, rid: &RecipientId) -> Result<(), StoreError> {
-        match self.write(|tx| tx.delete_mailbox_if(rid, |_| true))? {
-            true => Ok(()),
-            false => Err(StoreError::NoMailbox),
-        }
+        self.write(|tx| OpWrites::delete_mailbox(tx, rid))
     }
 
     fn put_envelope(
@@ -669,12 +642,7 @@ impl Store for RedbStore {
     }
 
     fn link(&self, id: &LinkId) -> Result<Option<LinkRecord>, StoreError> {
-        self.read(LINKS, |t| {
-            t.get(id.as_slice())
-                .map_err(db)?
-                .map(|raw| decode_link(raw.value()))
-                .transpose()
-        })
+        self.read(LINKS, |t| get_decoded(t, id, decode_link))
     }
 
     fn delete_link(&self, id: &LinkId, owner: &[u8]) -> Result<bool, StoreError> {
@@ -770,7 +738,7 @@ impl Store for RedbStore {
         let results = self.write(|tx| {
             let mut out = Vec::with_capacity(ops.len());
             for op in ops {
-                match tx.apply(op) {
+                match apply_op(tx, op) {
                     Err(e @ StoreError::Redb(_)) => return Err(e),
                     r => out.push(r),
                 }
