@@ -111,6 +111,57 @@ async fn close_all(mailboxes: Vec<Mailbox>) {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
+/// Keeps one signed deposit into `m`'s mailbox going through `client`
+/// for as long as `window` (the envelopes allowed to wait in the
+/// mailbox) gives permits; a permit comes back when its envelope is acked,
+/// or at once if the deposit failed.
+fn spawn_depositor(
+    tasks: &mut JoinSet<()>,
+    client: Arc<RelayClient>,
+    m: &Mailbox,
+    window: Arc<Semaphore>,
+    envelope: Bytes,
+) {
+    let (sender, sid) = (m.sender.clone(), m.ids.sender_id);
+    tasks.spawn(async move {
+        while let Ok(permit) = window.acquire().await {
+            permit.forget();
+            if client
+                .deposit(&sid, envelope.clone(), Some(&sender))
+                .await
+                .is_err()
+            {
+                window.add_permits(1);
+            }
+        }
+    });
+}
+
+/// Subscribes to `m`'s mailbox and hands every delivery to its acker
+/// ([`Mailbox::acker`], which calls `acked` with each batch confirmed)
+/// until `stop`.
+async fn spawn_receiver(
+    tasks: &mut JoinSet<()>,
+    m: &Mailbox,
+    stop: Arc<AtomicBool>,
+    acked: impl Fn(usize) + Send + 'static,
+) -> Result<(), BenchError> {
+    let mut sub = m.client.subscribe(&m.auth, &m.ids.recipient_id).await?;
+    let acks = m.acker(tasks, acked);
+    tasks.spawn(async move {
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(next) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await
+            else {
+                continue;
+            };
+            let Ok(Some(d)) = next else { break };
+            let _ = acks.send(d.envelope_id);
+        }
+        sub.close();
+    });
+    Ok(())
+}
+
 /// Envelopes delivered and acknowledged per second with `conns`
 /// connections, each keeping `in_flight` deposits going into its own
 /// mailbox (and at most 4 × `in_flight` envelopes waiting in it).
@@ -130,38 +181,20 @@ pub async fn throughput(
         let window = Arc::new(Semaphore::new(4 * in_flight));
         windows.push(window.clone());
         for _ in 0..in_flight {
-            let (client, sender, window) = (m.client.clone(), m.sender.clone(), window.clone());
-            let (sid, envelope) = (m.ids.sender_id, envelope.clone());
-            tasks.spawn(async move {
-                while let Ok(permit) = window.acquire().await {
-                    permit.forget();
-                    if client
-                        .deposit(&sid, envelope.clone(), Some(&sender))
-                        .await
-                        .is_err()
-                    {
-                        window.add_permits(1);
-                    }
-                }
-            });
+            spawn_depositor(
+                &mut tasks,
+                m.client.clone(),
+                m,
+                window.clone(),
+                envelope.clone(),
+            );
         }
-        let mut sub = m.client.subscribe(&m.auth, &m.ids.recipient_id).await?;
-        let (stop, done2) = (stop.clone(), done.clone());
-        let acks = m.acker(&mut tasks, move |n| {
-            done2.fetch_add(n as u64, Ordering::Relaxed);
+        let done = done.clone();
+        spawn_receiver(&mut tasks, m, stop.clone(), move |n| {
+            done.fetch_add(n as u64, Ordering::Relaxed);
             window.add_permits(n);
-        });
-        tasks.spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let Ok(next) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await
-                else {
-                    continue;
-                };
-                let Ok(Some(d)) = next else { break };
-                let _ = acks.send(d.envelope_id);
-            }
-            sub.close();
-        });
+        })
+        .await?;
     }
     let rate = crate::report::count_rate(&done, measure).await;
     stop.store(true, Ordering::Relaxed);
@@ -201,43 +234,21 @@ pub async fn one_mailbox(
     let envelope = Bytes::from(vec![0x5au8; ENVELOPE_SIZE]);
     for client in &clients {
         for _ in 0..in_flight {
-            let (client, sender, window) = (client.clone(), owner.sender.clone(), window.clone());
-            let (sid, envelope) = (owner.ids.sender_id, envelope.clone());
-            tasks.spawn(async move {
-                while let Ok(permit) = window.acquire().await {
-                    permit.forget();
-                    if client
-                        .deposit(&sid, envelope.clone(), Some(&sender))
-                        .await
-                        .is_err()
-                    {
-                        window.add_permits(1);
-                    }
-                }
-            });
+            spawn_depositor(
+                &mut tasks,
+                client.clone(),
+                &owner,
+                window.clone(),
+                envelope.clone(),
+            );
         }
     }
-    let mut sub = owner
-        .client
-        .subscribe(&owner.auth, &owner.ids.recipient_id)
-        .await?;
     let (done2, window2) = (done.clone(), window.clone());
-    let acks = owner.acker(&mut tasks, move |n| {
+    spawn_receiver(&mut tasks, &owner, stop.clone(), move |n| {
         done2.fetch_add(n as u64, Ordering::Relaxed);
         window2.add_permits(n);
-    });
-    let stop2 = stop.clone();
-    tasks.spawn(async move {
-        while !stop2.load(Ordering::Relaxed) {
-            let Ok(next) = tokio::time::timeout(Duration::from_millis(300), sub.next()).await
-            else {
-                continue;
-            };
-            let Ok(Some(d)) = next else { break };
-            let _ = acks.send(d.envelope_id);
-        }
-        sub.close();
-    });
+    })
+    .await?;
     let rate = crate::report::count_rate(&done, measure).await;
     stop.store(true, Ordering::Relaxed);
     window.close();
