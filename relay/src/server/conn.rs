@@ -49,22 +49,36 @@ struct Subscriptions {
 }
 
 /// The connections alive, weakly held: what [`super::Served`] reads. A
-/// connection adds itself when it starts; the dead are pruned then, so
-/// the list is as long as the connections alive, at most.
+/// connection adds itself when it starts; the dead are pruned once the
+/// list has doubled since the last pruning, so adding costs O(1) on
+/// average (pruning at every connection scanned the whole list each time:
+/// O(n²) for a burst of n connects) and the list holds at most twice the
+/// connections alive, plus 64.
 #[derive(Default)]
-pub(crate) struct Live(Mutex<Vec<std::sync::Weak<Connection>>>);
+pub(crate) struct Live(Mutex<LiveList>);
+
+#[derive(Default)]
+struct LiveList {
+    all: Vec<std::sync::Weak<Connection>>,
+    /// The length at which the next pruning happens.
+    prune_at: usize,
+}
 
 impl Live {
     fn add(&self, c: &Arc<Connection>) {
-        let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        all.retain(|w| w.strong_count() > 0);
-        all.push(Arc::downgrade(c));
+        let mut list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if list.all.len() >= list.prune_at {
+            list.all.retain(|w| w.strong_count() > 0);
+            list.prune_at = (2 * list.all.len()).max(64);
+        }
+        list.all.push(Arc::downgrade(c));
     }
 
     /// The subscriptions of each live connection.
     pub(crate) fn subscriptions(&self) -> Vec<Vec<RecipientId>> {
-        let all = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        all.iter()
+        let list = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        list.all
+            .iter()
             .filter_map(std::sync::Weak::upgrade)
             .map(|c| {
                 let subs = c.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
