@@ -83,7 +83,7 @@ const PER_CONNECTION_KIB: u64 = 256 + 2 * 256;
 /// stored: 30 MiB for 1,500 envelopes (23 MiB), 75 MB for 55 MB, and 125 MB
 /// for 182 MB, with sled (its `cache_capacity` of 64 MiB; it levelled off
 /// at 143 MB for 411 MB). The relay's store is redb now, with a 64 MiB
-/// cache (relay/src/store/redb_store.rs); the bound held with it. The
+/// cache (relay/src/store/redb_store/mod.rs); the bound held with it. The
 /// docs' memory bound (§8) leaves the store out.
 const STORE_KIB: u64 = 2 * DEPOSIT_CAP * ENVELOPE_SIZE as u64 / 1024;
 /// The bound on the relay's memory growth. It covers every stream the
